@@ -1,0 +1,48 @@
+"""molgen: molecular generative models with honest likelihoods and one evaluation pipeline.
+
+Public API (imported lazily so ``import molgen`` is fast in a notebook)::
+
+    model = molgen.train(model="transformer", data="moses", out="runs/tf", max_time=15)
+    model = molgen.load("runs/tf")
+    model.sample(1000, seed=0).smiles
+    model.score(["CCO", "c1ccccc1"])          # DataFrame, one row per input
+    molgen.Evaluator(reference="moses:test").evaluate(smiles)
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from molgen._version import __version__
+
+_LAZY = {
+    "train": ("molgen.api", "train"),
+    "load": ("molgen.api", "load"),
+    "list_models": ("molgen.api", "list_models"),
+    "Evaluator": ("molgen.metrics", "Evaluator"),
+    "Policy": ("molgen.chem", "Policy"),
+    "GenerativeModel": ("molgen.models.base", "GenerativeModel"),
+    "SampleResult": ("molgen.models.base", "SampleResult"),
+}
+
+__all__ = ["__version__", *_LAZY]
+
+if TYPE_CHECKING:  # pragma: no cover
+    from molgen.api import list_models, load, train
+    from molgen.chem import Policy
+    from molgen.metrics import Evaluator
+    from molgen.models.base import GenerativeModel, SampleResult
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        mod, attr = _LAZY[name]
+        value = getattr(importlib.import_module(mod), attr)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'molgen' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,0 +1,149 @@
+"""The one standardization / canonicalization policy used by training, scoring and every metric.
+
+Policy (written down once, stored in every saved model's metadata):
+
+1. Parse with RDKit and sanitize. Anything that fails is ``invalid_smiles``; nothing raises.
+2. Keep the largest fragment (by heavy-atom count, ties broken by canonical SMILES), so salts and
+   solvents (``CC(=O)O.[Na+]``) become the parent molecule. Switch: ``largest_fragment``.
+3. Optionally neutralize charges where a neutral form exists (``neutralize``; off by default because
+   zwitterions, nitro groups and quaternary N are real chemistry).
+4. Isotopes are kept (``keep_isotopes``), stereo is kept (``keep_stereo``) unless switched off.
+5. Output: RDKit canonical SMILES, aromatic form (``Chem.MolToSmiles`` defaults).
+
+The MOSES data has no stereo, salts or charges beyond real ones, so this default reproduces MOSES
+canonical strings exactly.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+
+from rdkit import Chem
+from rdkit.Chem.MolStandardize import rdMolStandardize
+
+from molgen.chem.rdlog import quiet_rdkit
+
+MAX_SMILES_CHARS = 10_000  # longer inputs are refused before RDKit sees them (hostile input guard)
+
+
+class Status(str, enum.Enum):
+    """Per-row outcome of standardization; scoring adds tokenizer/model statuses on top."""
+
+    OK = "ok"
+    INVALID = "invalid_smiles"
+    TOO_LONG = "too_long"
+    ERROR = "error"
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Standardization switches; ``Policy()`` is the project default."""
+
+    keep_stereo: bool = True
+    largest_fragment: bool = True
+    neutralize: bool = False
+    keep_isotopes: bool = True
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Policy:
+        return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
+
+    @property
+    def key(self) -> str:
+        """Short stable string for cache keys."""
+        return "".join(f"{k[0]}{int(v)}" for k, v in sorted(self.to_dict().items()))
+
+
+DEFAULT_POLICY = Policy()
+_uncharger = None
+
+
+def to_mol(smiles: str | None):
+    """RDKit molecule or None: never raises, never logs. Empty / None / non-strings give None."""
+    if not isinstance(smiles, str):
+        return None
+    s = smiles.strip()
+    if not s or len(s) > MAX_SMILES_CHARS:
+        return None
+    with quiet_rdkit():
+        try:
+            mol = Chem.MolFromSmiles(s)
+        except Exception:
+            return None
+    if mol is None or mol.GetNumAtoms() == 0:
+        return None
+    return mol
+
+
+def _largest_fragment(mol):
+    frags = Chem.GetMolFrags(mol, asMols=True, sanitizeFrags=False)
+    if len(frags) == 1:
+        return mol
+    return max(frags, key=lambda m: (m.GetNumHeavyAtoms(), Chem.MolToSmiles(m)))
+
+
+def standardize_mol(mol, policy: Policy = DEFAULT_POLICY):
+    """Apply the policy to an RDKit molecule; returns a new molecule or None."""
+    global _uncharger
+    if mol is None:
+        return None
+    with quiet_rdkit():
+        try:
+            if policy.largest_fragment:
+                mol = _largest_fragment(mol)
+            if policy.neutralize:
+                if _uncharger is None:
+                    _uncharger = rdMolStandardize.Uncharger()
+                mol = _uncharger.uncharge(mol)
+            if not policy.keep_isotopes:
+                mol = Chem.Mol(mol)
+                for atom in mol.GetAtoms():
+                    atom.SetIsotope(0)
+            if not policy.keep_stereo:
+                mol = Chem.Mol(mol)
+                Chem.RemoveStereochemistry(mol)
+            Chem.SanitizeMol(mol)
+        except Exception:
+            return None
+    return mol
+
+
+def mol_to_smiles(mol, policy: Policy = DEFAULT_POLICY) -> str | None:
+    if mol is None:
+        return None
+    with quiet_rdkit():
+        try:
+            return Chem.MolToSmiles(mol, isomericSmiles=policy.keep_stereo or policy.keep_isotopes)
+        except Exception:
+            return None
+
+
+def standardize(smiles: str | None, policy: Policy = DEFAULT_POLICY) -> tuple[str | None, Status]:
+    """Canonical SMILES under ``policy`` and a status; never raises."""
+    if not isinstance(smiles, str) or not smiles.strip():
+        return None, Status.INVALID
+    if len(smiles) > MAX_SMILES_CHARS:
+        return None, Status.TOO_LONG
+    try:
+        mol = standardize_mol(to_mol(smiles), policy)
+        out = mol_to_smiles(mol, policy)
+    except Exception:  # pragma: no cover - defensive: RDKit C++ errors surface as RuntimeError
+        return None, Status.ERROR
+    if not out:
+        return None, Status.INVALID
+    return out, Status.OK
+
+
+def canonicalize(smiles: str | None, policy: Policy = DEFAULT_POLICY) -> str | None:
+    """Canonical SMILES under ``policy`` or None for anything that does not parse."""
+    return standardize(smiles, policy)[0]
+
+
+def canonicalize_many(smiles: Iterable[str | None], policy: Policy = DEFAULT_POLICY) -> list[str | None]:
+    """Row-aligned canonical SMILES (None where invalid)."""
+    return [canonicalize(s, policy) for s in smiles]

@@ -1,0 +1,1 @@
+"""Data: the dataset catalog, SMILES file readers and the Lightning DataModule."""

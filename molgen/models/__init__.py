@@ -1,0 +1,1 @@
+"""Generators behind one interface (:class:`~molgen.models.base.GenerativeModel`)."""

@@ -1,0 +1,1 @@
+"""Reusable network parts (transformer backbone shared by the autoregressive and diffusion models)."""

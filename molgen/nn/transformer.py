@@ -1,0 +1,128 @@
+"""Pre-LN transformer backbone with SDPA attention and an optional preallocated KV cache.
+
+Used causally by the autoregressive model and bidirectionally by masked diffusion. GELU MLPs, no
+plain ReLU. Shapes: B batch, T time, D model width, H heads, Dh = D / H.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+@dataclass
+class BackboneConfig:
+    vocab_size: int
+    max_positions: int  # longest input sequence (incl. BOS)
+    d_model: int = 128
+    n_layers: int = 4
+    n_heads: int = 4
+    mlp_ratio: int = 4
+    dropout: float = 0.1
+    causal: bool = True
+
+
+class KVCache:
+    """Per-layer key/value buffers [B, H, max_T, Dh], filled one step at a time during sampling."""
+
+    def __init__(self, cfg: BackboneConfig, batch: int, device, dtype) -> None:
+        dh = cfg.d_model // cfg.n_heads
+        shape = (batch, cfg.n_heads, cfg.max_positions, dh)
+        self.k = [torch.empty(shape, device=device, dtype=dtype) for _ in range(cfg.n_layers)]
+        self.v = [torch.empty(shape, device=device, dtype=dtype) for _ in range(cfg.n_layers)]
+        self.length = 0
+
+
+class SelfAttention(nn.Module):
+    def __init__(self, cfg: BackboneConfig) -> None:
+        super().__init__()
+        self.n_heads = cfg.n_heads
+        self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model)
+        self.proj = nn.Linear(cfg.d_model, cfg.d_model)
+        self.dropout = cfg.dropout
+        self.causal = cfg.causal
+
+    def forward(self, x: Tensor, cache: KVCache | None = None, layer: int = 0,
+                key_padding_mask: Tensor | None = None) -> Tensor:
+        B, T, D = x.shape
+        q, k, v = self.qkv(x).split(D, dim=2)
+        q, k, v = (t.view(B, T, self.n_heads, D // self.n_heads).transpose(1, 2) for t in (q, k, v))  # [B,H,T,Dh]
+        p = self.dropout if self.training else 0.0
+        if cache is not None:
+            # Incremental decoding: write this step's keys/values, attend to everything so far.
+            t0 = cache.length
+            cache.k[layer][:, :, t0:t0 + T] = k
+            cache.v[layer][:, :, t0:t0 + T] = v
+            k, v = cache.k[layer][:, :, : t0 + T], cache.v[layer][:, :, : t0 + T]
+            causal = self.causal and T > 1
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=causal and t0 == 0)
+        elif key_padding_mask is not None and not self.causal:
+            mask = key_padding_mask[:, None, None, :]  # True = attend
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
+        else:
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=self.causal, dropout_p=p)
+        return self.proj(y.transpose(1, 2).reshape(B, T, D))
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: BackboneConfig) -> None:
+        super().__init__()
+        self.ln1 = nn.LayerNorm(cfg.d_model)
+        self.attn = SelfAttention(cfg)
+        self.ln2 = nn.LayerNorm(cfg.d_model)
+        self.mlp = nn.Sequential(
+            nn.Linear(cfg.d_model, cfg.mlp_ratio * cfg.d_model),
+            nn.GELU(),
+            nn.Linear(cfg.mlp_ratio * cfg.d_model, cfg.d_model),
+        )
+        self.drop = nn.Dropout(cfg.dropout)
+
+    def forward(self, x: Tensor, cache: KVCache | None = None, layer: int = 0,
+                key_padding_mask: Tensor | None = None) -> Tensor:
+        x = x + self.drop(self.attn(self.ln1(x), cache, layer, key_padding_mask))
+        return x + self.drop(self.mlp(self.ln2(x)))
+
+
+class TransformerBackbone(nn.Module):
+    """Token + learned position embeddings -> N pre-LN blocks -> final LN -> tied output logits."""
+
+    def __init__(self, cfg: BackboneConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.tok_emb = nn.Embedding(cfg.vocab_size, cfg.d_model)
+        self.pos_emb = nn.Embedding(cfg.max_positions, cfg.d_model)
+        self.drop = nn.Dropout(cfg.dropout)
+        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
+        self.ln_f = nn.LayerNorm(cfg.d_model)
+        self.apply(self._init)
+        # GPT-2 style: scale residual projections by depth so the residual stream starts small.
+        for name, p in self.named_parameters():
+            if name.endswith("attn.proj.weight") or name.endswith("mlp.2.weight"):
+                nn.init.normal_(p, 0.0, 0.02 / math.sqrt(2 * cfg.n_layers))
+
+    @staticmethod
+    def _init(m: nn.Module) -> None:
+        # N(0, 0.02) also for the tied embedding: N(0, 1) would give initial logits of size ~D.
+        if isinstance(m, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(m.weight, 0.0, 0.02)
+        if isinstance(m, nn.Linear) and m.bias is not None:
+            nn.init.zeros_(m.bias)
+
+    def forward(self, ids: Tensor, cache: KVCache | None = None,
+                key_padding_mask: Tensor | None = None) -> Tensor:
+        """ids [B, T] -> logits [B, T, V]. With a cache, positions continue from ``cache.length``."""
+        B, T = ids.shape
+        t0 = cache.length if cache is not None else 0
+        if t0 + T > self.cfg.max_positions:
+            raise ValueError(f"sequence of {t0 + T} positions exceeds max_positions={self.cfg.max_positions}")
+        pos = torch.arange(t0, t0 + T, device=ids.device)
+        x = self.drop(self.tok_emb(ids) + self.pos_emb(pos))
+        for i, block in enumerate(self.blocks):
+            x = block(x, cache, i, key_padding_mask)
+        if cache is not None:
+            cache.length += T
+        return self.ln_f(x) @ self.tok_emb.weight.T  # tied embeddings

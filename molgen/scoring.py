@@ -1,0 +1,138 @@
+"""Score a compound library by likelihood: one output row per input row, never a crash on one row.
+
+Columns: ``input, canonical, status, log_likelihood, nll_per_token, n_tokens, likelihood_kind``.
+``status`` is ``ok``, ``invalid_smiles``, ``oov_token:<tok>``, ``too_long`` or ``error`` (with the
+reason in the log). ``log_likelihood`` is log p in nats per molecule (NaN unless ``ok``);
+``nll_per_token`` is a secondary diagnostic (not comparable across representations).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from molgen.chem import Status, standardize
+from molgen.models.base import TooLongError
+from molgen.tokenizers.base import OOVError, TokenizeError
+
+log = logging.getLogger(__name__)
+COLUMNS = ["input", "canonical", "status", "log_likelihood", "nll_per_token", "n_tokens", "likelihood_kind"]
+
+
+def _prepare(model, smiles: str | None) -> tuple[str | None, str, Any, int]:
+    """(canonical, status, features, n_tokens) for one input row."""
+    canonical, status = standardize(smiles, model.policy)
+    if status is not Status.OK:
+        return canonical, status.value, None, 0
+    try:
+        feats = model.featurize(canonical)
+    except OOVError as e:
+        return canonical, f"oov_token:{e.token}", None, 0
+    except TooLongError:
+        return canonical, "too_long", None, 0
+    except TokenizeError:
+        return canonical, "invalid_smiles", None, 0
+    except Exception as e:  # featurizer bug or exotic input: keep the row, say error
+        log.warning("featurize failed for %r: %s", smiles, e)
+        return canonical, "error", None, 0
+    n_tok = len(feats) + 1 if isinstance(feats, (list, tuple)) else int(getattr(feats, "n_tokens", 0))
+    return canonical, "ok", feats, n_tok
+
+
+@torch.no_grad()
+def _score_batch(model, feats: list[Any], **kw: Any) -> np.ndarray:
+    batch = model.collate(feats)
+    batch = {k: v.to(model.device) if torch.is_tensor(v) else v for k, v in batch.items()}
+    return model.log_likelihood(batch, **kw).double().cpu().numpy()
+
+
+def score_smiles(model, smiles: Sequence[str | None], *, batch_size: int = 512, progress: bool = False,
+                 **kw: Any) -> pd.DataFrame:
+    """Row-aligned likelihood table for ``smiles`` (see module docstring)."""
+    model.require("log_likelihood")
+    was_training = model.training
+    model.eval()
+    rows = [_prepare(model, s) for s in smiles]
+    ll = np.full(len(rows), np.nan)
+    ok = [i for i, r in enumerate(rows) if r[1] == "ok"]
+    # Sort by length so batches carry little padding; results go back to their rows.
+    ok.sort(key=lambda i: rows[i][3])
+    status = [r[1] for r in rows]
+    it = range(0, len(ok), batch_size)
+    if progress:
+        from tqdm.auto import tqdm
+
+        it = tqdm(it, desc="scoring", unit="batch")
+    try:
+        for start in it:
+            idx = ok[start:start + batch_size]
+            try:
+                ll[idx] = _score_batch(model, [rows[i][2] for i in idx], **kw)
+            except Exception as e:  # a failing batch: retry row by row so one row cannot sink many
+                log.warning("batch scoring failed (%s); retrying row by row", e)
+                for i in idx:
+                    try:
+                        ll[i] = _score_batch(model, [rows[i][2]], **kw)[0]
+                    except Exception as e2:
+                        log.warning("scoring failed for %r: %s", smiles[i], e2)
+                        status[i] = "error"
+    finally:
+        model.train(was_training)
+    for i in ok:
+        if status[i] == "ok" and not math.isfinite(ll[i]):
+            status[i] = "error"  # NaN / -inf likelihood: say so instead of writing a number
+            ll[i] = np.nan
+    n_tok = np.array([r[3] if s == "ok" else 0 for r, s in zip(rows, status)], dtype=np.int64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        per_tok = np.where(n_tok > 0, -ll / np.maximum(n_tok, 1), np.nan)
+    kind = model.likelihood_label() if hasattr(model, "likelihood_label") else model.likelihood_kind
+    return pd.DataFrame({
+        "input": list(smiles), "canonical": [r[0] for r in rows], "status": status,
+        "log_likelihood": ll, "nll_per_token": per_tok, "n_tokens": n_tok, "likelihood_kind": kind,
+    }, columns=COLUMNS)
+
+
+def iter_score_file(model, source: str | Path, *, smiles_col: str | None = None, chunk_size: int = 10_000,
+                    batch_size: int = 512, **kw: Any) -> Iterator[pd.DataFrame]:
+    """Stream a file through the model chunk by chunk (memory stays flat on huge libraries)."""
+    from molgen.data.io import iter_smiles_batches
+
+    for chunk in iter_smiles_batches(source, smiles_col, batch_size=chunk_size):
+        yield score_smiles(model, chunk, batch_size=batch_size, **kw)
+
+
+def write_table(df_iter: Iterator[pd.DataFrame], out: str | Path) -> int:
+    """Write streamed tables to .csv / .tsv / .parquet; returns the number of rows written."""
+    out = Path(out)
+    n = 0
+    if out.suffix == ".parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        writer = None
+        try:
+            for df in df_iter:
+                table = pa.Table.from_pandas(df, preserve_index=False)
+                writer = writer or pq.ParquetWriter(out, table.schema)
+                writer.write_table(table)
+                n += len(df)
+        finally:
+            if writer is not None:
+                writer.close()
+        return n
+    sep = "\t" if out.suffix == ".tsv" else ","
+    first = True
+    for df in df_iter:
+        df.to_csv(out, sep=sep, index=False, mode="w" if first else "a", header=first)
+        first = False
+        n += len(df)
+    if first:
+        pd.DataFrame(columns=COLUMNS).to_csv(out, sep=sep, index=False)
+    return n
