@@ -126,7 +126,11 @@ def load_pretrained(path: str | Path, map_location: str = "cpu"):
         state = load_file(str(wfile), device=map_location)
     except (SafetensorError, OSError, ValueError) as e:
         raise ModelFormatError(f"{wfile} is corrupt or not a safetensors file: {e}") from None
-    missing, unexpected = model.load_state_dict(state, strict=False)
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError as e:  # shape mismatches
+        raise ModelFormatError(f"{wfile} does not match a {cfg['model']} with these init_args: "
+                               f"{str(e).splitlines()[-1].strip()}") from None
     if missing or unexpected:
         raise ModelFormatError(f"{wfile} does not match a {cfg['model']} with these init_args "
                                f"(missing {missing[:5]}, unexpected {unexpected[:5]})")

@@ -94,20 +94,23 @@ def standardize_mol(mol, policy: Policy = DEFAULT_POLICY):
         return None
     with quiet_rdkit():
         try:
+            changed = False
             if policy.largest_fragment:
-                mol = _largest_fragment(mol)
+                parent = _largest_fragment(mol)
+                changed, mol = parent is not mol, parent
             if policy.neutralize:
                 if _uncharger is None:
                     _uncharger = rdMolStandardize.Uncharger()
-                mol = _uncharger.uncharge(mol)
+                mol, changed = _uncharger.uncharge(mol), True
             if not policy.keep_isotopes:
-                mol = Chem.Mol(mol)
+                mol, changed = Chem.Mol(mol), True
                 for atom in mol.GetAtoms():
                     atom.SetIsotope(0)
             if not policy.keep_stereo:
-                mol = Chem.Mol(mol)
+                mol, changed = Chem.Mol(mol), True
                 Chem.RemoveStereochemistry(mol)
-            Chem.SanitizeMol(mol)
+            if changed:  # the parse already sanitized an unmodified molecule
+                Chem.SanitizeMol(mol)
         except Exception:
             return None
     return mol

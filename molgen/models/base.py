@@ -74,6 +74,8 @@ class GenerativeModel(L.LightningModule):
     name: ClassVar[str] = "base"
     capabilities: ClassVar[frozenset[str]] = frozenset()
     likelihood_kind: ClassVar[str | None] = None
+    #: True when ``featurize`` returns plain id lists that the DataModule may cache on disk.
+    featurize_cacheable: ClassVar[bool] = True
 
     def __init__(self, tokenizer: Tokenizer, policy: Policy = DEFAULT_POLICY, max_len: int = 100) -> None:
         super().__init__()
@@ -83,6 +85,7 @@ class GenerativeModel(L.LightningModule):
         self.policy = policy
         self.max_len = int(max_len)  # longest token string (without BOS/EOS) the model represents
         self.metadata: dict[str, Any] = {}
+        self.optim_config: dict[str, Any] = {"lr": 1e-3, "weight_decay": 0.01, "betas": (0.9, 0.98)}
 
     # --- what subclasses provide ---------------------------------------------------------------
     def config(self) -> dict[str, Any]:
@@ -97,6 +100,15 @@ class GenerativeModel(L.LightningModule):
                     **kw: Any) -> tuple[list[list[int]], Tensor | None]:
         raise CapabilityError(f"{self.name} cannot sample")
 
+    def configure_optimizers(self):
+        """AdamW; weight decay on matrices only (not on biases, norms, embeddings' positions)."""
+        decay = [p for n, p in self.named_parameters() if p.requires_grad and p.dim() >= 2]
+        no_decay = [p for n, p in self.named_parameters() if p.requires_grad and p.dim() < 2]
+        cfg = self.optim_config
+        return torch.optim.AdamW(
+            [{"params": decay, "weight_decay": cfg["weight_decay"]}, {"params": no_decay, "weight_decay": 0.0}],
+            lr=cfg["lr"], betas=tuple(cfg["betas"]))
+
     # --- featurization (overridable: a graph encoder needs more than ids) ------------------------
     def featurize(self, canonical_smiles: str) -> Any:
         """One model input for a canonical SMILES. Raises OOVError / TokenizeError / TooLongError."""
@@ -104,6 +116,10 @@ class GenerativeModel(L.LightningModule):
         if len(ids) > self.max_len:
             raise TooLongError(len(ids), self.max_len)
         return ids
+
+    def item_length(self, item: Any) -> int:
+        """Size of one featurized item (tokens), used to batch items of similar length together."""
+        return len(item)
 
     def collate(self, items: Sequence[Any]) -> dict[str, Tensor]:
         """Pad id lists into ``{"ids": [B, T] with BOS ... EOS PAD..., "lengths": [B]}``."""

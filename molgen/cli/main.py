@@ -1,0 +1,82 @@
+"""``molgen`` entry point: parses arguments, sets up logging, dispatches to a command module.
+
+Each command lives in its own module exposing ``add_arguments(parser)`` and ``run(args) -> int``;
+``main(argv)`` can be called in-process (tests do).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+import warnings
+
+from molgen._version import __version__
+
+# command name -> (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "train": ("molgen.cli.train", "train a generator on a SMILES dataset"),
+    "sample": ("molgen.cli.sample", "sample molecules from a trained model"),
+    "score": ("molgen.cli.score", "score a compound library by per-molecule log-likelihood"),
+    "evaluate": ("molgen.cli.evaluate", "evaluate a file of SMILES with the MOSES/GuacaMol metrics"),
+    "models": ("molgen.cli.inspect", "list the registered generator families"),
+    "info": ("molgen.cli.inspect", "describe a saved model directory"),
+    "quickstart": ("molgen.cli.quickstart", "train the quick-start model, sample it and evaluate it"),
+}
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The full parser; with ``only``, just that command's options are built (its module imported),
+    so ``molgen sample ...`` does not import what ``molgen train`` needs."""
+    parser = argparse.ArgumentParser(prog="molgen", description="Molecular generative modelling.")
+    parser.add_argument("--version", action="version", version=f"molgen {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (mod, help_) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_, description=help_)
+        p.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv: debug)")
+        p.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors, no progress bars")
+        if only is None or only == name:
+            module = importlib.import_module(mod)
+            getattr(module, f"add_{name}_arguments", getattr(module, "add_arguments", None))(p)
+    return parser
+
+
+def _setup_logging(verbose: int, quiet: bool) -> None:
+    level = logging.WARNING if quiet else (logging.DEBUG if verbose > 1 else logging.INFO)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", force=True)
+    # Lightning is chatty at INFO (tips, accelerator lines); keep it at WARNING unless -vv.
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
+        logging.getLogger(name).setLevel(logging.INFO if verbose > 1 else logging.WARNING)
+    if verbose < 2:
+        warnings.filterwarnings("ignore", module="lightning")
+        warnings.filterwarnings("ignore", category=UserWarning, module="torch")
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command = next((a for a in argv if not a.startswith("-")), None)
+    parser = build_parser(command if command in COMMANDS else None)
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return 2
+    _setup_logging(args.verbose, args.quiet)
+    module = importlib.import_module(COMMANDS[args.command][0])
+    run = getattr(module, f"run_{args.command}", getattr(module, "run", None))
+    try:
+        return int(run(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, FileNotFoundError, KeyError, NotImplementedError) as e:
+        # Expected user errors (bad path, corrupt model, unknown option): one clear line, no traceback.
+        if args.verbose > 1:
+            raise
+        msg = e.args[0] if isinstance(e, KeyError) and e.args else e
+        print(f"molgen {args.command}: error: {msg}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

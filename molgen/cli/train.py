@@ -1,0 +1,72 @@
+"""``molgen train``: train a generator; options override the YAML config, which overrides defaults."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def resolve_config(name: str | None) -> Path | None:
+    """A config path, or a bare name looked up in the repository's ``configs/`` folder."""
+    if name is None:
+        return None
+    p = Path(name)
+    if p.exists():
+        return p
+    from molgen.data.catalog import data_dir
+
+    for cand in (data_dir().parent / "configs" / name, data_dir().parent / "configs" / f"{name}.yaml"):
+        if cand.exists():
+            return cand
+    raise FileNotFoundError(f"config {name!r} not found (give a path or a name in configs/)")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from molgen.registry import MODELS, TOKENIZERS
+
+    p.add_argument("--model", choices=MODELS.names(), default=None, help="generator family (default transformer)")
+    p.add_argument("--data", default=None, help="'moses' (embedded), a catalog name or a .smi/.csv/.parquet/.sdf path")
+    p.add_argument("--smiles-col", default=None, help="SMILES column of a .csv/.parquet file")
+    p.add_argument("--val-data", default=None, help="validation set (default: moses:test for moses, else 10%% held out)")
+    p.add_argument("--out", required=True, help="output model directory")
+    p.add_argument("--config", default=None, help="YAML config (path or name in configs/)")
+    p.add_argument("--representation", choices=TOKENIZERS.names(), default=None)
+    p.add_argument("--max-epochs", type=int, default=None)
+    p.add_argument("--max-steps", type=int, default=None)
+    p.add_argument("--max-time", type=float, default=None, metavar="MINUTES", help="wall-clock budget for fitting")
+    p.add_argument("--subset", type=int, default=None, help="train on a random subset of N molecules")
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--accelerator", default=None, help="auto | cpu | gpu")
+    p.add_argument("--devices", default=None, help="number of devices (DDP beyond 1)")
+    p.add_argument("--precision", default=None, help="32-true | bf16-mixed | 16-mixed")
+    p.add_argument("--resume", default=None, help="Lightning checkpoint to resume from (OUT/checkpoints/last.ckpt)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="model argument, e.g. --set d_model=256 (YAML-parsed value); repeatable")
+
+
+def run(args: argparse.Namespace) -> int:
+    import yaml
+
+    from molgen.training.train import train
+
+    model_args = {}
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"--set expects KEY=VALUE, got {item!r}")
+        model_args[key.strip()] = yaml.safe_load(value)
+    opts = {k: getattr(args, k) for k in ("representation", "max_epochs", "max_steps", "max_time", "subset",
+                                          "batch_size", "lr", "seed", "accelerator", "precision", "smiles_col",
+                                          "val_data")}
+    if args.devices is not None:
+        opts["devices"] = int(args.devices) if str(args.devices).isdigit() else args.devices
+    opts["progress"] = not args.quiet
+    model = train(model=args.model, data=args.data, out=args.out, config=resolve_config(args.config),
+                  resume=args.resume, model_args=model_args, **opts)
+    summary = {"out": args.out, "model": model.name, **model.metadata.get("final", {}),
+               **{k: model.metadata["training"][k] for k in ("steps", "fit_seconds", "molecules_per_s")}}
+    print(json.dumps(summary, indent=1))
+    return 0

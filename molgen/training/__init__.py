@@ -1,0 +1,1 @@
+"""Training: the ``train`` entry point, optimizer/schedule, callbacks."""

@@ -1,0 +1,54 @@
+"""Shared fixtures: tiny data, tiny models (seconds to build), an isolated cache directory."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# Tiny per-family constructor arguments for the contract tests; every registered model needs one.
+TINY_MODEL_ARGS: dict[str, dict] = {
+    "transformer": {"d_model": 32, "n_layers": 2, "n_heads": 2, "dropout": 0.0},
+}
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_cache(tmp_path_factory):
+    """Keep test caches out of the user's ~/.cache/molgen."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("MOLGEN_CACHE", str(tmp_path_factory.mktemp("molgen-cache")))
+    yield
+    mp.undo()
+
+
+@pytest.fixture(scope="session")
+def moses_test_smiles() -> list[str]:
+    with gzip.open(ROOT / "data" / "moses" / "test.csv.gz", "rt") as f:
+        lines = f.read().splitlines()
+    return lines[1:2001]
+
+
+@pytest.fixture(scope="session")
+def tiny_train_smiles(moses_test_smiles) -> list[str]:
+    return moses_test_smiles[:600]
+
+
+@pytest.fixture(scope="session")
+def smiles_tokenizer(tiny_train_smiles):
+    from molgen.tokenizers.smiles import SmilesTokenizer
+
+    return SmilesTokenizer().fit(tiny_train_smiles)
+
+
+@pytest.fixture(scope="session")
+def trained_transformer(tmp_path_factory, tiny_train_smiles):
+    """A transformer trained for a few dozen steps through the real ``molgen.train`` path."""
+    import molgen
+
+    out = tmp_path_factory.mktemp("tf")
+    return molgen.train("transformer", data=tiny_train_smiles, out=out, max_steps=40, val_every=20,
+                        val_size=50, batch_size=32, lr=3e-3, warmup_steps=5, progress=False,
+                        precision="32-true", num_threads=1, model_args=TINY_MODEL_ARGS["transformer"])

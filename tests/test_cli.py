@@ -1,0 +1,76 @@
+"""CLI commands run in-process through ``molgen.cli.main.main``."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from molgen.cli.main import main
+
+
+@pytest.fixture(scope="module")
+def model_dir(trained_transformer, tmp_path_factory):
+    d = tmp_path_factory.mktemp("cli") / "model"
+    trained_transformer.save_pretrained(d)
+    return d
+
+
+def test_models_lists_the_registry(capsys):
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    assert "transformer" in out and "exact" in out
+    assert main(["models", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert {"name": "transformer", "likelihood_kind": "exact"}.items() <= rows[0].items()
+
+
+def test_info(model_dir, capsys):
+    assert main(["info", str(model_dir), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["model"] == "transformer" and info["likelihood_kind"] == "exact"
+    assert info["representation"] == "smiles"
+
+
+def test_sample_writes_n_lines(model_dir, tmp_path):
+    out = tmp_path / "s.smi"
+    assert main(["sample", "--model", str(model_dir), "-n", "37", "-o", str(out), "--seed", "1", "-q"]) == 0
+    lines = out.read_text().splitlines()
+    assert len(lines) == 37
+    out2 = tmp_path / "s2.smi"
+    main(["sample", "--model", str(model_dir), "-n", "37", "-o", str(out2), "--seed", "1", "-q"])
+    assert out2.read_text().splitlines() == lines
+    csv = tmp_path / "s.csv"
+    main(["sample", "--model", str(model_dir), "-n", "5", "-o", str(csv), "-q"])
+    assert list(pd.read_csv(csv).columns[:3]) == ["smiles", "canonical", "valid"]
+
+
+def test_score_keeps_every_row_in_order(model_dir, tmp_path, tiny_train_smiles):
+    lib = tmp_path / "lib.smi"
+    rows = [tiny_train_smiles[0], "xx(", "", tiny_train_smiles[1], "CC[Se]"]
+    lib.write_text("\n".join(rows) + "\n")
+    out = tmp_path / "scores.csv"
+    assert main(["score", str(lib), "--model", str(model_dir), "-o", str(out), "-q"]) == 0
+    df = pd.read_csv(out, keep_default_na=False)
+    assert df.status.tolist() == ["ok", "invalid_smiles", "invalid_smiles", "ok", "oov_token:[Se]"]
+    assert df.input.tolist()[:2] == rows[:2]
+
+
+def test_train_in_process(tmp_path, tiny_train_smiles, capsys):
+    data = tmp_path / "train.smi"
+    data.write_text("\n".join(tiny_train_smiles[:200]) + "\n")
+    out = tmp_path / "m"
+    rc = main(["train", "--model", "transformer", "--data", str(data), "--out", str(out), "--max-steps", "3",
+               "--batch-size", "16", "--representation", "selfies", "--set", "d_model=16", "--set", "n_layers=1",
+               "--set", "n_heads=2", "-q"])
+    assert rc == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["steps"] == 3 and summary["likelihood_kind"] == "exact"
+    assert json.loads((out / "config.json").read_text())["init_args"]["d_model"] == 16
+    assert json.loads((out / "tokenizer.json").read_text())["name"] == "selfies"
+
+
+def test_user_errors_are_one_line_not_a_traceback(tmp_path, capsys):
+    assert main(["info", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "error" in err and "config.json is missing" in err and "Traceback" not in err
+    assert main(["train", "--out", str(tmp_path / "x"), "--config", "no-such-config"]) == 2
