@@ -29,10 +29,10 @@ _LAZY = {
 __all__ = ["__version__", *_LAZY]
 
 if TYPE_CHECKING:  # pragma: no cover
-    from molgen.api import list_models, load, train
-    from molgen.chem import Policy
-    from molgen.metrics import Evaluator
-    from molgen.models.base import GenerativeModel, SampleResult
+    from molgen.api import list_models, load, train  # noqa: F401
+    from molgen.chem import Policy  # noqa: F401
+    from molgen.metrics import Evaluator  # noqa: F401
+    from molgen.models.base import GenerativeModel, SampleResult  # noqa: F401
 
 
 def __getattr__(name: str) -> Any:

@@ -64,7 +64,8 @@ class Registry(Generic[T]):
         return _norm(name) in self._items
 
 
-MODELS: Registry = Registry("model", ("molgen.models.transformer",))
+MODELS: Registry = Registry("model", ("molgen.models.transformer", "molgen.models.vae"))
 TOKENIZERS: Registry = Registry("tokenizer", ("molgen.tokenizers.smiles", "molgen.tokenizers.selfies"))
-ENCODERS: Registry = Registry("encoder", ())
-PRIORS: Registry = Registry("prior", ())
+ENCODERS: Registry = Registry("encoder", ("molgen.encoders.sequence", "molgen.encoders.graph"))
+PRIORS: Registry = Registry("prior", ("molgen.models.priors",))
+FEATURIZERS: Registry = Registry("featurizer", ("molgen.featurizers.graph",))

@@ -74,3 +74,17 @@ def test_user_errors_are_one_line_not_a_traceback(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "error" in err and "config.json is missing" in err and "Traceback" not in err
     assert main(["train", "--out", str(tmp_path / "x"), "--config", "no-such-config"]) == 2
+
+
+def test_training_resumes_from_its_lightning_checkpoint(tmp_path, tiny_train_smiles, capsys):
+    data = tmp_path / "train.smi"
+    data.write_text("\n".join(tiny_train_smiles[:200]) + "\n")
+    out = tmp_path / "m"
+    common = ["train", "--data", str(data), "--out", str(out), "--batch-size", "16", "--set", "d_model=16",
+              "--set", "n_layers=1", "--set", "n_heads=2", "-q"]
+    assert main([*common, "--max-steps", "2"]) == 0
+    ckpt = out / "checkpoints" / "last.ckpt"
+    assert ckpt.exists()
+    capsys.readouterr()
+    assert main([*common, "--max-steps", "5", "--resume", str(ckpt)]) == 0
+    assert json.loads(capsys.readouterr().out)["steps"] == 5

@@ -36,7 +36,7 @@ def test_directory_layout_and_metadata(saved):
 
 
 def test_missing_directory_or_config(tmp_path):
-    with pytest.raises(ModelFormatError, match="config.json is missing"):
+    with pytest.raises(ModelFormatError, match=r"config\.json is missing"):
         load_pretrained(tmp_path)
 
 

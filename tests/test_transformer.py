@@ -54,7 +54,7 @@ def test_sampled_log_likelihood_matches_scoring_the_samples():
 
 
 def test_kv_cache_sampling_equals_full_recomputation():
-    tok, model = _tiny(max_len=6)
+    _tok, model = _tiny(max_len=6)
     a = model.sample(300, seed=7, use_cache=True)
     b = model.sample(300, seed=7, use_cache=False)
     assert a.smiles == b.smiles
@@ -72,7 +72,7 @@ def test_samples_follow_the_model_distribution():
 
 
 def test_seed_makes_sampling_reproducible_and_temperature_changes_it():
-    tok, model = _tiny()
+    _tok, model = _tiny()
     assert model.sample(50, seed=3).smiles == model.sample(50, seed=3).smiles
     assert model.sample(50, seed=3).smiles != model.sample(50, seed=4).smiles
     cold = model.sample(500, seed=3, temperature=0.3)
@@ -83,7 +83,7 @@ def test_seed_makes_sampling_reproducible_and_temperature_changes_it():
 
 
 def test_eos_is_forced_at_max_len_and_specials_never_sampled():
-    tok, model = _tiny(max_len=3)
+    _tok, model = _tiny(max_len=3)
     res = model.sample(500, seed=0)
     assert max(len(s) for s in res.smiles) <= 3
     assert all("<" not in s for s in res.smiles)

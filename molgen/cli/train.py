@@ -43,6 +43,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--devices", default=None, help="number of devices (DDP beyond 1)")
     p.add_argument("--precision", default=None, help="32-true | bf16-mixed | 16-mixed")
     p.add_argument("--resume", default=None, help="Lightning checkpoint to resume from (OUT/checkpoints/last.ckpt)")
+    p.add_argument("--encoder", default=None, help="VAE encoder: sequence | graph (a model argument)")
+    p.add_argument("--prior", default=None, help="VAE prior: gaussian | mog | vamp (a model argument)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="model argument, e.g. --set d_model=256 (YAML-parsed value); repeatable")
 
@@ -58,6 +60,9 @@ def run(args: argparse.Namespace) -> int:
         if not sep:
             raise ValueError(f"--set expects KEY=VALUE, got {item!r}")
         model_args[key.strip()] = yaml.safe_load(value)
+    for key in ("encoder", "prior"):
+        if getattr(args, key, None) is not None:
+            model_args[key] = getattr(args, key)
     opts = {k: getattr(args, k) for k in ("representation", "max_epochs", "max_steps", "max_time", "subset",
                                           "batch_size", "lr", "seed", "accelerator", "precision", "smiles_col",
                                           "val_data")}

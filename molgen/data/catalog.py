@@ -91,7 +91,7 @@ def download(url: str, dest: Path, sha256: str) -> Path:
     dest.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=dest.parent, delete=False) as tmp:
         tmp_path = Path(tmp.name)
-        with urllib.request.urlopen(url, timeout=60) as r:  # noqa: S310 - catalog URLs only
+        with urllib.request.urlopen(url, timeout=60) as r:
             shutil.copyfileobj(r, tmp)
     try:
         verify(tmp_path, sha256)

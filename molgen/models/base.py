@@ -142,8 +142,10 @@ class GenerativeModel(L.LightningModule):
             raise ValueError("temperature must be > 0 (argmax decoding is a different sampler)")
         was_training = self.training
         self.eval()
+        if seed is None:  # still reproducible afterwards: the drawn seed is recorded in .info
+            seed = int(torch.randint(0, 2**62, (1,)).item())
         g = torch.Generator(device=self.device)
-        g.manual_seed(int(seed) if seed is not None else int(torch.seed() % (2**63)))
+        g.manual_seed(int(seed))
         bs = batch_size or 1024
         ids: list[list[int]] = []
         lls: list[Tensor] = []

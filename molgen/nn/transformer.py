@@ -55,11 +55,13 @@ class SelfAttention(nn.Module):
         if cache is not None:
             # Incremental decoding: write this step's keys/values, attend to everything so far.
             t0 = cache.length
+            if self.causal and T > 1 and t0 > 0:
+                raise ValueError("a cached causal step takes one new position at a time after the prompt")
             cache.k[layer][:, :, t0:t0 + T] = k
             cache.v[layer][:, :, t0:t0 + T] = v
             k, v = cache.k[layer][:, :, : t0 + T], cache.v[layer][:, :, : t0 + T]
-            causal = self.causal and T > 1
-            y = F.scaled_dot_product_attention(q, k, v, is_causal=causal and t0 == 0)
+            # one query attends to every cached key: no mask; a multi-token prompt at t0 = 0 is causal
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=self.causal and T > 1)
         elif key_padding_mask is not None and not self.causal:
             mask = key_padding_mask[:, None, None, :]  # True = attend
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
@@ -115,7 +117,7 @@ class TransformerBackbone(nn.Module):
     def forward(self, ids: Tensor, cache: KVCache | None = None,
                 key_padding_mask: Tensor | None = None) -> Tensor:
         """ids [B, T] -> logits [B, T, V]. With a cache, positions continue from ``cache.length``."""
-        B, T = ids.shape
+        _B, T = ids.shape
         t0 = cache.length if cache is not None else 0
         if t0 + T > self.cfg.max_positions:
             raise ValueError(f"sequence of {t0 + T} positions exceeds max_positions={self.cfg.max_positions}")

@@ -133,12 +133,14 @@ def build_model(name: str, tokenizer, policy: Policy, max_len: int, model_args: 
     return MODELS.get(name)(tokenizer, policy, max_len=max_len, **model_args)
 
 
-def train(model: str = "transformer", data: SmilesSource = "moses", out: str | Path | None = None, *,
+def train(model: str | None = None, data: SmilesSource | None = None, out: str | Path | None = None, *,
           config: str | Path | dict | None = None, resume: str | Path | None = None, **options: Any):
     """Train a generator and write its portable directory to ``out``; returns the trained model.
 
-    ``options`` are the keys of :data:`DEFAULTS` (e.g. ``max_time=15`` minutes, ``subset=100_000``,
-    ``representation="selfies"``); anything else is passed to the model (``d_model=256``).
+    Precedence: explicit arguments > ``config`` (YAML path or dict) > :data:`DEFAULTS` (transformer on
+    the embedded MOSES data). ``options`` are the keys of :data:`DEFAULTS` (e.g. ``max_time=15``
+    minutes, ``subset=100_000``, ``representation="selfies"``); anything else is passed to the model
+    constructor (``d_model=256``, ``encoder="graph"``).
     """
     import lightning as L
     import torch
@@ -148,16 +150,7 @@ def train(model: str = "transformer", data: SmilesSource = "moses", out: str | P
     from molgen.registry import TOKENIZERS
     from molgen.training.callbacks import Throughput, WarmupCosine
 
-    explicit = {k: v for k, v in options.items()}
-    if model is not None:
-        explicit.setdefault("model", model)
-    if data is not None:
-        explicit.setdefault("data", data)
-    cfg_model = None
-    if config is not None:
-        cfg_model = (load_config(config) if not isinstance(config, dict) else config).get("model")
-    if cfg_model and options.get("model") is None and model == "transformer":
-        explicit["model"] = cfg_model  # a config's model wins over the function default
+    explicit = dict(options, model=model, data=data)
     opts = resolve_options(config, **explicit)
     out = Path(out or opts.get("out") or f"runs/{opts['model']}-{datetime.now():%Y%m%d-%H%M%S}")
     out.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,1 @@
+"""Featurizers beyond token ids: molecule <-> PyG graph (``molgen.featurizers.graph``)."""

@@ -1,0 +1,160 @@
+"""The VAE: collapse alarms, bounds, encoders, priors, API, persistence, CLI."""
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+import molgen
+from molgen.models.vae import CollapseWarning, VAEModel
+from molgen.tokenizers.selfies import SelfiesTokenizer
+
+TINY = dict(d_z=8, n_components=4, emb_dim=16, enc_hidden=32, dec_hidden=64, iwae_k=8, iwae_chunk=8,
+            elbo_samples=2, eval_kl_samples=16, diag_size=200)
+NO_GUARDS = dict(kl_anneal="none", free_bits=0.0, word_dropout=0.0, aggressive="off", reseed_dead=False)
+GUARDS = dict(kl_anneal="cyclical", free_bits=4.0, word_dropout=0.5, aggressive="off", reseed_dead=True)
+
+
+def _train(smiles, out, steps=300, **model_args):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        m = molgen.train("vae", data=smiles, out=out, max_steps=steps, val_every=max(1, steps // 2), val_size=200,
+                         batch_size=32, lr=1e-2, warmup_steps=5, progress=False, precision="32-true",
+                         num_threads=1, representation="selfies", seed=0, model_args={**TINY, **model_args})
+    return m, [w for w in caught if issubclass(w.category, CollapseWarning)]
+
+
+@pytest.fixture(scope="module")
+def collapsed(tmp_path_factory, tiny_train_smiles):
+    """Built to collapse: strong autoregressive decoder, beta = 1 from step 0, no safeguards."""
+    return _train(tiny_train_smiles, tmp_path_factory.mktemp("vae-collapse"), prior="gaussian", **NO_GUARDS)
+
+
+@pytest.fixture(scope="module")
+def guarded(tmp_path_factory, tiny_train_smiles):
+    """The same model and data with the safeguards on."""
+    return _train(tiny_train_smiles, tmp_path_factory.mktemp("vae-guard"), prior="gaussian", **GUARDS)
+
+
+def test_collapse_configuration_raises_the_collapse_warning(collapsed):
+    model, alarms = collapsed
+    last = model.diagnostics_history[-1]
+    assert last["posterior_collapse"] and last["mi"] < 0.2 and last["kl"] < 0.5
+    assert any("posterior collapse" in str(w.message) for w in alarms)
+
+
+def test_same_model_with_safeguards_does_not_collapse(guarded):
+    model, alarms = guarded
+    last = model.diagnostics_history[-1]
+    assert not last["posterior_collapse"] and last["mi"] > 1.0
+    assert last["active_units"] == model.d_z
+    assert not alarms, [str(w.message) for w in alarms]
+
+
+def test_diagnostics_are_logged_and_plotted(guarded):
+    model, _ = guarded
+    assert len(model.diagnostics_history) == 2
+    root = model.trainer.log_dir if model._trainer else None
+    assert root is not None
+    from pathlib import Path
+
+    assert (Path(root) / "vae_diagnostics.png").exists() and (Path(root) / "vae_diagnostics.json").exists()
+    for key in ("rec", "kl", "elbo", "active_units", "mi", "mi_cap", "marginal_kl"):
+        assert key in model.diagnostics_history[-1]
+
+
+def test_iwae_bound_is_above_the_elbo_and_grows_with_k(guarded, tiny_train_smiles):
+    model, _ = guarded
+    smiles = tiny_train_smiles[:100]
+    elbo = model.score(smiles, kind="elbo").log_likelihood.mean()
+    iw = {k: model.score(smiles, k=k).log_likelihood.mean() for k in (1, 8, 64)}
+    assert abs(iw[1] - elbo) < 1.0  # IWAE-1 is an unbiased ELBO estimate
+    assert iw[64] > iw[8] > iw[1]
+    assert iw[64] >= elbo
+    df = model.score(smiles[:3], k=16)
+    assert (df.likelihood_kind == "iwae-16").all()
+    assert (model.score(smiles[:3], kind="elbo").likelihood_kind == "elbo").all()
+    assert (model.score(smiles[:3]).likelihood_kind == f"iwae-{model.hp['iwae_k']}").all()
+
+
+def test_scores_are_deterministic_given_the_seed(guarded, tiny_train_smiles):
+    model, _ = guarded
+    a = model.score(tiny_train_smiles[:5]).log_likelihood.to_numpy()
+    b = model.score(tiny_train_smiles[:5]).log_likelihood.to_numpy()
+    c = model.score(tiny_train_smiles[:5], seed=1).log_likelihood.to_numpy()
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+
+
+def test_encode_decode_and_interpolate(guarded, tiny_train_smiles):
+    model, _ = guarded
+    mu = model.encode([*tiny_train_smiles[:4], "not a molecule"])
+    assert mu.shape == (5, model.d_z) and torch.isfinite(mu[:4]).all() and torch.isnan(mu[4]).all()
+    res = model.decode(mu[:4], seed=0)
+    assert res.sampler == "ancestral" and len(res.smiles) == 4
+    greedy = model.decode(mu[:4], greedy=True)
+    assert greedy.sampler == "greedy" and greedy.info["decoder"] == "argmax"
+    assert greedy.smiles == model.decode(mu[:4], greedy=True).smiles  # argmax ignores the seed
+    df = model.interpolate(tiny_train_smiles[0], tiny_train_smiles[1], n_steps=5)
+    assert list(df.t) == pytest.approx([0, 0.25, 0.5, 0.75, 1]) and len(df) == 5
+
+
+def test_beta_schedules():
+    tok = SelfiesTokenizer().fit(["CCO", "c1ccccc1"])
+    cyc = VAEModel(tok, max_len=20, **TINY)
+    cyc._progress = lambda: 0.0
+    assert cyc.beta() == 0.0
+    cyc._progress = lambda: 0.0625  # a quarter into the first of 4 cycles: half of the ramp (R = 0.5)
+    assert cyc.beta() == pytest.approx(0.5)
+    cyc._progress = lambda: 0.2
+    assert cyc.beta() == 1.0
+    cyc._progress = lambda: 0.25
+    assert cyc.beta() == 0.0
+    cyc._progress = lambda: 1.0
+    assert cyc.beta() == 1.0  # training ends at beta = 1
+    assert VAEModel(tok, max_len=20, **{**TINY, "kl_anneal": "none"}).beta() == 1.0
+
+
+def test_dead_mixture_components_are_reseeded(tiny_train_smiles):
+    tok = SelfiesTokenizer().fit(tiny_train_smiles[:50])
+    m = VAEModel(tok, max_len=60, prior="mog", **{**TINY, "n_components": 4})
+    mu = torch.randn(100, m.d_z) * 0.1
+    buf = {"mu": mu, "h": torch.randn(100, 32)}
+    diag = {"usage": [0.97, 0.01, 0.01, 0.01]}
+    before = m.prior.means.detach().clone()
+    assert m.reseed_dead_components(buf, diag) == 3
+    after = m.prior.means.detach()
+    assert torch.equal(after[0], before[0])
+    assert all(any(torch.allclose(after[k], mu[i]) for i in range(100)) for k in (1, 2, 3))
+
+
+@pytest.mark.parametrize("encoder", ["sequence", "graph"])
+@pytest.mark.parametrize("prior", ["mog", "vamp"])
+def test_encoders_and_priors_are_one_switch(encoder, prior, tiny_train_smiles, tmp_path):
+    m = molgen.train("vae", data=tiny_train_smiles[:200], out=tmp_path / "m", max_steps=6, val_every=3,
+                     val_size=40, batch_size=32, progress=False, precision="32-true", num_threads=1,
+                     representation="selfies", encoder=encoder, prior=prior, **TINY)
+    assert m.hp["encoder"] == encoder and m.hp["prior"] == prior
+    assert len(m.diagnostics_history) == 2 and "usage_perplexity" in m.diagnostics_history[-1]
+    back = VAEModel.from_pretrained(tmp_path / "m")
+    assert back.config() == m.config()
+    assert back.sample(8, seed=3).smiles == m.sample(8, seed=3).smiles
+    a = m.score(tiny_train_smiles[:6]).log_likelihood
+    b = back.score(tiny_train_smiles[:6]).log_likelihood
+    assert np.allclose(a, b) and np.isfinite(a).all()
+
+
+def test_cli_train_vae_with_graph_encoder(tiny_train_smiles, tmp_path):
+    from molgen.cli.main import main
+
+    data = tmp_path / "train.smi"
+    data.write_text("\n".join(tiny_train_smiles[:120]) + "\n")
+    sets = [x for k, v in TINY.items() for x in ("--set", f"{k}={v}")]
+    rc = main(["train", "--model", "vae", "--encoder", "graph", "--prior", "gaussian", "--data", str(data),
+               "--out", str(tmp_path / "m"), "--max-steps", "3", "--batch-size", "32", "--representation",
+               "selfies", "-q", *sets])
+    assert rc == 0
+    m = molgen.load(tmp_path / "m") if hasattr(molgen, "load") else VAEModel.from_pretrained(tmp_path / "m")
+    assert m.hp["encoder"] == "graph" and m.hp["prior"] == "gaussian"
+    assert math.isfinite(float(m.score(["CCO"]).log_likelihood[0]))
