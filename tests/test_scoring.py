@@ -53,7 +53,7 @@ def test_nan_likelihood_becomes_an_error_row(trained_transformer, tiny_train_smi
 def test_stream_scoring_of_a_file_writes_every_row(trained_transformer, tiny_train_smiles, tmp_path):
     from molgen.scoring import iter_score_file, write_table
 
-    rows = tiny_train_smiles[:25] + ["garbage", ""] + tiny_train_smiles[25:30]
+    rows = [*tiny_train_smiles[:25], "garbage", "", *tiny_train_smiles[25:30]]
     src = tmp_path / "lib.csv"
     pd.DataFrame({"id": range(len(rows)), "smi": rows}).to_csv(src, index=False)
     for out in (tmp_path / "out.csv", tmp_path / "out.parquet"):

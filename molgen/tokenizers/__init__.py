@@ -1,5 +1,5 @@
 """String representations: SMILES (atom-level regex) and SELFIES tokenizers with a shared interface."""
 
-from molgen.tokenizers.base import OOVError, Tokenizer, TokenizeError, load_tokenizer
+from molgen.tokenizers.base import OOVError, TokenizeError, Tokenizer, load_tokenizer
 
 __all__ = ["OOVError", "TokenizeError", "Tokenizer", "load_tokenizer"]

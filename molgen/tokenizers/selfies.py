@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import selfies as sf
 
 from molgen.registry import TOKENIZERS
-from molgen.tokenizers.base import Tokenizer, TokenizeError
+from molgen.tokenizers.base import TokenizeError, Tokenizer
 
 
 @TOKENIZERS.register("selfies")

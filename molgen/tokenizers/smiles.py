@@ -11,7 +11,7 @@ import re
 from collections.abc import Sequence
 
 from molgen.registry import TOKENIZERS
-from molgen.tokenizers.base import Tokenizer, TokenizeError
+from molgen.tokenizers.base import TokenizeError, Tokenizer
 
 SMILES_REGEX = re.compile(
     r"(\[[^\]]+]|Br?|Cl?|N|O|S|P|F|I|b|c|n|o|s|p|\(|\)|\.|=|#|-|\+|\\|\/|:|~|@|\?|>|\*|\$|%[0-9]{2}|[0-9])"
