@@ -86,6 +86,11 @@ class GenerativeModel(L.LightningModule):
         self.max_len = int(max_len)  # longest token string (without BOS/EOS) the model represents
         self.metadata: dict[str, Any] = {}
         self.optim_config: dict[str, Any] = {"lr": 1e-3, "weight_decay": 0.01, "betas": (0.9, 0.98)}
+        # Token ids that are never emitted (pad, bos, unk): with them at probability 0 and <eos> forced
+        # after max_len symbols, every string decoder is a proper distribution over strings.
+        banned = torch.zeros(tokenizer.vocab_size, dtype=torch.bool)
+        banned[[tokenizer.pad_id, tokenizer.bos_id, tokenizer.unk_id]] = True
+        self.register_buffer("banned", banned, persistent=False)
 
     # --- what subclasses provide ---------------------------------------------------------------
     def config(self) -> dict[str, Any]:
@@ -124,6 +129,20 @@ class GenerativeModel(L.LightningModule):
     def collate(self, items: Sequence[Any]) -> dict[str, Tensor]:
         """Pad id lists into ``{"ids": [B, T] with BOS ... EOS PAD..., "lengths": [B]}``."""
         return collate_ids(items, self.tokenizer)
+
+    def next_token_log_probs(self, logits: Tensor, n_emitted: Tensor | int) -> Tensor:
+        """Normalized next-token log-probs with banned ids removed and <eos> forced at max_len.
+
+        ``n_emitted`` is the number of symbols already emitted (an int, or a tensor broadcastable to
+        ``logits.shape[:-1]``).
+        """
+        logits = logits.float().masked_fill(self.banned, float("-inf"))
+        at_max = torch.as_tensor(n_emitted, device=logits.device) >= self.max_len
+        if bool(at_max.any()):
+            only_eos = torch.full_like(logits, float("-inf"))
+            only_eos[..., self.tokenizer.eos_id] = 0.0
+            logits = torch.where(at_max.unsqueeze(-1), only_eos, logits)
+        return torch.log_softmax(logits, dim=-1)
 
     # --- public API ----------------------------------------------------------------------------
     def require(self, capability: str) -> None:

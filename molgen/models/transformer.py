@@ -41,24 +41,11 @@ class TransformerModel(GenerativeModel):
         self.net = TransformerBackbone(BackboneConfig(
             vocab_size=tokenizer.vocab_size, max_positions=max_len + 1, d_model=d_model,
             n_layers=n_layers, n_heads=n_heads, dropout=dropout, causal=True))
-        # Ids that never appear as outputs: pad, bos, unk.
-        banned = torch.zeros(tokenizer.vocab_size, dtype=torch.bool)
-        banned[[tokenizer.pad_id, tokenizer.bos_id, tokenizer.unk_id]] = True
-        self.register_buffer("banned", banned, persistent=False)
 
     def config(self) -> dict[str, Any]:
         return {"max_len": self.max_len, **self.hp}
 
     # --- distribution --------------------------------------------------------------------------
-    def _log_probs(self, logits: Tensor, n_emitted: Tensor | int) -> Tensor:
-        """Normalized next-token log-probs with banned ids removed and <eos> forced at max_len."""
-        logits = logits.float().masked_fill(self.banned, float("-inf"))
-        at_max = torch.as_tensor(n_emitted, device=logits.device) >= self.max_len
-        if bool(at_max.any()):
-            only_eos = torch.full_like(logits, float("-inf"))
-            only_eos[..., self.tokenizer.eos_id] = 0.0
-            logits = torch.where(at_max.unsqueeze(-1), only_eos, logits)
-        return F.log_softmax(logits, dim=-1)
 
     def token_log_probs(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
         """Per-target log p [B, T-1] and target mask (True for symbols and the EOS, False for pad)."""
@@ -66,7 +53,7 @@ class TransformerModel(GenerativeModel):
         inp, tgt = ids[:, :-1], ids[:, 1:]
         logits = self.net(inp)
         pos = torch.arange(inp.shape[1], device=ids.device)  # number of symbols emitted before target
-        logp = self._log_probs(logits, pos[None, :])
+        logp = self.next_token_log_probs(logits, pos[None, :])
         tok_lp = logp.gather(-1, tgt.unsqueeze(-1)).squeeze(-1)
         mask = tgt != self.tokenizer.pad_id
         return tok_lp.masked_fill(~mask, 0.0), mask
@@ -104,7 +91,7 @@ class TransformerModel(GenerativeModel):
                 logits = self.net(seq[:, -1:], cache)[:, -1]
             else:
                 logits = self.net(seq)[:, -1]
-            logp = self._log_probs(logits, t)  # t symbols emitted so far
+            logp = self.next_token_log_probs(logits, t)  # t symbols emitted so far
             probs = F.softmax(logp / temperature, dim=-1) if temperature != 1.0 else logp.exp()
             nxt = torch.multinomial(probs, 1, generator=generator).squeeze(-1)
             nxt = torch.where(done, torch.full_like(nxt, tok.pad_id), nxt)

@@ -124,9 +124,6 @@ class VAEModel(GenerativeModel):
         self.dec_rnn = nn.GRU(emb_dim + d_z, dec_hidden, dec_layers, batch_first=True,
                               dropout=dropout if dec_layers > 1 else 0.0)
         self.dec_out = nn.Linear(dec_hidden + d_z, V)
-        banned = torch.zeros(V, dtype=torch.bool)
-        banned[[tokenizer.pad_id, tokenizer.bos_id, tokenizer.unk_id]] = True
-        self.register_buffer("banned", banned, persistent=False)
         # Training-time state (not part of the saved model).
         self.diagnostics_history: list[dict[str, Any]] = []
         self._diag_buf: dict[str, list[Tensor]] = {}
@@ -173,15 +170,6 @@ class VAEModel(GenerativeModel):
         L, H = self.hp["dec_layers"], self.hp["dec_hidden"]
         return torch.tanh(self.z_to_h(z)).view(z.shape[0], L, H).transpose(0, 1).contiguous()
 
-    def _log_probs(self, logits: Tensor, n_emitted: Tensor | int) -> Tensor:
-        """Normalized next-token log-probs with banned ids removed and <eos> forced at max_len."""
-        logits = logits.float().masked_fill(self.banned, float("-inf"))
-        at_max = torch.as_tensor(n_emitted, device=logits.device) >= self.max_len
-        if bool(at_max.any()):
-            only_eos = torch.full_like(logits, float("-inf"))
-            only_eos[..., self.tokenizer.eos_id] = 0.0
-            logits = torch.where(at_max.unsqueeze(-1), only_eos, logits)
-        return F.log_softmax(logits, dim=-1)
 
     def log_px_given_z(self, z: Tensor, ids: Tensor, word_dropout: float = 0.0) -> Tensor:
         """[N] log p(x|z) (teacher forcing); ``word_dropout`` > 0 only for the training objective."""
@@ -195,7 +183,7 @@ class VAEModel(GenerativeModel):
         out, _ = self.dec_rnn(torch.cat([self.dec_emb(inp), zt], -1), self._h0(z))
         logits = self.dec_out(torch.cat([out, zt], -1))
         pos = torch.arange(T, device=ids.device)
-        logp = self._log_probs(logits, pos[None, :])
+        logp = self.next_token_log_probs(logits, pos[None, :])
         tok_lp = logp.gather(-1, tgt.unsqueeze(-1)).squeeze(-1)
         return tok_lp.masked_fill(tgt == self.tokenizer.pad_id, 0.0).sum(-1)
 
@@ -210,7 +198,7 @@ class VAEModel(GenerativeModel):
         out = []
         for t in range(self.max_len + 1):
             o, h = self.dec_rnn(torch.cat([self.dec_emb(cur), z], -1).unsqueeze(1), h)
-            logp = self._log_probs(self.dec_out(torch.cat([o[:, 0], z], -1)), t)
+            logp = self.next_token_log_probs(self.dec_out(torch.cat([o[:, 0], z], -1)), t)
             if greedy:
                 nxt = logp.argmax(-1)
             else:
