@@ -1,0 +1,322 @@
+"""``Evaluator``: one evaluation pipeline for every generator and for any file of SMILES.
+
+Reference statistics are prepared once per Evaluator (from shipped files, the disk cache, or computed)
+and reused by every ``evaluate`` call; the RDKit work of the generated molecules runs in one pass over
+a persistent worker pool, and ChemNet activations are computed once per distinct canonical SMILES.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from molgen.metrics import featurize as fz
+from molgen.metrics import moses as M
+from molgen.metrics.guacamol import fcd_score, kl_score
+from molgen.metrics.parallel import map_chunks, resolve_n_jobs
+from molgen.metrics.reference import ReferenceStats, get_reference, versions
+from molgen.metrics.report import EvaluationReport
+
+Source = str | Path | Sequence[str | None]
+GEN_FEATURES = ('canon', 'fcd', 'fp', 'frag', 'scaf', 'props', 'filters')
+
+
+class Evaluator:
+    """Evaluate generated SMILES against reference sets with the MOSES and GuacaMol definitions.
+
+    Args:
+        reference: the main reference (``FCD/Test`` ... and the property distributions): a catalog name
+            (``moses:test``), a file, or a list of SMILES.
+        train: the training set for ``Novelty`` (and the held-out molecules of the FCD floor).
+        scaffold_reference: optional second reference for the ``.../TestSF`` metrics.
+        k: the ``unique@k`` cut-offs.
+        n_jobs: worker processes for RDKit and threads for ChemNet (``1``: all in-process, serial).
+        device: torch device for ChemNet.
+        extras: also compute the FCD floor, precision / recall / coverage and scaffold coverage.
+        guacamol: also compute the GuacaMol distribution-learning scores.
+        use_cache: read / write reference statistics under ``molgen.data.catalog.cache_dir()``.
+    """
+
+    def __init__(self, reference: Source = 'moses:test', train: Source | None = None,
+                 scaffold_reference: Source | None = None, *, k: Sequence[int] = (1000, 10000),
+                 n_jobs: int = 1, device: str = 'cpu', extras: bool = True, guacamol: bool = True,
+                 use_cache: bool = True, nll_n: int = 1000) -> None:
+        self.reference = reference
+        self.train = train
+        self.scaffold_reference = scaffold_reference
+        self.k = tuple(k)
+        self.n_jobs = resolve_n_jobs(n_jobs)
+        self.device = device
+        self.extras = extras
+        self.guacamol = guacamol
+        self.use_cache = use_cache
+        self.nll_n = nll_n
+        self._refs: dict[str, ReferenceStats] = {}
+        self._train_set: set[str] | None = None
+        self._train_list: list | None = None
+        self._floor_act: np.ndarray | None = None
+        self.prepare_seconds = 0.0
+        self._timings: dict[str, float] = {}
+
+    # ---- references ------------------------------------------------------------------------------
+    def prepare(self) -> Evaluator:
+        """Load or compute all reference statistics now (otherwise done by the first ``evaluate``)."""
+        t0 = time.perf_counter()
+        comps = {'fcd', 'fp', 'counts', 'props'}
+        if 'Test' not in self._refs:
+            self._refs['Test'] = get_reference(self.reference, comps | ({'guac'} if self.guacamol else set()),
+                                               n_jobs=self.n_jobs, device=self.device, use_cache=self.use_cache)
+        if self.scaffold_reference is not None and 'TestSF' not in self._refs:
+            self._refs['TestSF'] = get_reference(self.scaffold_reference, comps, n_jobs=self.n_jobs,
+                                                 device=self.device, use_cache=self.use_cache)
+        if self.train is not None and self._train_set is None:
+            from molgen.data.io import read_smiles
+
+            self._train_list = (read_smiles(self.train) if isinstance(self.train, (str, Path))
+                                else list(self.train))
+            self._train_set = {s for s in self._train_list if s}
+        self.prepare_seconds += time.perf_counter() - t0
+        return self
+
+    @property
+    def references(self) -> dict[str, ReferenceStats]:
+        return self.prepare()._refs
+
+    # ---- generated -------------------------------------------------------------------------------
+    def featurize(self, smiles: Sequence[str | None]) -> M.GeneratedSet:
+        """All per-molecule features of a generated sample (one RDKit pass, ChemNet once per distinct SMILES)."""
+        smiles = list(smiles)
+        parts = map_chunks(fz.featurize, smiles, self.n_jobs, chunk_size=max(500, -(-len(smiles) // (4 * self.n_jobs))),
+                           what=GEN_FEATURES, generated=True)
+        f = fz.merge(parts) if parts else {'valid': np.zeros(0, bool), 'canon': [], 'fcd': [], 'fp': None,
+                                            'frag': Counter(), 'scaf': [], 'props': None, 'filters': None}
+        gen = M.GeneratedSet(raw=smiles, valid=f['valid'], canon=f['canon'], fcd_smiles=f['fcd'], fp=f['fp'],
+                             frag=f['frag'], scaf=f['scaf'], props=f['props'], filters=f['filters'])
+        t0 = time.perf_counter()
+        gen.activations = self.activations(gen.fcd_smiles)
+        self._timings['chemnet'] = time.perf_counter() - t0
+        return gen
+
+    def activations(self, smiles: Sequence[str]) -> np.ndarray:
+        """ChemNet activations, computed once per distinct SMILES."""
+        from molgen.metrics.chemnet import get_chemnet
+
+        if len(smiles) == 0:
+            return np.zeros((0, 512), np.float32)
+        uniq, inverse = np.unique(np.asarray(smiles, dtype=object), return_inverse=True)
+        act = get_chemnet(self.device).activations(list(uniq), n_threads=self.n_jobs)
+        return act[inverse]
+
+    def _floor_activations(self, n: int) -> np.ndarray | None:
+        """Activations of ``n`` held-out real molecules (a fixed shuffle of the train set), cached."""
+        if self._train_list is None or n < 2:
+            return None
+        from molgen.data.catalog import cache_dir
+        from molgen.data.io import source_hash
+
+        n = min(n, len(self._train_list))
+        from molgen.metrics.reference import cache_key
+
+        key = cache_key(source_hash(self.train)) if isinstance(self.train, (str, Path)) else 'list'
+        path = cache_dir() / 'metrics' / f'floor-{key}.npy'
+        if self._floor_act is None and path.exists() and isinstance(self.train, (str, Path)):
+            self._floor_act = np.load(path, allow_pickle=False)
+        have = 0 if self._floor_act is None else len(self._floor_act)
+        if have < n:
+            order = np.random.default_rng(0).permutation(len(self._train_list))
+            extra = [self._train_list[i] for i in order[have:n]]
+            feats = fz.merge(map_chunks(fz.featurize, extra, self.n_jobs, chunk_size=4000, what=('fcd',),
+                                        generated=False))
+            act = self.activations(feats.get('fcd', []))
+            self._floor_act = act if self._floor_act is None else np.concatenate([self._floor_act, act])
+            if isinstance(self.train, (str, Path)):
+                path.parent.mkdir(parents=True, exist_ok=True)
+                np.save(path, self._floor_act)
+        return self._floor_act[:n]
+
+    # ---- evaluation --------------------------------------------------------------------------------
+    def evaluate(self, smiles: Source, model: Any = None, *, name: str | None = None) -> EvaluationReport:
+        """Evaluate a sample (list of SMILES or a file). ``model`` adds its test-set NLL when it has one."""
+        from molgen.data.io import read_smiles
+
+        t0 = time.perf_counter()
+        source_name = name or (str(smiles) if isinstance(smiles, (str, Path)) else None)
+        if isinstance(smiles, (str, Path)):
+            smiles = read_smiles(smiles)
+        self._timings = {}
+        refs = self.references
+        t_prep = time.perf_counter()
+        gen = self.featurize(smiles)
+        t_feat = time.perf_counter()
+        tm = self._timings
+        tm['references'] = t_prep - t0
+        tm['rdkit'] = t_feat - t_prep - tm['chemnet']
+        m: dict[str, float] = {}
+
+        def lap(name: str, t: float) -> float:
+            now = time.perf_counter()
+            tm[name] = tm.get(name, 0.0) + now - t
+            return now
+        m['valid'] = M.fraction_valid(gen)
+        for k in self.k:
+            m[f'unique@{k}'] = M.unique_at_k(gen, k)
+        t = time.perf_counter()
+        for label, ref in refs.items():
+            for metric in (M.FCD(), M.SNN(), M.Frag(), M.Scaf()):
+                key = f'{metric.name}/{label}'
+                m[key] = metric(gen, ref)
+                if metric.name in gen.notes:
+                    gen.notes[key] = gen.notes.pop(metric.name)
+                t = lap(metric.name, t)
+        m['IntDiv'], m['IntDiv2'] = M.internal_diversity(gen)
+        t = lap('IntDiv', t)
+        m['Filters'] = M.fraction_filters(gen)
+        for col, prop in enumerate(fz.PROPS):
+            m[prop] = M.Wasserstein(col, prop)(gen, refs['Test'])
+        if self._train_set is not None:
+            m['Novelty'] = M.novelty(gen, self._train_set)
+        t = lap('other', t)
+        if self.guacamol:
+            m.update(self._guacamol(gen, refs['Test'], m))
+            t = lap('guacamol', t)
+        if self.extras:
+            m.update(self._extras(gen, refs))
+            t = lap('extras', t)
+        kind = None
+        if model is not None:
+            nll, kind, note = self.nll(model)
+            if note:
+                gen.notes['NLL/Test'] = note
+            if nll is not None:
+                m['NLL/Test'] = nll
+        for key, v in m.items():  # every missing value says why
+            if not np.isfinite(v) and key not in gen.notes:
+                if gen.n_valid == 0:
+                    gen.notes[key] = 'no valid molecules' if gen.n else 'no samples'
+                elif key.startswith(('Frag', 'Scaf')):
+                    gen.notes[key] = 'no fragments / scaffolds in the generated or the reference set'
+                elif key == 'guacamol/FCD':
+                    gen.notes[key] = 'FCD/Test is undefined'
+                else:
+                    gen.notes[key] = 'undefined for this input'
+        wall = time.perf_counter() - t0
+        meta = {
+            'source': source_name,
+            'n_requested': gen.n,
+            'n_valid': gen.n_valid,
+            'references': {label: {'name': r.name, 'n': r.n, 'source_hash': r.source_hash, 'statistics': r.origin}
+                           for label, r in refs.items()},
+            'train': (str(self.train) if isinstance(self.train, (str, Path)) else
+                      (f'list[{len(self._train_list)}]' if self._train_list is not None else None)),
+            'likelihood_kind': kind,
+            'versions': _all_versions(),
+            'wall_seconds': wall,
+            'timings': dict(tm),
+            'timestamp': time.strftime('%Y-%m-%dT%H:%M:%S%z'),
+            'n_jobs': self.n_jobs,
+            'device': self.device,
+            'sample_preview': [s for s in gen.raw[:10]],
+        }
+        return EvaluationReport(metrics=m, meta=meta, notes=dict(gen.notes),
+                                properties=gen.props, reference_properties=refs['Test'].props)
+
+    def _guacamol(self, gen: M.GeneratedSet, ref: ReferenceStats, m: dict[str, float]) -> dict[str, float]:
+        """GuacaMol distribution-learning scores over the first 10,000 samples."""
+        out: dict[str, float] = {}
+        n = 10_000
+        head_valid = gen.valid[:n]
+        out['guacamol/validity'] = float(head_valid.mean()) if len(head_valid) else M.NAN
+        canon_valid = gen.valid_canon[:n]
+        uniq = list(dict.fromkeys(canon_valid))
+        out['guacamol/uniqueness'] = len(uniq) / len(canon_valid) if canon_valid else M.NAN
+        if self._train_set is not None:
+            out['guacamol/novelty'] = (len([u for u in uniq if u not in self._train_set]) / len(uniq)
+                                       if uniq else M.NAN)
+        if ref.guac is not None and len(uniq) >= 2:
+            from molgen.metrics.reference import nn_similarity
+
+            g = fz.merge(map_chunks(fz.featurize, uniq, self.n_jobs, chunk_size=2500, what=('guac', 'fp4096'),
+                                    generated=False))
+            score, _ = kl_score(ref.guac, ref.guac_sim, g['guac'], nn_similarity(g['fp4096']))
+            out['guacamol/KL'] = score
+        else:
+            out['guacamol/KL'] = M.NAN
+            gen.notes['guacamol/KL'] = 'needs at least 2 unique valid molecules'
+        fcd = m.get('FCD/Test', M.NAN)
+        out['guacamol/FCD'] = fcd_score(fcd) if np.isfinite(fcd) else M.NAN
+        return out
+
+    def _extras(self, gen: M.GeneratedSet, refs: dict[str, ReferenceStats]) -> dict[str, float]:
+        """FCD floor, fingerprint precision / recall / coverage, scaffold coverage."""
+        from molgen.metrics.chemnet import frechet_distance, gaussian_stats
+        from molgen.metrics.fingerprints import precision_recall_coverage
+
+        out: dict[str, float] = {}
+        floor = self._floor_activations(gen.n_valid) if self._train_list is not None else None
+        if floor is not None and len(floor) >= 2:
+            g = gaussian_stats(floor)
+            for label, ref in refs.items():
+                out[f'FCDfloor/{label}'] = frechet_distance(ref.fcd_mu, ref.fcd_sigma, g['mu'], g['sigma'])
+        else:
+            gen.notes['FCDfloor'] = ('needs a train set (held-out real molecules)' if self._train_list is None
+                                     else 'fewer than 2 valid molecules')
+        ref = refs['Test']
+        rng = np.random.default_rng(0)
+        n_prc = 5000
+        if gen.fp is not None and len(gen.fp) > 5 and ref.fp is not None:
+            fake = gen.fp if len(gen.fp) <= n_prc else gen.fp[np.sort(rng.choice(len(gen.fp), n_prc, replace=False))]
+            real = ref.fp if len(ref.fp) <= n_prc else ref.fp[np.sort(rng.choice(len(ref.fp), n_prc, replace=False))]
+            for key, v in precision_recall_coverage(real, fake, k=5).items():
+                out[key] = v
+        else:
+            gen.notes['precision'] = 'needs more than 5 valid molecules'
+        scafs = [s for s in (gen.scaf or []) if s is not None]
+        out['scaffolds/unique'] = len(set(scafs)) / gen.n_valid if gen.n_valid else M.NAN
+        if ref.scaf and gen.n_valid:
+            top = [s for s, _ in Counter(ref.scaf).most_common(100)]
+            have = set(scafs)
+            out['scaffolds/top100_coverage'] = sum(s in have for s in top) / len(top)
+        return out
+
+    def nll(self, model: Any) -> tuple[float | None, str | None, str | None]:
+        """Mean test-set NLL (nats per molecule) of ``model`` on ``nll_n`` reference molecules."""
+        caps = getattr(model, 'capabilities', ()) or ()
+        kind = getattr(model, 'likelihood_kind', None)
+        if 'log_likelihood' not in caps or kind is None:
+            return None, None, f'{type(model).__name__} has no likelihood'
+        from molgen.data.io import read_smiles
+
+        ref = read_smiles(self.reference) if isinstance(self.reference, (str, Path)) else list(self.reference)
+        rng = np.random.default_rng(0)
+        idx = np.sort(rng.choice(len(ref), size=min(self.nll_n, len(ref)), replace=False))
+        df = model.score([ref[i] for i in idx])
+        ok = df[df['status'] == 'ok']
+        if len(ok) == 0:
+            return None, kind, 'the model scored no reference molecule'
+        note = None if len(ok) == len(df) else f'{len(df) - len(ok)} of {len(df)} reference molecules not scored'
+        return float(-ok['log_likelihood'].astype(float).mean()), kind, note
+
+
+def _all_versions() -> dict[str, str]:
+    v = versions()
+    try:
+        import torch
+
+        v['torch'] = torch.__version__
+    except Exception:  # pragma: no cover
+        pass
+    import platform
+
+    v['machine'] = f'{platform.machine()} {platform.processor() or ""}'.strip()
+    return v
+
+
+def evaluate(smiles: Source, reference: Source = 'moses:test', **kwargs: Any) -> EvaluationReport:
+    """One-shot helper: ``Evaluator(reference, **kwargs).evaluate(smiles)``."""
+    model = kwargs.pop('model', None)
+    return Evaluator(reference, **kwargs).evaluate(smiles, model=model)

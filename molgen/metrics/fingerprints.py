@@ -1,0 +1,133 @@
+"""Vectorised Tanimoto similarity on bit-packed Morgan fingerprints (SNN, IntDiv, precision/recall).
+
+Intersections are counts of common on-bits, computed as a 0/1 matrix product. On CPUs with bfloat16
+units (AVX512-BF16 / AMX) a bf16 product is ~4x faster than float32 and still exact: the 0/1 inputs are
+exact, products are accumulated in float32 and every count below 256 is representable in bf16. Larger
+fingerprints (any popcount >= 256) fall back to float32.
+
+Max-similarity search (SNN) sorts the reference by popcount: within a block of equal popcount the
+Tanimoto ``c / (a + b - c)`` grows with the count ``c``, so the block maximum needs only the largest
+count, and the division runs on a [n_gen, n_blocks] matrix instead of [n_gen, n_ref].
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def popcount(packed: np.ndarray) -> np.ndarray:
+    """On-bits per row of a bit-packed uint8 matrix."""
+    return np.unpackbits(packed, axis=1).sum(1).astype(np.int64) if packed.size else np.zeros(len(packed), np.int64)
+
+
+def _dtype(*counts: np.ndarray):
+    import torch
+
+    mx = max((int(c.max()) for c in counts if len(c)), default=0)
+    return torch.bfloat16 if mx < 256 else torch.float32
+
+
+def _dense(packed: np.ndarray, dtype):
+    import torch
+
+    return torch.from_numpy(np.unpackbits(packed, axis=1)).to(dtype)
+
+
+def max_tanimoto(gen: np.ndarray, ref: np.ndarray, ref_counts: np.ndarray | None = None,
+                 chunk: int = 2048, block: int = 8192) -> np.ndarray:
+    """For each generated fingerprint, the max Tanimoto similarity to any reference (0/0 counts as 1)."""
+    import torch
+
+    pg = popcount(gen)
+    pr = popcount(ref) if ref_counts is None else ref_counts
+    out = np.zeros(len(gen), dtype=np.float64)
+    if len(gen) == 0 or len(ref) == 0:
+        return out
+    dt = _dtype(pg, pr)
+    order = np.argsort(pr, kind='stable')
+    pr_sorted = pr[order]
+    ref_t = _dense(ref[order], dt)
+    # blocks of equal popcount (large ones split)
+    bounds = []
+    starts = np.flatnonzero(np.r_[True, pr_sorted[1:] != pr_sorted[:-1]])
+    ends = np.r_[starts[1:], len(pr_sorted)]
+    for s, e in zip(starts, ends):
+        for b in range(s, e, block):
+            bounds.append((b, min(e, b + block)))
+    with torch.inference_mode():
+        for i in range(0, len(gen), chunk):
+            g = _dense(gen[i:i + chunk], dt)
+            a = torch.from_numpy(pg[i:i + chunk]).double()
+            best = torch.zeros(len(g), dtype=torch.float64)
+            # group blocks into matmul calls of ~block columns to keep products large
+            j = 0
+            while j < len(bounds):
+                k = j
+                while k + 1 < len(bounds) and bounds[k + 1][1] - bounds[j][0] <= block:
+                    k += 1
+                lo, hi = bounds[j][0], bounds[k][1]
+                inter = g @ ref_t[lo:hi].T
+                for s, e in bounds[j:k + 1]:
+                    c = inter[:, s - lo:e - lo].amax(1).double()
+                    b = float(pr_sorted[s])
+                    t = c / (a + b - c)
+                    t = torch.where(torch.isnan(t), torch.ones_like(t), t)
+                    best = torch.maximum(best, t)
+                j = k + 1
+            out[i:i + chunk] = best.numpy()
+    return out
+
+
+def mean_tanimoto_powers(fps: np.ndarray, chunk: int = 2048) -> tuple[np.ndarray, np.ndarray]:
+    """Per row: mean over all rows (self included) of Tanimoto and of Tanimoto squared."""
+    import torch
+
+    pc = popcount(fps)
+    n = len(fps)
+    s1 = np.zeros(n)
+    s2 = np.zeros(n)
+    if n == 0:
+        return s1, s2
+    dt = _dtype(pc)
+    x = _dense(fps, dt)
+    cnt = torch.from_numpy(pc).float()
+    with torch.inference_mode():
+        for i in range(0, n, chunk):
+            inter = (x[i:i + chunk] @ x.T).float()
+            denom = cnt[i:i + chunk, None] + cnt[None, :] - inter
+            t = inter.div_(denom)
+            t = torch.nan_to_num_(t, nan=1.0)
+            s1[i:i + chunk] = t.sum(1, dtype=torch.float64).numpy()
+            s2[i:i + chunk] = t.square_().sum(1, dtype=torch.float64).numpy()
+    return s1 / n, s2 / n
+
+
+def similarity_matrix(a: np.ndarray, b: np.ndarray):
+    """Dense Tanimoto matrix [len(a), len(b)] as a float32 torch tensor (for small sets)."""
+    import torch
+
+    pa, pb = popcount(a), popcount(b)
+    dt = _dtype(pa, pb)
+    with torch.no_grad():
+        inter = (_dense(a, dt) @ _dense(b, dt).T).float()
+        denom = torch.from_numpy(pa).float()[:, None] + torch.from_numpy(pb).float()[None, :] - inter
+        return torch.nan_to_num(inter / denom, nan=1.0)
+
+
+def precision_recall_coverage(real: np.ndarray, fake: np.ndarray, k: int = 5) -> dict[str, float]:
+    """k-NN precision / recall (Kynkäänniemi et al. 2019) and coverage (Naeem et al. 2020) with the
+    Tanimoto distance ``1 - T``. Mode dropping shows as high precision with low recall / coverage."""
+    import torch
+
+    nan = {'precision': float('nan'), 'recall': float('nan'), 'coverage': float('nan')}
+    if len(real) <= k or len(fake) <= k:
+        return nan
+    d_rr = 1 - similarity_matrix(real, real)
+    d_ff = 1 - similarity_matrix(fake, fake)
+    d_rf = 1 - similarity_matrix(real, fake)  # [n_real, n_fake]
+    r_real = torch.kthvalue(d_rr, k + 1, dim=1).values  # k-th neighbour, self excluded
+    r_fake = torch.kthvalue(d_ff, k + 1, dim=1).values
+    precision = (d_rf <= r_real[:, None]).any(0).float().mean().item()
+    recall = (d_rf <= r_fake[None, :]).any(1).float().mean().item()
+    coverage = (d_rf.min(1).values <= r_real).float().mean().item()
+    return {'precision': precision, 'recall': recall, 'coverage': coverage}

@@ -1,0 +1,72 @@
+"""Evaluation reports: values, what was measured (n requested / n valid, versions, wall time, sample
+preview) and why a value is missing (``notes``); as a dict, JSON, a DataFrame, markdown, and plots."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def _clean(v: Any) -> Any:
+    if isinstance(v, dict):
+        return {k: _clean(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_clean(x) for x in v]
+    if isinstance(v, (np.floating, float)):
+        v = float(v)
+        return v if math.isfinite(v) else None  # JSON has no NaN: missing values are null + a note
+    if isinstance(v, np.integer):
+        return int(v)
+    return v
+
+
+@dataclass
+class EvaluationReport:
+    metrics: dict[str, float]
+    meta: dict[str, Any] = field(default_factory=dict)
+    notes: dict[str, str] = field(default_factory=dict)
+    properties: np.ndarray | None = field(default=None, repr=False)
+    reference_properties: np.ndarray | None = field(default=None, repr=False)
+
+    def __getitem__(self, key: str) -> float:
+        return self.metrics[key]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Metrics, metadata and notes (NaN becomes None; the note says why)."""
+        return _clean({'metrics': self.metrics, **self.meta, 'notes': self.notes})
+
+    def to_json(self, path: str | Path | None = None, indent: int = 1) -> str:
+        text = json.dumps(self.to_dict(), indent=indent)
+        if path is not None:
+            Path(path).write_text(text + '\n')
+        return text
+
+    def to_frame(self):
+        """One row per metric: ``metric``, ``value``, ``note``."""
+        import pandas as pd
+
+        return pd.DataFrame([{'metric': k, 'value': v, 'note': self.notes.get(k, '')}
+                             for k, v in self.metrics.items()])
+
+    def to_markdown(self) -> str:
+        head = (f"n requested {self.meta.get('n_requested')}, n valid {self.meta.get('n_valid')}, "
+                f"wall {self.meta.get('wall_seconds', float('nan')):.1f} s")
+        lines = [head, '', '| metric | value | note |', '|---|---:|---|']
+        for k, v in self.metrics.items():
+            val = 'NaN' if v is None or not math.isfinite(v) else f'{v:.4f}'
+            lines.append(f'| {k} | {val} | {self.notes.get(k, "")} |')
+        return '\n'.join(lines)
+
+    def __str__(self) -> str:
+        return self.to_markdown()
+
+    def plot(self, folder: str | Path) -> list[Path]:
+        """Histograms of logP / SA / QED / weight against the reference, one PNG each."""
+        from molgen.metrics.plots import property_plots
+
+        return property_plots(self.properties, self.reference_properties, Path(folder))
