@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-GOLDEN = Path('/work/shared/data/moses_golden')
+GOLDEN = Path(__file__).resolve().parent / 'data' / 'moses_golden'
 
 
 @pytest.fixture(autouse=True)
