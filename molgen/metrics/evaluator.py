@@ -193,7 +193,9 @@ class Evaluator:
             if note:
                 gen.notes['NLL/Test'] = note
             if nll is not None:
-                m['NLL/Test'] = nll
+                # likelihood first: it is the headline metric wherever the model has one
+                m = {'NLL/Test': nll, **m}
+                gen.notes.setdefault('NLL/Test', f'{kind}, nats per molecule, {self.nll_n} test molecules')
         for key, v in m.items():  # every missing value says why
             if not np.isfinite(v) and key not in gen.notes:
                 if gen.n_valid == 0:
@@ -298,7 +300,9 @@ class Evaluator:
         ok = df[df['status'] == 'ok']
         if len(ok) == 0:
             return None, kind, 'the model scored no reference molecule'
-        note = None if len(ok) == len(df) else f'{len(df) - len(ok)} of {len(df)} reference molecules not scored'
+        kind = str(df['likelihood_kind'].iloc[0])  # what score() actually reports, e.g. "iwae-50"
+        note = None if len(ok) == len(df) else (f'{kind}, nats per molecule; {len(df) - len(ok)} of {len(df)} '
+                                                'reference molecules not scored')
         return float(-ok['log_likelihood'].astype(float).mean()), kind, note
 
 
