@@ -92,7 +92,7 @@ def score_smiles(model, smiles: Sequence[str | None], *, batch_size: int = 512, 
     n_tok = np.array([r[3] if s == "ok" else 0 for r, s in zip(rows, status)], dtype=np.int64)
     with np.errstate(invalid="ignore", divide="ignore"):
         per_tok = np.where(n_tok > 0, -ll / np.maximum(n_tok, 1), np.nan)
-    kind = model.likelihood_label() if hasattr(model, "likelihood_label") else model.likelihood_kind
+    kind = model.likelihood_label()
     return pd.DataFrame({
         "input": list(smiles), "canonical": [r[0] for r in rows], "status": status,
         "log_likelihood": ll, "nll_per_token": per_tok, "n_tokens": n_tok, "likelihood_kind": kind,

@@ -130,6 +130,10 @@ class GenerativeModel(L.LightningModule):
         """Pad id lists into ``{"ids": [B, T] with BOS ... EOS PAD..., "lengths": [B]}``."""
         return collate_ids(items, self.tokenizer)
 
+    def likelihood_label(self) -> str | None:
+        """What ``score`` reports, e.g. ``"exact"`` or ``"iwae-50"`` (families refine the class kind)."""
+        return self.likelihood_kind
+
     def next_token_log_probs(self, logits: Tensor, n_emitted: Tensor | int) -> Tensor:
         """Normalized next-token log-probs with banned ids removed and <eos> forced at max_len.
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -100,15 +101,11 @@ def _split_data(opts: dict[str, Any], policy: Policy) -> tuple[list[str], list[s
         train_set = set(train)
         val = [s for s in val if s not in train_set]  # held-out = deduplicated against train
     else:  # hold out a random slice of the user's data
-        import random
-
         rng = random.Random(opts["seed"])
         train = train[:]
         rng.shuffle(train)
         n_val = min(opts["val_size"], max(1, len(train) // 10))
         val, train = train[:n_val], train[n_val:]
-    import random
-
     val = random.Random(opts["seed"]).sample(val, min(len(val), opts["val_size"]))
     info = {"source": str(opts["data"]) if isinstance(opts["data"], (str, Path)) else "<list>",
             "source_hash": source_hash(data, opts["smiles_col"]),
