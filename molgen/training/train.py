@@ -115,6 +115,14 @@ def _split_data(opts: dict[str, Any], policy: Policy) -> tuple[list[str], list[s
     return train, val, info
 
 
+def _quiet_lightning() -> None:
+    """Lightning sets its loggers to INFO on import (tips, accelerator lines, each printed twice);
+    keep them at WARNING unless the root logger asks for debug output (``molgen -vv``)."""
+    level = logging.DEBUG if logging.getLogger().level <= logging.DEBUG else logging.WARNING
+    for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
+        logging.getLogger(name).setLevel(level)
+
+
 def _cpu_has_bf16() -> bool:
     """True on CPUs with native bf16 matmul (AVX512-BF16 / AMX), where bf16 autocast is ~2x faster."""
     try:
@@ -147,6 +155,7 @@ def train(model: str | None = None, data: SmilesSource | None = None, out: str |
     from molgen.registry import TOKENIZERS
     from molgen.training.callbacks import Throughput, WarmupCosine
 
+    _quiet_lightning()
     explicit = dict(options, model=model, data=data)
     opts = resolve_options(config, **explicit)
     out = Path(out or opts.get("out") or f"runs/{opts['model']}-{datetime.now():%Y%m%d-%H%M%S}")
