@@ -104,7 +104,7 @@ def golden(args: argparse.Namespace) -> int:
 
     from molgen.metrics import Evaluator
     from molgen.metrics.chemnet import get_chemnet
-    from molgen.metrics.parallel import shutdown_pools
+    from molgen.parallel import shutdown_pools
     from molgen.metrics.reference import versions
 
     expected = json.loads((GOLDEN / 'expected.json').read_text())
@@ -180,7 +180,7 @@ def main() -> int:
 
     from molgen.data.io import read_smiles
     from molgen.metrics import Evaluator
-    from molgen.metrics.parallel import shutdown_pools
+    from molgen.parallel import shutdown_pools
     from molgen.metrics.reference import versions
 
     # generated: n molecules of the MOSES train set (not in the test sets) with some invalid lines

@@ -18,7 +18,7 @@ import numpy as np
 from molgen.metrics import featurize as fz
 from molgen.metrics import moses as M
 from molgen.metrics.guacamol import fcd_score, kl_score
-from molgen.metrics.parallel import map_chunks, resolve_n_jobs
+from molgen.parallel import map_chunks, resolve_n_jobs
 from molgen.metrics.reference import ReferenceStats, get_reference, versions
 from molgen.metrics.report import EvaluationReport
 

@@ -177,7 +177,7 @@ def load_shipped(stats: ReferenceStats) -> None:
 def compute_components(stats: ReferenceStats, smiles: list, components: set[str], n_jobs: int,
                        device: str = 'cpu', batch_size: int = 4096) -> None:
     """Compute the requested components from the reference SMILES (as given)."""
-    from molgen.metrics.parallel import map_chunks
+    from molgen.parallel import map_chunks
 
     what = set()
     if 'fcd' in components:

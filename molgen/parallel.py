@@ -1,4 +1,4 @@
-"""A persistent, notebook-safe worker pool for the RDKit work of the metrics.
+"""A persistent, notebook-safe worker pool for RDKit work (metrics, data standardization).
 
 RDKit holds the GIL for most descriptor calls, so threads do not scale; processes do. Workers are
 started once and reused by every evaluation in the process (no pool per call). On Linux they are forked

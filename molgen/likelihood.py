@@ -1,0 +1,75 @@
+"""What a likelihood number is: its kind, the object it is a probability of, and its unit.
+
+One :class:`LikelihoodLabel` per number, produced by the model (``model.likelihood_label(kind)``) and
+copied verbatim into ``config.json``, ``molgen models`` / ``info``, score rows and summaries,
+``SampleResult`` and the Evaluator's ``NLL/Test`` entry, so they can never disagree.
+
+Monte-Carlo estimators (ELBO, IWAE-K, diffusion ELBO, dequantization bounds) draw their noise from
+:func:`row_generators`: one generator per molecule, seeded from the molecule's own representation and
+a salt, so a molecule gets the same number alone, duplicated, or anywhere in any file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import Tensor
+
+OBJECTS = ("canonical-smiles", "canonical-selfies", "labelled-graph", "molecule")
+UNIT = "nats/molecule"
+
+
+@dataclass(frozen=True)
+class LikelihoodLabel:
+    """``kind`` (``exact``, ``elbo``, ``iwae-50``, ...), ``object`` (what it is a probability of), ``unit``.
+
+    All kinds are log p or lower bounds on log p (so -value is an upper bound on the NLL).
+    """
+
+    kind: str
+    object: str
+    unit: str = UNIT
+
+    def __post_init__(self) -> None:
+        if self.object not in OBJECTS:
+            raise ValueError(f"likelihood object must be one of {OBJECTS}, got {self.object!r}")
+
+    def to_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+    def __str__(self) -> str:
+        return f"{self.kind} log p({self.object}), {self.unit}"
+
+
+def row_seeds(ids: Tensor, pad_id: int, salt: int = 0) -> list[int]:
+    """A 63-bit seed per row of ``ids`` [B, T] from its non-pad tokens and ``salt``.
+
+    Depends only on the row itself, never on its neighbours, batch size or position.
+    """
+    out = []
+    for row in ids.detach().cpu().tolist():
+        toks = [t for t in row if t != pad_id]
+        h = hashlib.blake2b(repr((salt, toks)).encode(), digest_size=8).digest()
+        out.append(int.from_bytes(h, "little") >> 1)
+    return out
+
+
+def row_randn(seeds: list[int], shape: tuple[int, ...], device: torch.device | str = "cpu",
+              dtype: torch.dtype = torch.float32, offset: int = 0) -> Tensor:
+    """Standard normal noise [B, *shape], row b drawn from its own generator seeded ``seeds[b] + offset``."""
+    rows = []
+    for s in seeds:
+        g = torch.Generator().manual_seed((s + offset) % (2**63))
+        rows.append(torch.randn(shape, generator=g, dtype=torch.float32))
+    if not rows:
+        return torch.zeros((0, *shape), device=device, dtype=dtype)
+    return torch.stack(rows).to(device=device, dtype=dtype)
+
+
+def row_rand(seeds: list[int], shape: tuple[int, ...], device: torch.device | str = "cpu",
+             offset: int = 0) -> Tensor:
+    """Uniform [0, 1) noise [B, *shape], per-row generators as in :func:`row_randn`."""
+    rows = [torch.rand(shape, generator=torch.Generator().manual_seed((s + offset) % (2**63))) for s in seeds]
+    return torch.stack(rows).to(device) if rows else torch.zeros((0, *shape), device=device)

@@ -1,0 +1,73 @@
+"""Optimiser and learning-rate schedule builders that families call from ``configure_optimizers``.
+
+A family owns its optimisation; these are the parts most share. Schedules are ``LambdaLR``
+schedulers stepped every optimizer step that read the module's :class:`TrainingProgress` (so they
+follow a step, time or molecules budget and survive resume); no callback rewrites param groups.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+
+@dataclass
+class OptimConfig:
+    """Optimiser settings given by ``molgen train`` (``--lr`` ...) to ``module.optim``."""
+
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    betas: tuple[float, float] = (0.9, 0.98)
+    warmup_steps: int = 100
+    min_lr_ratio: float = 0.05
+
+
+def warmup_cosine(step: int, fraction: float, warmup_steps: int, min_ratio: float) -> float:
+    """LR factor: linear warm-up over ``warmup_steps``, then cosine from 1 to ``min_ratio`` over the budget."""
+    warm = min(1.0, (step + 1) / max(1, warmup_steps))
+    return warm * (min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, fraction))))
+
+
+def progress_fraction(module: nn.Module) -> float:
+    """The module's training-progress fraction (1.0 outside training: schedules at their end value)."""
+    progress = getattr(module, "progress", None)
+    return progress.fraction() if progress is not None else 1.0
+
+
+def decay_groups(params: list[tuple[str, nn.Parameter]], weight_decay: float) -> list[dict[str, Any]]:
+    """AdamW groups: weight decay on matrices only (not on biases, norms or 1-d scales)."""
+    decay = [p for _, p in params if p.requires_grad and p.dim() >= 2]
+    no_decay = [p for _, p in params if p.requires_grad and p.dim() < 2]
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def adamw_warmup_cosine(module: nn.Module, cfg: OptimConfig,
+                        params: list[tuple[str, nn.Parameter]] | None = None) -> dict[str, Any]:
+    """AdamW (decay on matrices) with a warm-up + cosine ``LambdaLR`` read from the module's progress."""
+    opt = torch.optim.AdamW(decay_groups(params if params is not None else list(module.named_parameters()),
+                                         cfg.weight_decay), lr=cfg.lr, betas=tuple(cfg.betas))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: warmup_cosine(
+        step, progress_fraction(module), cfg.warmup_steps, cfg.min_lr_ratio))
+    return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step", "frequency": 1}}
+
+
+def global_token_mean(total: Tensor, count: Tensor, module: Any) -> Tensor:
+    """``total / count`` where both are summed over all training processes.
+
+    Under DDP each rank's gradient is averaged over ranks, so the local loss is scaled by the world
+    size: the averaged gradient is then that of the global mean, as in one process with the global
+    batch (what makes a 2-process run equal a 1-process run).
+    """
+    trainer = getattr(module, "_trainer", None)
+    world = trainer.world_size if trainer is not None else 1
+    if world <= 1:
+        return total / count.clamp_min(1)
+    import torch.distributed as dist
+
+    n = count.detach().clone().float()
+    dist.all_reduce(n)
+    return total * world / n.clamp_min(1)
