@@ -7,10 +7,10 @@ from typing import Any
 
 from molgen.training.train import train
 
-__all__ = ["list_models", "load", "train"]
+__all__ = ["list_components", "list_models", "load", "train"]
 
 
-def load(path: str | Path, map_location: str = "cpu"):
+def load(path: str | Path, *, map_location: str = "cpu"):
     """Load a model directory written by ``molgen train`` / ``save_pretrained`` (no pickle involved)."""
     from molgen.persistence import load_pretrained
 
@@ -18,8 +18,23 @@ def load(path: str | Path, map_location: str = "cpu"):
 
 
 def list_models() -> list[dict[str, Any]]:
-    """Registered generator families with their capabilities and likelihood kind."""
+    """Registered generator families: capabilities, the likelihood kind of their default config (the
+    object is the canonical string of the representation a model is trained on), config options."""
     from molgen.registry import MODELS
 
-    return [{"name": name, "capabilities": sorted(cls.capabilities), "likelihood_kind": cls.likelihood_kind,
-             "description": (cls.__doc__ or "").strip().splitlines()[0]} for name, cls in MODELS.items()]
+    rows = []
+    for name, cls in MODELS.items():
+        config = cls.config_class()
+        kind = cls.likelihood_kind(config) if "log_likelihood" in cls.capabilities else None
+        rows.append({"name": name, "capabilities": sorted(cls.capabilities), "likelihood_kind": kind,
+                     "likelihood_unit": "nats/molecule" if kind else None,
+                     "options": cls.config_class.accepted_keys(),
+                     "description": (cls.__doc__ or "").strip().splitlines()[0]})
+    return rows
+
+
+def list_components() -> dict[str, list[str]]:
+    """Registered components by category (what ``{name, args}`` specs and CLI choices accept)."""
+    from molgen.registry import BACKBONES, ENCODERS, PRIORS, REPRESENTATIONS
+
+    return {reg.category: reg.names() for reg in (REPRESENTATIONS, ENCODERS, PRIORS, BACKBONES)}

@@ -1,16 +1,20 @@
 """Portable model directories: JSON configs + safetensors weights. Nothing is ever unpickled.
 
-Layout of a model directory::
+Layout of a model directory (format 2)::
 
-    config.json      {"format": "molgen-model", "format_version", "model": registry name, "init_args",
-                      "likelihood_kind", "capabilities", "molgen_version"}
-    tokenizer.json   tokenizer state (vocabulary, OOV policy, settings)
-    model.safetensors  weights
-    metadata.json    training data hash, standardization policy, versions, dates, final metrics
+    config.json          {"format": "molgen-model", "format_version": 2, "model": registry name,
+                          "config": the family's config dataclass (component specs included),
+                          "representation": registry name of the representation or null,
+                          "nested": {keyword: sub-directory} of nested saved models,
+                          "policy", "likelihood": {kind, object, unit} or null, "capabilities",
+                          "molgen_version"}
+    representation.json  the representation's own state (tokenizer vocabulary, OOV policy, settings)
+    model.safetensors    weights (without those of nested models)
+    metadata.json        training data hash, split, standardization policy, versions, dates, final metrics
+    nested/NAME/         a nested model directory, same layout (the GAN's VAE)
 
-A missing file, a foreign format or a newer format version is a :class:`ModelFormatError` that says
-what to do. Lightning ``.ckpt`` files are for resuming training only; ``molgen export-ckpt`` is not
-needed because ``molgen train`` always writes the portable directory as well.
+A missing file, a foreign format, an old or a newer format version is a :class:`ModelFormatError`
+that says what to do. Lightning ``.ckpt`` files are for resuming training only.
 """
 
 from __future__ import annotations
@@ -21,12 +25,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from molgen.errors import ConfigError, ModelFormatError
+
 FORMAT = "molgen-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
-
-class ModelFormatError(ValueError):
-    """The path is not a (readable, compatible) molgen model directory."""
+__all__ = ["ModelFormatError", "load_pretrained", "read_config", "save_pretrained"]
 
 
 def versions() -> dict[str, str]:
@@ -42,30 +46,48 @@ def versions() -> dict[str, str]:
     return out
 
 
-def save_pretrained(model, path: str | Path) -> Path:
-    from safetensors.torch import save_file
-
+def model_config(model) -> dict[str, Any]:
+    """The ``config.json`` of a model: one source for files, ``molgen info`` and reports."""
     from molgen._version import __version__
 
-    path = Path(path)
-    path.mkdir(parents=True, exist_ok=True)
-    config = {
+    label = model.likelihood_label()
+    rep = model.representation
+    return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "model": model.name,
-        "init_args": model.config(),
+        "config": model.config.to_dict(),
+        "representation": getattr(rep, "name", None) if rep is not None else None,
+        "nested": {name: f"nested/{name}" for name in model.nested},
         "policy": model.policy.to_dict(),
-        "likelihood_kind": model.likelihood_kind,
+        "likelihood": label.to_dict() if label is not None else None,
         "capabilities": sorted(model.capabilities),
         "molgen_version": __version__,
     }
-    (path / "config.json").write_text(json.dumps(config, indent=1))
-    model.tokenizer.save(path / "tokenizer.json")
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+
+
+def _nested_prefixes(model) -> tuple[str, ...]:
+    return tuple(f"{name}." for name in model.nested)
+
+
+def save_pretrained(model, path: str | Path) -> Path:
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    config = model_config(model)
+    for name, sub in config["nested"].items():
+        save_pretrained(getattr(model, name), path / sub)
+    if model.representation is not None:
+        model.representation.save(path / "representation.json")
+    skip = _nested_prefixes(model)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items() if not k.startswith(skip)}
     save_file(state, str(path / "model.safetensors"), metadata={"format": FORMAT})
     meta = {**model.metadata, "saved": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "versions": versions(), "policy": model.policy.to_dict()}
     (path / "metadata.json").write_text(json.dumps(meta, indent=1, default=str))
+    # config.json last: a directory without it is visibly incomplete
+    (path / "config.json").write_text(json.dumps(config, indent=1))
     return path
 
 
@@ -93,9 +115,13 @@ def read_config(path: str | Path) -> dict[str, Any]:
     if cfg.get("format") != FORMAT:
         raise ModelFormatError(f"{path}/config.json is not a molgen model config (format "
                                f"{cfg.get('format')!r}); a Hugging Face or foreign config cannot be loaded")
-    if int(cfg.get("format_version", 0)) > FORMAT_VERSION:
-        raise ModelFormatError(f"{path} was written by a newer molgen (format {cfg['format_version']} > "
+    version = cfg.get("format_version", 0)
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise ModelFormatError(f"{path} was written by a newer molgen (format {version} > "
                                f"{FORMAT_VERSION}); upgrade molgen to load it")
+    if version < FORMAT_VERSION:
+        raise ModelFormatError(f"{path} has the old model format {version} (molgen 0.1 before the contract "
+                               f"change); retrain it with this molgen (format {FORMAT_VERSION})")
     return cfg
 
 
@@ -111,14 +137,28 @@ def load_pretrained(path: str | Path, map_location: str = "cpu"):
     path = Path(path)
     cfg = read_config(path)
     try:
-        cls = MODELS.get(cfg["model"])
-    except KeyError as e:
-        raise ModelFormatError(str(e)) from None
-    try:
-        tokenizer = load_tokenizer(path / "tokenizer.json")
-    except (ValueError, KeyError) as e:
-        raise ModelFormatError(f"{path}/tokenizer.json: {e}") from None
-    model = cls(tokenizer, Policy.from_dict(cfg.get("policy", {})), **cfg.get("init_args", {}))
+        cls = MODELS.get(str(cfg.get("model")))
+        config = cls.config_class.from_dict(cfg.get("config") or {}, what=f"{path}/config.json")
+        policy = Policy.from_dict(cfg.get("policy") or {})
+    except (ConfigError, TypeError) as e:
+        raise ModelFormatError(f"{path}/config.json: {e}") from None
+    representation = None
+    if cfg.get("representation") is not None:
+        try:
+            representation = load_tokenizer(path / "representation.json")
+        except (ValueError, KeyError) as e:
+            raise ModelFormatError(f"{path}/representation.json: {e}") from None
+    nested_dirs = cfg.get("nested") or {}
+    if not isinstance(nested_dirs, dict) or set(nested_dirs) != set(cls.nested):
+        raise ModelFormatError(f"{path}/config.json: a {cls.name} holds nested models {list(cls.nested)}, "
+                               f"the file lists {nested_dirs!r}")
+    nested = {}
+    for name, sub in nested_dirs.items():
+        sub_path = (path / str(sub)).resolve()
+        if path.resolve() not in sub_path.parents:
+            raise ModelFormatError(f"{path}/config.json: nested model path {sub!r} leaves the model directory")
+        nested[name] = load_pretrained(sub_path, map_location)
+    model = cls(config, representation=representation, policy=policy, **nested)
     wfile = path / "model.safetensors"
     if not wfile.exists():
         raise ModelFormatError(f"{path}: model.safetensors is missing")
@@ -129,10 +169,12 @@ def load_pretrained(path: str | Path, map_location: str = "cpu"):
     try:
         missing, unexpected = model.load_state_dict(state, strict=False)
     except RuntimeError as e:  # shape mismatches
-        raise ModelFormatError(f"{wfile} does not match a {cfg['model']} with these init_args: "
+        raise ModelFormatError(f"{wfile} does not match a {cfg['model']} with this config: "
                                f"{str(e).splitlines()[-1].strip()}") from None
+    skip = _nested_prefixes(model)
+    missing = [k for k in missing if not k.startswith(skip)]
     if missing or unexpected:
-        raise ModelFormatError(f"{wfile} does not match a {cfg['model']} with these init_args "
+        raise ModelFormatError(f"{wfile} does not match a {cfg['model']} with this config "
                                f"(missing {missing[:5]}, unexpected {unexpected[:5]})")
     meta_path = path / "metadata.json"
     model.metadata = _read_json(meta_path) if meta_path.exists() else {}

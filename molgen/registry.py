@@ -1,20 +1,47 @@
-"""Tiny typed registries: one per category (models, tokenizers, encoders, priors, metrics, datasets).
+"""Tiny typed registries, one per category (models, representations, encoders, priors, backbones, ...).
 
 CLI choices and ``molgen models`` are read from here, so adding a class is one decorator, never an
-``if name == ...`` branch.
+``if name == ...`` branch. Components are built from ``{name, args}`` specs with :meth:`Registry.build`,
+which checks the user's ``args`` against the component's signature and lists the accepted ones.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import inspect
 from collections.abc import Callable, Iterator
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
+
+from molgen.errors import ConfigError
 
 T = TypeVar("T")
 
 
 def _norm(name: str) -> str:
     return name.strip().lower().replace("_", "-")
+
+
+def as_spec(value: Any) -> dict[str, Any]:
+    """Normalize a component spec: ``"mog"`` or ``{"name": "mog", "args": {...}}`` -> the dict form."""
+    if isinstance(value, str):
+        return {"name": value, "args": {}}
+    if isinstance(value, dict) and "name" in value and set(value) <= {"name", "args"}:
+        args = value.get("args") or {}
+        if not isinstance(args, dict):
+            raise ConfigError(f"component args must be a mapping, got {args!r}")
+        return {"name": str(value["name"]), "args": dict(args)}
+    raise ConfigError(f"a component is a name or {{name, args}}, got {value!r}")
+
+
+def accepted_args(obj: Callable, wiring: set[str] = frozenset()) -> dict[str, Any]:
+    """Keyword arguments a component accepts from users (its signature minus the wiring), with defaults."""
+    out = {}
+    for p in inspect.signature(obj).parameters.values():
+        if p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL) or p.name in wiring or p.name == "self":
+            continue
+        out[p.name] = None if p.default is inspect.Parameter.empty else p.default
+    return out
 
 
 class Registry(Generic[T]):
@@ -36,6 +63,16 @@ class Registry(Generic[T]):
 
         return deco
 
+    @contextlib.contextmanager
+    def temporarily(self, name: str, obj: T) -> Iterator[T]:
+        """Register ``obj`` for the duration of a ``with`` block (tests of test-only families)."""
+        self._load()
+        self.register(name)(obj)
+        try:
+            yield obj
+        finally:
+            self._items.pop(_norm(name), None)
+
     def _load(self) -> None:
         if not self._loaded:
             self._loaded = True
@@ -46,10 +83,23 @@ class Registry(Generic[T]):
         self._load()
         try:
             return self._items[_norm(name)]
-        except KeyError:
-            raise KeyError(
-                f"unknown {self.category} {name!r}; choose one of: {', '.join(self.names())}"
-            ) from None
+        except (KeyError, AttributeError):
+            raise ConfigError(
+                f"unknown {self.category} {name!r}; choose one of: {', '.join(self.names())}") from None
+
+    def build(self, spec: Any, **wiring: Any) -> Any:
+        """Instantiate ``spec`` (name or ``{name, args}``); ``wiring`` are the arguments the host model
+        supplies (sizes, vocabularies). Unknown user args are an error listing the accepted ones."""
+        spec = as_spec(spec)
+        obj = self.get(spec["name"])
+        params = inspect.signature(obj).parameters
+        wired = {k: v for k, v in wiring.items() if k in params}
+        accepted = accepted_args(obj, set(wiring))
+        unknown = sorted(set(spec["args"]) - set(accepted))
+        if unknown:
+            raise ConfigError(f"{self.category} {spec['name']!r}: unknown argument(s) {', '.join(unknown)}; "
+                              f"accepted: {', '.join(sorted(accepted)) or 'none'}")
+        return obj(**wired, **spec["args"])
 
     def names(self) -> list[str]:
         self._load()
@@ -65,7 +115,9 @@ class Registry(Generic[T]):
 
 
 MODELS: Registry = Registry("model", ("molgen.models.transformer", "molgen.models.vae"))
-TOKENIZERS: Registry = Registry("tokenizer", ("molgen.tokenizers.smiles", "molgen.tokenizers.selfies"))
+REPRESENTATIONS: Registry = Registry("representation", ("molgen.tokenizers.smiles", "molgen.tokenizers.selfies"))
+TOKENIZERS = REPRESENTATIONS  # string representations are tokenizers
 ENCODERS: Registry = Registry("encoder", ("molgen.encoders.sequence", "molgen.encoders.graph"))
 PRIORS: Registry = Registry("prior", ("molgen.models.priors",))
+BACKBONES: Registry = Registry("backbone", ("molgen.nn.transformer",))
 FEATURIZERS: Registry = Registry("featurizer", ("molgen.featurizers.graph",))

@@ -1,9 +1,12 @@
 """Score a compound library by likelihood: one output row per input row, never a crash on one row.
 
-Columns: ``input, canonical, status, log_likelihood, nll_per_token, n_tokens, likelihood_kind``.
-``status`` is ``ok``, ``invalid_smiles``, ``oov_token:<tok>``, ``too_long`` or ``error`` (with the
-reason in the log). ``log_likelihood`` is log p in nats per molecule (NaN unless ``ok``);
-``nll_per_token`` is a secondary diagnostic (not comparable across representations).
+Columns: ``input, canonical, status, log_likelihood, nll_per_token, n_tokens, likelihood_kind,
+likelihood_object, likelihood_unit``. ``status`` is ``ok``, ``invalid_smiles``,
+``oov_token:<tok>[,<tok>...]`` (every unknown token), ``too_long`` or ``error`` (reason in the log).
+``log_likelihood`` is log p (or the labelled lower bound) in nats per molecule, NaN unless ``ok``;
+``nll_per_token`` is a secondary diagnostic (not comparable across representations). The label
+columns come from ``model.likelihood_label(kind)``, the same object as everywhere else; the
+DataFrame also carries it in ``df.attrs["likelihood"]``.
 """
 
 from __future__ import annotations
@@ -19,11 +22,11 @@ import pandas as pd
 import torch
 
 from molgen.chem import Status, standardize
-from molgen.models.base import TooLongError
-from molgen.tokenizers.base import OOVError, TokenizeError
+from molgen.errors import ConfigError, row_status
 
 log = logging.getLogger(__name__)
-COLUMNS = ["input", "canonical", "status", "log_likelihood", "nll_per_token", "n_tokens", "likelihood_kind"]
+COLUMNS = ["input", "canonical", "status", "log_likelihood", "nll_per_token", "n_tokens", "likelihood_kind",
+           "likelihood_object", "likelihood_unit"]
 
 
 def _prepare(model, smiles: str | None) -> tuple[str | None, str, Any, int]:
@@ -33,13 +36,12 @@ def _prepare(model, smiles: str | None) -> tuple[str | None, str, Any, int]:
         return canonical, status.value, None, 0
     try:
         feats = model.featurize(canonical)
-    except OOVError as e:
-        return canonical, f"oov_token:{e.token}", None, 0
-    except TooLongError:
-        return canonical, "too_long", None, 0
-    except TokenizeError:
-        return canonical, "invalid_smiles", None, 0
-    except Exception as e:  # featurizer bug or exotic input: keep the row, say error
+    except (KeyError, ValueError) as e:  # OOVError / TooLongError / TokenizeError, or an exotic failure
+        status = row_status(e)
+        if status == "error":
+            log.warning("featurize failed for %r: %s", smiles, e)
+        return canonical, status, None, 0
+    except Exception as e:  # featurizer bug on exotic input: keep the row, say error
         log.warning("featurize failed for %r: %s", smiles, e)
         return canonical, "error", None, 0
     n_tok = len(feats) + 1 if isinstance(feats, (list, tuple)) else int(getattr(feats, "n_tokens", 0))
@@ -47,16 +49,23 @@ def _prepare(model, smiles: str | None) -> tuple[str | None, str, Any, int]:
 
 
 @torch.no_grad()
-def _score_batch(model, feats: list[Any], **kw: Any) -> np.ndarray:
+def _score_batch(model, feats: list[Any], kind: str | None) -> np.ndarray:
     batch = model.collate(feats)
     batch = {k: v.to(model.device) if torch.is_tensor(v) else v for k, v in batch.items()}
-    return model.log_likelihood(batch, **kw).double().cpu().numpy()
+    return model.log_likelihood(batch, kind=kind).double().cpu().numpy()
 
 
-def score_smiles(model, smiles: Sequence[str | None], *, batch_size: int = 512, progress: bool = False,
-                 **kw: Any) -> pd.DataFrame:
-    """Row-aligned likelihood table for ``smiles`` (see module docstring)."""
+def score_smiles(model, smiles: Sequence[str | None], *, batch_size: int = 256, progress: bool = False,
+                 kind: str | None = None) -> pd.DataFrame:
+    """Row-aligned likelihood table for ``smiles`` (see module docstring); a Series keeps its index."""
+    from molgen.models.base import as_smiles_list
+
     model.require("log_likelihood")
+    label = model.likelihood_label(kind)  # validates kind before any work
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
+    index = smiles.index if isinstance(smiles, pd.Series) else None
+    smiles = as_smiles_list(smiles)
     was_training = model.training
     model.eval()
     rows = [_prepare(model, s) for s in smiles]
@@ -74,12 +83,12 @@ def score_smiles(model, smiles: Sequence[str | None], *, batch_size: int = 512, 
         for start in it:
             idx = ok[start:start + batch_size]
             try:
-                ll[idx] = _score_batch(model, [rows[i][2] for i in idx], **kw)
+                ll[idx] = _score_batch(model, [rows[i][2] for i in idx], kind)
             except Exception as e:  # a failing batch: retry row by row so one row cannot sink many
                 log.warning("batch scoring failed (%s); retrying row by row", e)
                 for i in idx:
                     try:
-                        ll[i] = _score_batch(model, [rows[i][2]], **kw)[0]
+                        ll[i] = _score_batch(model, [rows[i][2]], kind)[0]
                     except Exception as e2:
                         log.warning("scoring failed for %r: %s", smiles[i], e2)
                         status[i] = "error"
@@ -92,25 +101,32 @@ def score_smiles(model, smiles: Sequence[str | None], *, batch_size: int = 512, 
     n_tok = np.array([r[3] if s == "ok" else 0 for r, s in zip(rows, status)], dtype=np.int64)
     with np.errstate(invalid="ignore", divide="ignore"):
         per_tok = np.where(n_tok > 0, -ll / np.maximum(n_tok, 1), np.nan)
-    kind = model.likelihood_label()
-    return pd.DataFrame({
-        "input": list(smiles), "canonical": [r[0] for r in rows], "status": status,
-        "log_likelihood": ll, "nll_per_token": per_tok, "n_tokens": n_tok, "likelihood_kind": kind,
-    }, columns=COLUMNS)
+    df = pd.DataFrame({
+        "input": smiles, "canonical": [r[0] for r in rows], "status": status,
+        "log_likelihood": ll, "nll_per_token": per_tok, "n_tokens": n_tok, "likelihood_kind": label.kind,
+        "likelihood_object": label.object, "likelihood_unit": label.unit,
+    }, columns=COLUMNS, index=index)
+    df.attrs["likelihood"] = label.to_dict()
+    return df
 
 
 def iter_score_file(model, source: str | Path, *, smiles_col: str | None = None, chunk_size: int = 10_000,
-                    batch_size: int = 512, **kw: Any) -> Iterator[pd.DataFrame]:
+                    batch_size: int = 256, kind: str | None = None) -> Iterator[pd.DataFrame]:
     """Stream a file through the model chunk by chunk (memory stays flat on huge libraries)."""
     from molgen.data.io import iter_smiles_batches
 
     for chunk in iter_smiles_batches(source, smiles_col, batch_size=chunk_size):
-        yield score_smiles(model, chunk, batch_size=batch_size, **kw)
+        yield score_smiles(model, chunk, batch_size=batch_size, kind=kind)
+
+
+TABLE_SUFFIXES = (".csv", ".tsv", ".parquet")
 
 
 def write_table(df_iter: Iterator[pd.DataFrame], out: str | Path) -> int:
     """Write streamed tables to .csv / .tsv / .parquet; returns the number of rows written."""
     out = Path(out)
+    if out.suffix not in TABLE_SUFFIXES:
+        raise ConfigError(f"cannot write a table to {out.name!r}: use one of {', '.join(TABLE_SUFFIXES)}")
     n = 0
     if out.suffix == ".parquet":
         import pyarrow as pa

@@ -11,8 +11,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # Tiny per-family constructor arguments for the contract tests; every registered model needs one.
 TINY_MODEL_ARGS: dict[str, dict] = {
-    "transformer": {"d_model": 32, "n_layers": 2, "n_heads": 2, "dropout": 0.0},
-    "vae": {"d_z": 8, "n_components": 4, "emb_dim": 16, "enc_hidden": 32, "dec_hidden": 48, "iwae_k": 8,
+    "transformer": {"backbone.d_model": 32, "backbone.n_layers": 2, "backbone.n_heads": 2, "backbone.dropout": 0.0},
+    "vae": {"d_z": 8, "prior.n_components": 4, "emb_dim": 16, "encoder.hidden": 32, "dec_hidden": 48, "iwae_k": 8,
             "iwae_chunk": 8, "elbo_samples": 2, "eval_kl_samples": 16, "diag_size": 200},
 }
 

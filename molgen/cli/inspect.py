@@ -11,15 +11,21 @@ def add_models_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run_models(args: argparse.Namespace) -> int:
-    from molgen.api import list_models
+    from molgen.api import list_components, list_models
 
     rows = list_models()
+    components = list_components()
     if args.json:
-        print(json.dumps(rows, indent=1))
+        print(json.dumps({"models": rows, "components": components}, indent=1))
         return 0
-    print(f"{'model':<14}{'likelihood':<14}{'capabilities':<40}description")
+    print(f"{'model':<14}{'likelihood (nats/molecule)':<28}{'capabilities':<36}description")
     for r in rows:
-        print(f"{r['name']:<14}{r['likelihood_kind'] or 'none':<14}{', '.join(r['capabilities']):<40}{r['description']}")
+        print(f"{r['name']:<14}{r['likelihood_kind'] or 'none':<28}{', '.join(r['capabilities']):<36}"
+              f"{r['description']}")
+    print("\nlikelihood object: the canonical string of the model's representation "
+          "(canonical-smiles / canonical-selfies)")
+    for category, names in components.items():
+        print(f"{category + 's:':<17}{', '.join(names)}")
     return 0
 
 
@@ -29,13 +35,15 @@ def add_info_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run_info(args: argparse.Namespace) -> int:
-    from molgen.persistence import load_pretrained
+    from molgen.persistence import load_pretrained, model_config
 
     model = load_pretrained(args.model)
-    info = {"model": model.name, "likelihood_kind": model.likelihood_kind,
-            "capabilities": sorted(model.capabilities), "representation": model.tokenizer.representation,
-            "vocab_size": model.tokenizer.vocab_size, "max_len": model.max_len,
-            "n_parameters": model.n_parameters(), "config": model.config(), "policy": model.policy.to_dict(),
+    cfg = model_config(model)
+    rep = model.representation
+    info = {"model": model.name, "likelihood": cfg["likelihood"], "capabilities": cfg["capabilities"],
+            "representation": cfg["representation"], "vocab_size": getattr(rep, "vocab_size", None),
+            "max_len": model.max_len, "n_parameters": model.n_parameters(), "config": cfg["config"],
+            "nested": cfg["nested"], "policy": cfg["policy"],
             **{k: model.metadata.get(k) for k in ("created", "data", "training", "final", "versions")}}
     if args.json:
         print(json.dumps(info, indent=1, default=str))

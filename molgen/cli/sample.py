@@ -20,6 +20,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from molgen.api import load
 
+    from molgen.errors import ConfigError
+
+    if not args.output.endswith((".smi", ".csv", ".tsv", ".parquet")):
+        raise ConfigError(f"cannot write samples to {args.output!r}: use .smi, .csv, .tsv or .parquet")
     model = load(args.model, map_location=args.device).to(args.device)
     res = model.sample(args.n, seed=args.seed, temperature=args.temperature, batch_size=args.batch_size)
     out = args.output

@@ -13,6 +13,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--smiles-col", default=None)
     p.add_argument("--batch-size", type=int, default=512)
     p.add_argument("--chunk-size", type=int, default=20_000, help="rows read and written at a time")
+    p.add_argument("--kind", default=None,
+                   help="likelihood estimator where the family has several (vae: elbo | iwae | iwae-K); "
+                        "default: the model's own (see `molgen info`)")
     p.add_argument("--device", default="cpu")
 
 
@@ -26,12 +29,13 @@ def run(args: argparse.Namespace) -> int:
 
     model = load(args.model, map_location=args.device).to(args.device)
     model.require("log_likelihood")
+    label = model.likelihood_label(args.kind)
     counts: Counter[str] = Counter()
     bar = tqdm(desc="scoring", unit="mol", disable=args.quiet)
 
     def chunks():
         for df in iter_score_file(model, args.input, smiles_col=args.smiles_col, chunk_size=args.chunk_size,
-                                  batch_size=args.batch_size):
+                                  batch_size=args.batch_size, kind=args.kind):
             counts.update(s if not s.startswith("oov_token") else "oov_token" for s in df.status)
             bar.update(len(df))
             yield df
@@ -39,7 +43,6 @@ def run(args: argparse.Namespace) -> int:
     n = write_table(chunks(), args.output)
     bar.close()
     if not args.quiet:
-        kind = model.likelihood_kind
-        print(f"scored {n} rows -> {args.output} (likelihood: {kind}, nats per molecule); "
+        print(f"scored {n} rows -> {args.output} (likelihood: {label}); "
               + ", ".join(f"{k}: {v}" for k, v in counts.most_common()), file=sys.stderr)
     return 0

@@ -7,14 +7,13 @@ No ReLU anywhere (PyG's GINEConv has one inside its message, hence not used).
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.nn import GATv2Conv, TransformerConv, global_add_pool, global_mean_pool
 
 from molgen.encoders.base import Encoder
+from molgen.errors import check_choice
 from molgen.featurizers.graph import ATOM_DIM, EDGE_DIM
 from molgen.registry import ENCODERS
 
@@ -26,11 +25,13 @@ class GraphEncoder(Encoder):
     input_kind = "graph"
 
     def __init__(self, d_z: int, hidden: int = 128, n_layers: int = 3, heads: int = 4, conv: str = "gatv2",
-                 atom_dim: int = ATOM_DIM, edge_dim: int = EDGE_DIM, **_: Any) -> None:
+                 atom_dim: int = ATOM_DIM, edge_dim: int = EDGE_DIM) -> None:
         super().__init__(hidden, d_z)
         if hidden % heads:
             raise ValueError(f"hidden {hidden} must be divisible by heads {heads}")
-        layer = {"gatv2": GATv2Conv, "transformer": TransformerConv}[conv]
+        convs = {"gatv2": GATv2Conv, "transformer": TransformerConv}
+        check_choice("graph encoder conv", conv, sorted(convs))
+        layer = convs[conv]
         self.inp = nn.Linear(atom_dim, hidden)
         self.norms = nn.ModuleList(nn.LayerNorm(hidden) for _ in range(n_layers))
         self.convs = nn.ModuleList(layer(hidden, hidden // heads, heads=heads, edge_dim=edge_dim)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -20,7 +18,7 @@ class SequenceEncoder(Encoder):
     input_kind = "ids"
 
     def __init__(self, vocab_size: int, d_z: int, pad_id: int = 0, emb_dim: int = 64, hidden: int = 128,
-                 n_layers: int = 1, dropout: float = 0.0, **_: Any) -> None:
+                 n_layers: int = 1, dropout: float = 0.0) -> None:
         super().__init__(hidden, d_z)
         self.emb = nn.Embedding(vocab_size, emb_dim, padding_idx=pad_id)
         self.rnn = nn.GRU(emb_dim, hidden, num_layers=n_layers, batch_first=True, bidirectional=True,

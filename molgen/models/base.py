@@ -1,8 +1,14 @@
-"""The generator contract every family implements.
+"""The generator contract every family implements, and nothing more.
 
-A model owns its tokenizer and the chemistry policy it was trained under, so ``sample`` and ``score``
-need nothing else. Capabilities are declared, not implied: a family without a likelihood (GAN) does
-not have ``"log_likelihood"`` and asking for one raises :class:`CapabilityError`.
+A model holds a config dataclass (its hyperparameters), the chemistry policy it was trained under,
+an injected representation (a tokenizer, or ``None`` for a family that holds another model) and,
+optionally, nested saved models (the GAN's VAE). Capabilities are declared, not implied: a family
+without a likelihood has no ``"log_likelihood"`` and asking for one raises :class:`CapabilityError`.
+
+What a family writes (see docs/adding-a-family.md): ``Config``, ``_sample``, and where it has them
+``log_likelihood`` / ``likelihood_kind``, ``featurize`` / ``collate`` / ``item_length`` (data for
+training and scoring), ``training_step`` and ``configure_optimizers``. Everything public
+(``sample``, ``score``, persistence, strict options, labels) comes from here.
 """
 
 from __future__ import annotations
@@ -18,19 +24,12 @@ import torch
 from torch import Tensor
 
 from molgen.chem import DEFAULT_POLICY, Policy, standardize
-from molgen.tokenizers.base import Tokenizer
+from molgen.errors import CapabilityError, ConfigError, check_choice
+from molgen.likelihood import LikelihoodLabel
+from molgen.models.config import ModelConfig
+from molgen.training.optim import OptimConfig
 
 CAPABILITIES = frozenset({"sample", "log_likelihood", "encode", "decode", "conditional"})
-
-
-class CapabilityError(NotImplementedError):
-    """The model family does not support this operation (e.g. a likelihood from a GAN)."""
-
-
-class TooLongError(ValueError):
-    def __init__(self, n_tokens: int, max_len: int) -> None:
-        super().__init__(f"{n_tokens} tokens > max_len {max_len}")
-        self.n_tokens, self.max_len = n_tokens, max_len
 
 
 @dataclass
@@ -40,7 +39,8 @@ class SampleResult:
     ``smiles`` are the decoded strings exactly as generated (invalid ones included: evaluation must
     see them to count validity); ``canonical`` is the canonical SMILES under the model's policy or
     None; ``log_likelihood`` is log p(string) under the model at temperature 1, in nats, where the
-    family has one.
+    family returns one, labelled by ``likelihood``. ``sampler`` says how they were drawn
+    (``ancestral`` at temperature 1 is the model itself); ``seed`` reproduces them.
     """
 
     smiles: list[str]
@@ -48,6 +48,8 @@ class SampleResult:
     log_likelihood: np.ndarray | None = None
     temperature: float = 1.0
     sampler: str = "ancestral"
+    seed: int | None = None
+    likelihood: LikelihoodLabel | None = None
     info: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -63,9 +65,23 @@ class SampleResult:
 
     def to_frame(self) -> pd.DataFrame:
         df = pd.DataFrame({"smiles": self.smiles, "canonical": self.canonical, "valid": self.valid})
-        if self.log_likelihood is not None:
+        if self.log_likelihood is not None and self.likelihood is not None:
             df["log_likelihood"] = self.log_likelihood
+            for k, v in self.likelihood.to_dict().items():
+                df[f"likelihood_{k}"] = v
+        df["sampler"] = self.sampler
+        df["temperature"] = self.temperature
         return df
+
+
+def as_smiles_list(smiles: Any, what: str = "smiles") -> list[str | None]:
+    """A list of SMILES from a list / tuple / Series / array; a bare string is an error, never characters."""
+    if isinstance(smiles, (str, bytes)):
+        raise TypeError(f"{what} must be a sequence of SMILES, not a single string; for one molecule pass "
+                        f"[{smiles!r}]")
+    if isinstance(smiles, pd.DataFrame):
+        raise TypeError(f"{what} must be a sequence of SMILES; for a DataFrame pass its SMILES column")
+    return list(smiles)
 
 
 class GenerativeModel(L.LightningModule):
@@ -73,124 +89,151 @@ class GenerativeModel(L.LightningModule):
 
     name: ClassVar[str] = "base"
     capabilities: ClassVar[frozenset[str]] = frozenset()
-    likelihood_kind: ClassVar[str | None] = None
+    config_class: ClassVar[type[ModelConfig]] = ModelConfig
+    #: nested saved models this family holds (constructor keyword -> attribute), e.g. {"autoencoder": ...}
+    nested: ClassVar[tuple[str, ...]] = ()
     #: True when ``featurize`` returns plain id lists that the DataModule may cache on disk.
-    featurize_cacheable: ClassVar[bool] = True
+    featurize_cacheable: bool = True
 
-    def __init__(self, tokenizer: Tokenizer, policy: Policy = DEFAULT_POLICY, max_len: int = 100) -> None:
+    def __init__(self, config: ModelConfig, *, representation: Any = None, policy: Policy = DEFAULT_POLICY) -> None:
         super().__init__()
-        if not tokenizer.is_fitted:
+        if not isinstance(config, self.config_class):
+            raise TypeError(f"{type(self).__name__} takes a {self.config_class.__name__}, got {type(config).__name__}")
+        if representation is not None and hasattr(representation, "is_fitted") and not representation.is_fitted:
             raise ValueError("the tokenizer has no vocabulary: fit it on training SMILES first")
-        self.tokenizer = tokenizer
+        self.config = config
+        self.representation = representation
         self.policy = policy
-        self.max_len = int(max_len)  # longest token string (without BOS/EOS) the model represents
         self.metadata: dict[str, Any] = {}
-        self.optim_config: dict[str, Any] = {"lr": 1e-3, "weight_decay": 0.01, "betas": (0.9, 0.98)}
-        # Token ids that are never emitted (pad, bos, unk): with them at probability 0 and <eos> forced
-        # after max_len symbols, every string decoder is a proper distribution over strings.
-        banned = torch.zeros(tokenizer.vocab_size, dtype=torch.bool)
-        banned[[tokenizer.pad_id, tokenizer.bos_id, tokenizer.unk_id]] = True
-        self.register_buffer("banned", banned, persistent=False)
+        self.optim = OptimConfig()
+        self.progress: Any = None  # molgen.training.progress.TrainingProgress while training
 
-    # --- what subclasses provide ---------------------------------------------------------------
-    def config(self) -> dict[str, Any]:
-        """JSON-serializable init arguments (without tokenizer and policy) for ``from_pretrained``."""
-        return {"max_len": self.max_len}
+    @classmethod
+    def build(cls, options: dict[str, Any] | None = None, *, representation: Any = None,
+              policy: Policy = DEFAULT_POLICY, **nested: GenerativeModel) -> GenerativeModel:
+        """A fresh model from flat / dotted options (validated by the family's config dataclass)."""
+        check = set(nested) - set(cls.nested)
+        if check:
+            raise ConfigError(f"{cls.name} holds no nested model(s) {sorted(check)}; it holds {list(cls.nested)}")
+        return cls(cls.config_class.from_dict(options, what=f"model {cls.name!r}"), representation=representation,
+                   policy=policy, **nested)
 
-    def log_likelihood(self, batch: dict[str, Tensor], **kw: Any) -> Tensor:
-        """[B] log p(x) in nats per molecule (log p, not NLL)."""
-        raise CapabilityError(f"{self.name} has no likelihood (capabilities: {sorted(self.capabilities)})")
+    @property
+    def max_len(self) -> int:
+        return int(self.config.max_len)
 
-    def _sample_ids(self, n: int, temperature: float, generator: torch.Generator,
-                    **kw: Any) -> tuple[list[list[int]], Tensor | None]:
+    @property
+    def tokenizer(self):
+        """The representation, for string families (a tokenizer)."""
+        return self.representation
+
+    # --- what families provide -----------------------------------------------------------------
+    def _sample(self, n: int, *, temperature: float, generator: torch.Generator,
+                condition: dict[str, float] | None, guidance: float | None) -> tuple[list[Any], Tensor | None]:
+        """``n`` samples as SMILES strings or RDKit molecules, and their log p (or None)."""
         raise CapabilityError(f"{self.name} cannot sample")
 
-    def configure_optimizers(self):
-        """AdamW; weight decay on matrices only (not on biases, norms, embeddings' positions)."""
-        decay = [p for n, p in self.named_parameters() if p.requires_grad and p.dim() >= 2]
-        no_decay = [p for n, p in self.named_parameters() if p.requires_grad and p.dim() < 2]
-        cfg = self.optim_config
-        return torch.optim.AdamW(
-            [{"params": decay, "weight_decay": cfg["weight_decay"]}, {"params": no_decay, "weight_decay": 0.0}],
-            lr=cfg["lr"], betas=tuple(cfg["betas"]))
+    def log_likelihood(self, batch: dict[str, Any], *, kind: str | None = None) -> Tensor:
+        """[B] log p(x) (or a lower bound, labelled by ``likelihood_label(kind)``) in nats per molecule.
 
-    # --- featurization (overridable: a graph encoder needs more than ids) ------------------------
+        Deterministic per molecule: Monte-Carlo estimators seed their noise from the molecule itself.
+        """
+        raise CapabilityError(self._no_likelihood_reason())
+
+    @classmethod
+    def likelihood_kind(cls, config: ModelConfig, kind: str | None = None) -> str:
+        """Resolve a requested kind (None: the family's default for this config) or raise listing the accepted."""
+        raise CapabilityError(f"{cls.name} has no likelihood")
+
     def featurize(self, canonical_smiles: str) -> Any:
         """One model input for a canonical SMILES. Raises OOVError / TokenizeError / TooLongError."""
-        ids = self.tokenizer.encode(canonical_smiles)
-        if len(ids) > self.max_len:
-            raise TooLongError(len(ids), self.max_len)
-        return ids
+        raise CapabilityError(f"{self.name} takes no molecule inputs")
+
+    def collate(self, items: Sequence[Any]) -> dict[str, Any]:
+        raise CapabilityError(f"{self.name} takes no molecule inputs")
 
     def item_length(self, item: Any) -> int:
         """Size of one featurized item (tokens), used to batch items of similar length together."""
         return len(item)
 
-    def collate(self, items: Sequence[Any]) -> dict[str, Tensor]:
-        """Pad id lists into ``{"ids": [B, T] with BOS ... EOS PAD..., "lengths": [B]}``."""
-        return collate_ids(items, self.tokenizer)
+    def configure_optimizers(self):  # each family owns its optimisation
+        raise NotImplementedError(f"{self.name} must define configure_optimizers")
 
-    def likelihood_label(self) -> str | None:
-        """What ``score`` reports, e.g. ``"exact"`` or ``"iwae-50"`` (families refine the class kind)."""
-        return self.likelihood_kind
+    # --- labels and capabilities ---------------------------------------------------------------
+    def _no_likelihood_reason(self) -> str:
+        return (f"model {self.name!r} has no likelihood (capabilities: {', '.join(sorted(self.capabilities))})"
+                + (f": {self.no_likelihood_reason}" if getattr(self, "no_likelihood_reason", None) else ""))
 
-    def next_token_log_probs(self, logits: Tensor, n_emitted: Tensor | int) -> Tensor:
-        """Normalized next-token log-probs with banned ids removed and <eos> forced at max_len.
-
-        ``n_emitted`` is the number of symbols already emitted (an int, or a tensor broadcastable to
-        ``logits.shape[:-1]``).
-        """
-        logits = logits.float().masked_fill(self.banned, float("-inf"))
-        at_max = torch.as_tensor(n_emitted, device=logits.device) >= self.max_len
-        if bool(at_max.any()):
-            only_eos = torch.full_like(logits, float("-inf"))
-            only_eos[..., self.tokenizer.eos_id] = 0.0
-            logits = torch.where(at_max.unsqueeze(-1), only_eos, logits)
-        return torch.log_softmax(logits, dim=-1)
-
-    # --- public API ----------------------------------------------------------------------------
     def require(self, capability: str) -> None:
+        check_choice("capability", capability, sorted(CAPABILITIES))
         if capability not in self.capabilities:
+            if capability == "log_likelihood":
+                raise CapabilityError(self._no_likelihood_reason())
             raise CapabilityError(
                 f"model {self.name!r} does not support {capability!r}; it supports {sorted(self.capabilities)}")
 
+    def likelihood_label(self, kind: str | None = None) -> LikelihoodLabel | None:
+        """What ``score`` / ``log_likelihood(kind=...)`` report: kind, object, unit (None: no likelihood)."""
+        if "log_likelihood" not in self.capabilities:
+            if kind is not None:
+                raise CapabilityError(self._no_likelihood_reason())
+            return None
+        return LikelihoodLabel(self.likelihood_kind(self.config, kind), self.likelihood_object)
+
+    @property
+    def likelihood_object(self) -> str:
+        return getattr(self.representation, "likelihood_object", "molecule")
+
+    # --- public API ----------------------------------------------------------------------------
     @torch.no_grad()
-    def sample(self, n: int, *, temperature: float = 1.0, seed: int | None = None,
-               batch_size: int | None = None, **kw: Any) -> SampleResult:
-        """Draw ``n`` molecules x ~ p(x) (ancestral sampling; temperature 1 is the model itself)."""
+    def sample(self, n: int, *, temperature: float = 1.0, seed: int | None = None, batch_size: int | None = None,
+               condition: dict[str, float] | None = None, guidance: float | None = None) -> SampleResult:
+        """Draw ``n`` molecules x ~ p(x) (temperature 1 is the model itself; the seed is recorded)."""
         self.require("sample")
-        if n < 0:
-            raise ValueError("n must be >= 0")
-        if temperature <= 0:
-            raise ValueError("temperature must be > 0 (argmax decoding is a different sampler)")
+        if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 0:
+            raise ConfigError(f"n must be an integer >= 0, got {n!r}")
+        if not isinstance(temperature, (int, float)) or not temperature > 0:
+            raise ConfigError(f"temperature must be a number > 0 (argmax is a different sampler), got {temperature!r}")
+        if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
+            raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
+        if (condition is not None or guidance is not None) and "conditional" not in self.capabilities:
+            raise CapabilityError(f"model {self.name!r} is not conditional: condition / guidance are not accepted "
+                                  f"(capabilities: {', '.join(sorted(self.capabilities))})")
         was_training = self.training
         self.eval()
-        if seed is None:  # still reproducible afterwards: the drawn seed is recorded in .info
+        if seed is None:  # still reproducible afterwards: the drawn seed is recorded
             seed = int(torch.randint(0, 2**62, (1,)).item())
         g = torch.Generator(device=self.device)
         g.manual_seed(int(seed))
         bs = batch_size or 1024
-        ids: list[list[int]] = []
+        raw: list[Any] = []
         lls: list[Tensor] = []
         try:
             for start in range(0, n, bs):
-                out, ll = self._sample_ids(min(bs, n - start), temperature, g, **kw)
-                ids.extend(out)
+                out, ll = self._sample(min(bs, n - start), temperature=float(temperature), generator=g,
+                                       condition=condition, guidance=guidance)
+                raw.extend(out)
                 if ll is not None:
                     lls.append(ll.detach().double().cpu())
         finally:
             self.train(was_training)
-        smiles = [self.tokenizer.decode(x) for x in ids]
-        canonical = [standardize(s, self.policy)[0] if s else None for s in smiles]
-        ll = torch.cat(lls).numpy() if lls else None
-        return SampleResult(smiles, canonical, ll, temperature, info={"seed": seed, "model": self.name})
+        smiles, canonical = _canonical_rows(raw, self.policy)
+        ll = torch.cat(lls).numpy() if lls and sum(len(x) for x in lls) == n else None
+        label = self.likelihood_label() if ll is not None else None
+        sampler = "ancestral" if temperature == 1.0 else f"ancestral-T{temperature:g}"
+        return SampleResult(smiles, canonical, ll, float(temperature), sampler, int(seed), label,
+                            info={"model": self.name})
 
-    def score(self, smiles: Sequence[str | None], *, batch_size: int = 512, progress: bool = False,
-              **kw: Any) -> pd.DataFrame:
-        """Per-molecule log-likelihood table, one row per input, in order; never raises per row."""
+    def score(self, smiles: Sequence[str | None], *, batch_size: int = 256, progress: bool = False,
+              kind: str | None = None) -> pd.DataFrame:
+        """Per-molecule log-likelihood table, one row per input, in order; never raises per row.
+
+        A pandas Series keeps its index. ``kind`` picks another estimator where the family has
+        several (e.g. ``"elbo"`` or ``"iwae-200"`` for the VAE); the rows say which one was used.
+        """
         from molgen.scoring import score_smiles
 
-        return score_smiles(self, smiles, batch_size=batch_size, progress=progress, **kw)
+        return score_smiles(self, smiles, batch_size=batch_size, progress=progress, kind=kind)
 
     def save_pretrained(self, path: str) -> None:
         from molgen.persistence import save_pretrained
@@ -198,10 +241,10 @@ class GenerativeModel(L.LightningModule):
         save_pretrained(self, path)
 
     @classmethod
-    def from_pretrained(cls, path: str) -> GenerativeModel:
+    def from_pretrained(cls, path: str, *, map_location: str = "cpu") -> GenerativeModel:
         from molgen.persistence import load_pretrained
 
-        model = load_pretrained(path)
+        model = load_pretrained(path, map_location=map_location)
         if cls is not GenerativeModel and not isinstance(model, cls):
             raise TypeError(f"{path} holds a {type(model).__name__}, not a {cls.__name__}")
         return model
@@ -210,12 +253,18 @@ class GenerativeModel(L.LightningModule):
         return sum(p.numel() for p in self.parameters())
 
 
-def collate_ids(items: Sequence[Sequence[int]], tokenizer: Tokenizer) -> dict[str, Tensor]:
-    lengths = torch.tensor([len(x) for x in items], dtype=torch.long)
-    T = int(lengths.max()) + 2 if len(items) else 2
-    ids = torch.full((len(items), T), tokenizer.pad_id, dtype=torch.long)
-    ids[:, 0] = tokenizer.bos_id
-    for i, x in enumerate(items):
-        ids[i, 1:1 + len(x)] = torch.as_tensor(x, dtype=torch.long)
-        ids[i, 1 + len(x)] = tokenizer.eos_id
-    return {"ids": ids, "lengths": lengths}
+def _canonical_rows(raw: list[Any], policy: Policy) -> tuple[list[str], list[str | None]]:
+    """(SMILES as generated, canonical SMILES or None) for sampled strings or RDKit molecules."""
+    from molgen.chem import mol_to_smiles
+
+    smiles, canonical = [], []
+    for x in raw:
+        if x is None:
+            s = ""
+        elif isinstance(x, str):
+            s = x
+        else:  # an RDKit molecule from a graph family
+            s = mol_to_smiles(x, policy) or ""
+        smiles.append(s)
+        canonical.append(standardize(s, policy)[0] if s else None)
+    return smiles, canonical

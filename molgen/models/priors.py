@@ -43,10 +43,12 @@ def diag_normal_entropy(logvar: Tensor) -> Tensor:
 
 
 def reparameterize(mu: Tensor, logvar: Tensor, n: int | None = None,
-                   generator: torch.Generator | None = None) -> Tensor:
-    """z = mu + sigma * eps; with ``n`` a leading sample dimension [n, B, d]."""
-    shape = mu.shape if n is None else (n, *mu.shape)
-    eps = torch.randn(shape, generator=generator, device=mu.device, dtype=mu.dtype)
+                   generator: torch.Generator | None = None, eps: Tensor | None = None) -> Tensor:
+    """z = mu + sigma * eps; with ``n`` a leading sample dimension [n, B, d]. ``eps`` given: used as is
+    (per-molecule noise for deterministic Monte-Carlo likelihoods)."""
+    if eps is None:
+        shape = mu.shape if n is None else (n, *mu.shape)
+        eps = torch.randn(shape, generator=generator, device=mu.device, dtype=mu.dtype)
     return mu + torch.exp(0.5 * logvar) * eps
 
 
@@ -70,15 +72,16 @@ class Prior(nn.Module):
         return self.log_prob(z).unsqueeze(-1)
 
     def kl(self, mu: Tensor, logvar: Tensor, n_samples: int = 8,
-           generator: torch.Generator | None = None) -> Tensor:
+           generator: torch.Generator | None = None, eps: Tensor | None = None) -> Tensor:
         """[B] KL(q(z|x) || p(z)): Monte Carlo with closed-form entropy unless overridden."""
-        return mc_kl(self, mu, logvar, n_samples, generator)
+        return mc_kl(self, mu, logvar, n_samples, generator, eps)
 
 
 def mc_kl(prior: Prior, mu: Tensor, logvar: Tensor, n_samples: int = 8,
-          generator: torch.Generator | None = None) -> Tensor:
-    """[B] KL_hat = -H[q] - mean_s log p(z_s), z_s ~ q (unbiased; see the module docstring)."""
-    z = reparameterize(mu, logvar, n_samples, generator)  # [S, B, d]
+          generator: torch.Generator | None = None, eps: Tensor | None = None) -> Tensor:
+    """[B] KL_hat = -H[q] - mean_s log p(z_s), z_s ~ q (unbiased; see the module docstring).
+    ``eps`` [S, B, d]: the standard-normal noise to use (else drawn from ``generator``)."""
+    z = reparameterize(mu, logvar, n_samples, generator, eps)  # [S, B, d]
     return -diag_normal_entropy(logvar) - prior.log_prob(z).mean(0)
 
 
@@ -97,11 +100,11 @@ class StandardNormalPrior(Prior):
         return torch.device("cpu") if not hasattr(self, "_dev_probe") else self._dev_probe.device
 
     def kl(self, mu: Tensor, logvar: Tensor, n_samples: int = 8,
-           generator: torch.Generator | None = None) -> Tensor:
+           generator: torch.Generator | None = None, eps: Tensor | None = None) -> Tensor:
         """Closed form: 1/2 sum_d (mu^2 + sigma^2 - 1 - log sigma^2)."""
         return kl_standard_normal(mu, logvar)
 
-    def __init__(self, d_z: int, **_: Any) -> None:
+    def __init__(self, d_z: int) -> None:
         super().__init__(d_z)
         self.register_buffer("_dev_probe", torch.zeros(()), persistent=False)
 
@@ -115,7 +118,7 @@ def kl_standard_normal(mu: Tensor, logvar: Tensor) -> Tensor:
 class MixturePrior(Prior):
     """Learned mixture of K diagonal Gaussians; uniform fixed weights unless ``learn_weights``."""
 
-    def __init__(self, d_z: int, n_components: int = 8, learn_weights: bool = False, **_: Any) -> None:
+    def __init__(self, d_z: int, n_components: int = 8, learn_weights: bool = False) -> None:
         super().__init__(d_z)
         self.n_components = n_components
         self.means = nn.Parameter(torch.randn(n_components, d_z))
@@ -158,7 +161,7 @@ class VampPrior(Prior):
     as a plain reference so its weights are stored once (under the encoder).
     """
 
-    def __init__(self, d_z: int, n_components: int = 8, feature_dim: int = 64, **_: Any) -> None:
+    def __init__(self, d_z: int, feature_dim: int, n_components: int = 8) -> None:
         super().__init__(d_z)
         self.n_components = n_components
         self.pseudo_inputs = nn.Parameter(torch.randn(n_components, feature_dim))
@@ -192,6 +195,6 @@ class VampPrior(Prior):
         self.pseudo_inputs[dead] = features.to(self.pseudo_inputs)
 
 
-def build_prior(name: str, d_z: int, **kw: Any) -> Prior:
-    """A registered prior by name (``gaussian``, ``mog``, ``vamp``)."""
-    return PRIORS.get(name)(d_z, **kw)
+def build_prior(spec: Any, d_z: int, feature_dim: int = 64) -> Prior:
+    """A registered prior from a spec (``"mog"`` or ``{name, args}``); ``d_z`` / ``feature_dim`` are wired."""
+    return PRIORS.build(spec, d_z=d_z, feature_dim=feature_dim)

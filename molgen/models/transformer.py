@@ -2,28 +2,39 @@
 
     log p(x) = sum_{t=1}^{|x|+1} log p(x_t | x_<t),   x_{|x|+1} = <eos>
 
-summed per molecule in nats. The output distribution is a proper distribution over token strings of
-length 0..max_len: special tokens (<pad>, <bos>, <unk>) get probability 0 and <eos> is forced after
-``max_len`` symbols, both in the likelihood and in sampling, so probabilities over all strings sum
-to one (tested by enumeration).
-
-Sampling uses a preallocated KV cache (one position per step); ``use_cache=False`` recomputes the
-whole prefix every step and consumes the random stream identically (for tests and benchmarks).
+summed per molecule in nats, over the proper string distribution of
+:class:`~molgen.models.autoregressive.StringDecoding` (special tokens banned, <eos> forced after
+``max_len`` symbols). Sampling uses a preallocated KV cache (one position per step);
+``use_cache=False`` recomputes the whole prefix every step and consumes the random stream
+identically (for tests and benchmarks).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from molgen.chem import DEFAULT_POLICY, Policy
+from molgen.errors import ConfigError
+from molgen.models.autoregressive import StringDecoding
 from molgen.models.base import GenerativeModel
-from molgen.nn.transformer import BackboneConfig, KVCache, TransformerBackbone
-from molgen.registry import MODELS
-from molgen.tokenizers.base import Tokenizer
+from molgen.models.config import ModelConfig
+from molgen.nn.transformer import KVCache
+from molgen.registry import BACKBONES, MODELS
+from molgen.training.optim import adamw_warmup_cosine, global_token_mean
+
+
+@dataclass
+class TransformerConfig(ModelConfig):
+    """``backbone``: a registered backbone spec (``transformer``: d_model, n_layers, n_heads, mlp_ratio,
+    dropout); the family wires vocabulary size, positions and the causal mask."""
+
+    COMPONENTS = ("backbone",)
+
+    backbone: dict[str, Any] = field(default_factory=lambda: {"name": "transformer", "args": {}})
 
 
 @MODELS.register("transformer")
@@ -32,44 +43,47 @@ class TransformerModel(GenerativeModel):
 
     name = "transformer"
     capabilities = frozenset({"sample", "log_likelihood"})
-    likelihood_kind = "exact"
+    config_class = TransformerConfig
 
-    def __init__(self, tokenizer: Tokenizer, policy: Policy = DEFAULT_POLICY, max_len: int = 100,
-                 d_model: int = 128, n_layers: int = 4, n_heads: int = 4, dropout: float = 0.1) -> None:
-        super().__init__(tokenizer, policy, max_len)
-        self.hp = {"d_model": d_model, "n_layers": n_layers, "n_heads": n_heads, "dropout": dropout}
-        self.net = TransformerBackbone(BackboneConfig(
-            vocab_size=tokenizer.vocab_size, max_positions=max_len + 1, d_model=d_model,
-            n_layers=n_layers, n_heads=n_heads, dropout=dropout, causal=True))
+    def __init__(self, config: TransformerConfig, *, representation: Any, policy: Policy = DEFAULT_POLICY) -> None:
+        super().__init__(config, representation=representation, policy=policy)
+        if representation is None:
+            raise ConfigError("the transformer needs a fitted tokenizer as its representation")
+        self.strings = StringDecoding(representation, config.max_len)
+        self.net = BACKBONES.build(config.backbone, vocab_size=representation.vocab_size,
+                                   max_positions=config.max_len + 1, causal=True)
 
-    def config(self) -> dict[str, Any]:
-        return {"max_len": self.max_len, **self.hp}
+    # --- data and likelihood -------------------------------------------------------------------
+    def featurize(self, canonical_smiles: str) -> list[int]:
+        return self.strings.featurize(canonical_smiles)
 
-    # --- distribution --------------------------------------------------------------------------
+    def collate(self, items):
+        return self.strings.collate(items)
+
+    @classmethod
+    def likelihood_kind(cls, config: ModelConfig, kind: str | None = None) -> str:
+        if kind not in (None, "exact"):
+            raise ConfigError(f"the transformer reports one likelihood kind: exact; got {kind!r}")
+        return "exact"
 
     def token_log_probs(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
-        """Per-target log p [B, T-1] and target mask (True for symbols and the EOS, False for pad)."""
         ids = batch["ids"]
-        inp, tgt = ids[:, :-1], ids[:, 1:]
-        logits = self.net(inp)
-        pos = torch.arange(inp.shape[1], device=ids.device)  # number of symbols emitted before target
-        logp = self.next_token_log_probs(logits, pos[None, :])
-        tok_lp = logp.gather(-1, tgt.unsqueeze(-1)).squeeze(-1)
-        mask = tgt != self.tokenizer.pad_id
-        return tok_lp.masked_fill(~mask, 0.0), mask
+        return self.strings.token_log_probs(self.net(ids[:, :-1]), ids)
 
-    def log_likelihood(self, batch: dict[str, Tensor], **kw: Any) -> Tensor:
-        tok_lp, _ = self.token_log_probs(batch)
-        return tok_lp.sum(-1)
+    def log_likelihood(self, batch: dict[str, Tensor], *, kind: str | None = None) -> Tensor:
+        self.likelihood_kind(self.config, kind)
+        return self.token_log_probs(batch)[0].sum(-1)
 
     # --- training ------------------------------------------------------------------------------
+    def configure_optimizers(self):
+        return adamw_warmup_cosine(self, self.optim)
+
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         tok_lp, mask = self.token_log_probs(batch)
-        n_tok = mask.sum()
-        loss = -tok_lp.sum() / n_tok  # per-token mean: the per-molecule NLL divided by a constant-ish
-        bs = batch["ids"].shape[0]
-        self.log("train/nll_token", loss, prog_bar=True, batch_size=bs)
-        self.log("train/nll_mol", -tok_lp.sum() / bs, batch_size=bs)
+        # per-token mean over the global batch (equal for 1 process and for DDP)
+        loss = global_token_mean(-tok_lp.sum(), mask.sum(), self)
+        if batch_idx % 50 == 0:  # logging costs; every 50th step is enough for curves
+            self.log("train/nll_token", loss.detach(), prog_bar=True, batch_size=tok_lp.shape[0])
         return loss
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
@@ -77,28 +91,20 @@ class TransformerModel(GenerativeModel):
         self.log("val/nll", -ll.mean(), prog_bar=True, batch_size=ll.shape[0], sync_dist=True)
 
     # --- sampling ------------------------------------------------------------------------------
-    def _sample_ids(self, n: int, temperature: float, generator: torch.Generator,
-                    use_cache: bool = True, **kw: Any) -> tuple[list[list[int]], Tensor]:
-        tok = self.tokenizer
-        dev = self.device
-        seq = torch.full((n, 1), tok.bos_id, dtype=torch.long, device=dev)
-        done = torch.zeros(n, dtype=torch.bool, device=dev)
-        ll = torch.zeros(n, dtype=torch.float64, device=dev)
+    def _sample(self, n: int, *, temperature: float, generator: torch.Generator, condition=None, guidance=None,
+                use_cache: bool = True) -> tuple[list[str], Tensor]:
         dtype = next(self.parameters()).dtype
-        cache = KVCache(self.net.cfg, n, dev, dtype) if use_cache else None
-        for t in range(self.max_len + 1):
-            if cache is not None:
-                logits = self.net(seq[:, -1:], cache)[:, -1]
-            else:
-                logits = self.net(seq)[:, -1]
-            logp = self.next_token_log_probs(logits, t)  # t symbols emitted so far
-            probs = F.softmax(logp / temperature, dim=-1) if temperature != 1.0 else logp.exp()
-            nxt = torch.multinomial(probs, 1, generator=generator).squeeze(-1)
-            nxt = torch.where(done, torch.full_like(nxt, tok.pad_id), nxt)
-            ll += torch.where(done, torch.zeros_like(ll), logp.gather(-1, nxt.clamp_min(0)[:, None]).squeeze(-1).double())
-            seq = torch.cat([seq, nxt[:, None]], dim=1)
-            done |= nxt == tok.eos_id
-            if bool(done.all()):
-                break
-        out = [row[1:].tolist() for row in seq.cpu()]
-        return out, ll
+        if use_cache:
+            cache = KVCache(self.net.cfg, n, self.device, dtype)
+
+            def step(cur: Tensor, t: int) -> Tensor:
+                return self.net(cur[:, None], cache)[:, -1]
+        else:
+            prefix: list[Tensor] = []
+
+            def step(cur: Tensor, t: int) -> Tensor:
+                prefix.append(cur)
+                return self.net(torch.stack(prefix, 1))[:, -1]
+
+        ids, ll = self.strings.sample(step, n, device=self.device, generator=generator, temperature=temperature)
+        return self.strings.decode(ids), ll

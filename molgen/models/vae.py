@@ -11,18 +11,22 @@ symbols), so the bounds below are bounds on log p(string) in nats per molecule:
     ELBO(x)   = E_q log p(x|z) - KL(q(z|x) || p(z))         (KL closed form for N(0,I), else MC, priors.py)
     IWAE-K(x) = E log 1/K sum_k p(x|z_k) p(z_k) / q(z_k|x)  (>= ELBO, increases with K, chunked)
 
-``score`` reports IWAE-K (``likelihood_label()`` says ``iwae-K``); ``score(..., kind="elbo")`` the ELBO.
-Both are deterministic given ``seed`` (default 0). Evaluation always uses the plain beta = 1 bound.
+``score`` reports IWAE-K (label ``iwae-K``, K = ``iwae_k``); ``score(..., kind="elbo")`` the ELBO and
+``kind="iwae-200"`` another K. Both are deterministic per molecule: their noise is drawn from a
+generator seeded by the molecule's own tokens (``molgen.likelihood.row_seeds``), so a molecule gets
+the same number alone, duplicated or anywhere in any file. Evaluation always uses the plain beta = 1
+bound.
 
 Training objective (not the ELBO when safeguards are on): ``-E_q log p(x~|z) + beta_t * FB(KL)`` with
 
 * cyclical KL annealing (``kl_anneal="cyclical"``, M = ``kl_cycles`` cycles, ramp fraction ``kl_ratio``,
-  training ends at beta = 1), ``"monotonic"`` (one ramp) or ``"none"`` (beta = 1 from step 0);
+  training ends at beta = 1; it reads the training-progress fraction, so it survives ``--resume``), ``"monotonic"`` (one ramp) or ``"none"`` (beta = 1 from step 0);
 * free bits: FB(KL) = max(``free_bits``, batch-mean KL), one group (the total KL; default 0.25 d_z nats);
 * word dropout: decoder inputs replaced by <unk> with probability ``word_dropout`` (training only);
 * aggressive encoder phase (He et al. 2019): ``aggressive_inner`` encoder-only steps (decoder and prior
   gradients dropped) per joint step, until the validation MI stops increasing; ``"auto"`` switches it on
-  when fewer than d_z/4 units are active at a validation;
+  when fewer than d_z/4 units are active at a validation (validation molecules come from the
+  training data, never from a test set);
 * re-seeding of dead mixture components (usage < ``reseed_threshold``/K on the validation subset): the
   component moves to the encoder mean of a random molecule (VQ-style restart).
 
@@ -35,30 +39,79 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from molgen.chem import DEFAULT_POLICY, Policy, standardize
-from molgen.models.base import GenerativeModel, SampleResult, TooLongError, collate_ids
+from molgen.errors import CollapseWarning, ConfigError, TokenizeError, check_choice
+from molgen.likelihood import row_randn, row_seeds
+from molgen.models.autoregressive import StringDecoding
+from molgen.models.base import GenerativeModel, SampleResult, _canonical_rows, as_smiles_list
+from molgen.models.config import ModelConfig
 from molgen.models.priors import VampPrior, build_prior, diag_normal_log_prob, reparameterize
 from molgen.models.vae_diagnostics import latent_diagnostics, plot_history
 from molgen.registry import ENCODERS, MODELS
-from molgen.tokenizers.base import TokenizeError, Tokenizer
+from molgen.training.optim import adamw_warmup_cosine, progress_fraction
 
 log = logging.getLogger(__name__)
 
+__all__ = ["CollapseWarning", "VAEConfig", "VAEModel"]
 
-class CollapseWarning(UserWarning):
-    """Posterior collapse (z ignored) or mixture collapse (few components used) was detected."""
+
+@dataclass
+class VAEConfig(ModelConfig):
+    """Hyperparameters of the VAE. ``encoder`` / ``prior`` are registry specs (``encoder.hidden``,
+    ``prior.n_components``, ...); the rest are the decoder, the safeguards and the estimators."""
+
+    COMPONENTS = ("encoder", "prior")
+
+    d_z: int = 32
+    encoder: dict[str, Any] = field(default_factory=lambda: {"name": "sequence", "args": {}})
+    prior: dict[str, Any] = field(default_factory=lambda: {"name": "mog", "args": {}})
+    # decoder p(x|z)
+    emb_dim: int = 64
+    dec_hidden: int = 256
+    dec_layers: int = 1
+    dropout: float = 0.0
+    # safeguards
+    kl_anneal: str = "cyclical"
+    kl_cycles: int = 4
+    kl_ratio: float = 0.5
+    free_bits: float | None = None  # None: 0.25 * d_z nats on the total KL
+    word_dropout: float = 0.1
+    aggressive: str = "auto"
+    aggressive_inner: int = 4
+    aggressive_max_steps: int = 2000
+    reseed_dead: bool = True
+    reseed_threshold: float = 0.1
+    # estimators
+    kl_samples: int = 8
+    eval_kl_samples: int = 64
+    elbo_samples: int = 8
+    iwae_k: int = 50
+    iwae_chunk: int = 25
+    mc_seed: int = 0  # salt of the per-molecule Monte-Carlo seeds
+    diag_size: int = 2000
+    mi_threshold: float = 1.0
+
+    def validate(self) -> None:
+        super().validate()
+        check_choice("kl_anneal", self.kl_anneal, ("cyclical", "monotonic", "none"))
+        check_choice("aggressive", self.aggressive, ("off", "on", "auto"))
+        for name in ("d_z", "iwae_k", "iwae_chunk", "elbo_samples", "kl_samples", "eval_kl_samples"):
+            if int(getattr(self, name)) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)!r}")
+        if self.free_bits is None:
+            self.free_bits = 0.25 * self.d_z
 
 
 @dataclass
@@ -73,76 +126,50 @@ class GraphItem:
         return len(self.ids) + 1  # symbols + EOS, as scored
 
 
+_IWAE = re.compile(r"^iwae(?:-(\d+))?$")
+
+
 @MODELS.register("vae")
 class VAEModel(GenerativeModel):
     """VAE with injected encoder (sequence | graph) and prior (gaussian | mog | vamp)."""
 
     name = "vae"
     capabilities = frozenset({"sample", "log_likelihood", "encode", "decode"})
-    likelihood_kind = "elbo"
+    config_class = VAEConfig
 
-    def __init__(self, tokenizer: Tokenizer, policy: Policy = DEFAULT_POLICY, max_len: int = 100, *,
-                 encoder: str = "sequence", prior: str = "mog", d_z: int = 32, n_components: int = 8,
-                 learn_weights: bool = False, emb_dim: int = 64, enc_hidden: int = 128, enc_layers: int = 1,
-                 graph_layers: int = 3, graph_heads: int = 4, graph_conv: str = "gatv2",
-                 dec_hidden: int = 256, dec_layers: int = 1, dropout: float = 0.0,
-                 kl_anneal: str = "cyclical", kl_cycles: int = 4, kl_ratio: float = 0.5,
-                 free_bits: float | None = None, word_dropout: float = 0.1, aggressive: str = "auto",
-                 aggressive_inner: int = 4, aggressive_max_steps: int = 2000, reseed_dead: bool = True,
-                 reseed_threshold: float = 0.1, kl_samples: int = 8, eval_kl_samples: int = 64,
-                 elbo_samples: int = 8, iwae_k: int = 50, iwae_chunk: int = 25, diag_size: int = 2000,
-                 mi_threshold: float = 1.0) -> None:
-        super().__init__(tokenizer, policy, max_len)
-        if kl_anneal not in ("cyclical", "monotonic", "none"):
-            raise ValueError(f"kl_anneal must be cyclical | monotonic | none, got {kl_anneal!r}")
-        if aggressive not in ("off", "on", "auto"):
-            raise ValueError(f"aggressive must be off | on | auto, got {aggressive!r}")
-        free_bits = 0.25 * d_z if free_bits is None else float(free_bits)
-        self.hp: dict[str, Any] = dict(
-            encoder=encoder, prior=prior, d_z=d_z, n_components=n_components, learn_weights=learn_weights,
-            emb_dim=emb_dim, enc_hidden=enc_hidden, enc_layers=enc_layers, graph_layers=graph_layers,
-            graph_heads=graph_heads, graph_conv=graph_conv, dec_hidden=dec_hidden, dec_layers=dec_layers,
-            dropout=dropout, kl_anneal=kl_anneal, kl_cycles=kl_cycles, kl_ratio=kl_ratio, free_bits=free_bits,
-            word_dropout=word_dropout, aggressive=aggressive, aggressive_inner=aggressive_inner,
-            aggressive_max_steps=aggressive_max_steps, reseed_dead=reseed_dead,
-            reseed_threshold=reseed_threshold, kl_samples=kl_samples, eval_kl_samples=eval_kl_samples,
-            elbo_samples=elbo_samples, iwae_k=iwae_k, iwae_chunk=iwae_chunk, diag_size=diag_size,
-            mi_threshold=mi_threshold)
-        V = tokenizer.vocab_size
-        enc_cls = ENCODERS.get(encoder)
-        self.encoder = enc_cls(vocab_size=V, d_z=d_z, pad_id=tokenizer.pad_id, emb_dim=emb_dim,
-                               hidden=enc_hidden, n_layers=enc_layers if encoder == "sequence" else graph_layers,
-                               heads=graph_heads, conv=graph_conv, dropout=dropout)
+    def __init__(self, config: VAEConfig, *, representation: Any, policy: Policy = DEFAULT_POLICY) -> None:
+        super().__init__(config, representation=representation, policy=policy)
+        if representation is None:
+            raise ConfigError("the VAE needs a fitted tokenizer as its representation (its decoder writes strings)")
+        tok = representation
+        V, c = tok.vocab_size, config
+        self.strings = StringDecoding(tok, config.max_len)
+        self.encoder = ENCODERS.build(c.encoder, vocab_size=V, d_z=c.d_z, pad_id=tok.pad_id)
         self.featurize_cacheable = self.encoder.input_kind == "ids"  # graphs are rebuilt, not cached
-        self.prior = build_prior(prior, d_z, n_components=n_components, learn_weights=learn_weights,
-                                 feature_dim=self.encoder.feature_dim)
+        self.prior = build_prior(c.prior, c.d_z, feature_dim=self.encoder.feature_dim)
         if isinstance(self.prior, VampPrior):
             self.prior.bind(self.encoder.head)
         # Decoder: GRU with z as initial state, at every input step and at the output layer.
-        self.dec_emb = nn.Embedding(V, emb_dim, padding_idx=tokenizer.pad_id)
-        self.z_to_h = nn.Linear(d_z, dec_hidden * dec_layers)
-        self.dec_rnn = nn.GRU(emb_dim + d_z, dec_hidden, dec_layers, batch_first=True,
-                              dropout=dropout if dec_layers > 1 else 0.0)
-        self.dec_out = nn.Linear(dec_hidden + d_z, V)
+        self.dec_emb = nn.Embedding(V, c.emb_dim, padding_idx=tok.pad_id)
+        self.z_to_h = nn.Linear(c.d_z, c.dec_hidden * c.dec_layers)
+        self.dec_rnn = nn.GRU(c.emb_dim + c.d_z, c.dec_hidden, c.dec_layers, batch_first=True,
+                              dropout=c.dropout if c.dec_layers > 1 else 0.0)
+        self.dec_out = nn.Linear(c.dec_hidden + c.d_z, V)
         # Training-time state (not part of the saved model).
         self.diagnostics_history: list[dict[str, Any]] = []
         self._diag_buf: dict[str, list[Tensor]] = {}
-        self._aggr_active = aggressive == "on"
+        self._aggr_active = c.aggressive == "on"
         self._aggr_done = False
         self._aggr_start = 0
         self._aggr_last_mi = -math.inf
-        self._label: str | None = None
-
-    def config(self) -> dict[str, Any]:
-        return {"max_len": self.max_len, **self.hp}
 
     @property
     def d_z(self) -> int:
-        return int(self.hp["d_z"])
+        return int(self.config.d_z)
 
     # --- featurization -------------------------------------------------------------------------
     def featurize(self, canonical_smiles: str) -> Any:
-        ids = super().featurize(canonical_smiles)
+        ids = self.strings.featurize(canonical_smiles)
         if self.encoder.input_kind != "graph":
             return ids
         from molgen.featurizers.graph import smiles_to_data
@@ -160,164 +187,130 @@ class VAEModel(GenerativeModel):
         if items and isinstance(items[0], GraphItem):
             from torch_geometric.data import Batch
 
-            out: dict[str, Any] = collate_ids([x.ids for x in items], self.tokenizer)
+            out: dict[str, Any] = self.strings.collate([x.ids for x in items])
             out["graph"] = Batch.from_data_list([x.graph for x in items])
             return out
-        return collate_ids(items, self.tokenizer)
+        return self.strings.collate(items)
 
     # --- decoder p(x|z) ------------------------------------------------------------------------
     def _h0(self, z: Tensor) -> Tensor:
-        L, H = self.hp["dec_layers"], self.hp["dec_hidden"]
+        L, H = self.config.dec_layers, self.config.dec_hidden
         return torch.tanh(self.z_to_h(z)).view(z.shape[0], L, H).transpose(0, 1).contiguous()
-
 
     def log_px_given_z(self, z: Tensor, ids: Tensor, word_dropout: float = 0.0) -> Tensor:
         """[N] log p(x|z) (teacher forcing); ``word_dropout`` > 0 only for the training objective."""
-        inp, tgt = ids[:, :-1], ids[:, 1:]
+        inp = ids[:, :-1]
+        pad, unk = self.tokenizer.pad_id, self.tokenizer.unk_id
         if word_dropout > 0:
-            drop = (torch.rand(inp.shape, device=inp.device) < word_dropout) & (inp != self.tokenizer.pad_id)
+            drop = (torch.rand(inp.shape, device=inp.device) < word_dropout) & (inp != pad)
             drop[:, 0] = False  # keep BOS
-            inp = inp.masked_fill(drop, self.tokenizer.unk_id)
+            inp = inp.masked_fill(drop, unk)
         T = inp.shape[1]
         zt = z.unsqueeze(1).expand(-1, T, -1)
         out, _ = self.dec_rnn(torch.cat([self.dec_emb(inp), zt], -1), self._h0(z))
         logits = self.dec_out(torch.cat([out, zt], -1))
-        pos = torch.arange(T, device=ids.device)
-        logp = self.next_token_log_probs(logits, pos[None, :])
-        tok_lp = logp.gather(-1, tgt.unsqueeze(-1)).squeeze(-1)
-        return tok_lp.masked_fill(tgt == self.tokenizer.pad_id, 0.0).sum(-1)
+        return self.strings.token_log_probs(logits, ids)[0].sum(-1)
 
     @torch.no_grad()
     def _decode_ids(self, z: Tensor, temperature: float = 1.0, generator: torch.Generator | None = None,
-                    greedy: bool = False) -> list[list[int]]:
-        tok = self.tokenizer
-        n = z.shape[0]
-        h = self._h0(z)
-        cur = torch.full((n,), tok.bos_id, dtype=torch.long, device=z.device)
-        done = torch.zeros(n, dtype=torch.bool, device=z.device)
-        out = []
-        for t in range(self.max_len + 1):
-            o, h = self.dec_rnn(torch.cat([self.dec_emb(cur), z], -1).unsqueeze(1), h)
-            logp = self.next_token_log_probs(self.dec_out(torch.cat([o[:, 0], z], -1)), t)
-            if greedy:
-                nxt = logp.argmax(-1)
-            else:
-                probs = F.softmax(logp / temperature, dim=-1) if temperature != 1.0 else logp.exp()
-                nxt = torch.multinomial(probs, 1, generator=generator).squeeze(-1)
-            nxt = torch.where(done, torch.full_like(nxt, tok.pad_id), nxt)
-            out.append(nxt)
-            done |= nxt == tok.eos_id
-            cur = nxt
-            if bool(done.all()):
-                break
-        return [row.tolist() for row in torch.stack(out, 1).cpu()]
+                    greedy: bool = False) -> Tensor:
+        state = {"h": self._h0(z)}
+
+        def step(cur: Tensor, t: int) -> Tensor:
+            o, state["h"] = self.dec_rnn(torch.cat([self.dec_emb(cur), z], -1).unsqueeze(1), state["h"])
+            return self.dec_out(torch.cat([o[:, 0], z], -1))
+
+        ids, _ = self.strings.sample(step, z.shape[0], device=z.device, generator=generator,
+                                     temperature=temperature, greedy=greedy)
+        return ids
 
     # --- bounds --------------------------------------------------------------------------------
-    def likelihood_label(self) -> str:
-        return self._label or f"iwae-{self.hp['iwae_k']}"
-
-    def score(self, smiles: Sequence[str | None], *, batch_size: int = 128, progress: bool = False,
-              kind: str = "iwae", k: int | None = None, seed: int = 0, **kw: Any) -> pd.DataFrame:
-        """Per-molecule IWAE-K bound (default, K = ``iwae_k``) or ELBO (``kind="elbo"``), labelled."""
-        self._label = "elbo" if kind == "elbo" else f"iwae-{k or self.hp['iwae_k']}"
-        try:
-            return super().score(smiles, batch_size=batch_size, progress=progress, kind=kind, k=k, seed=seed,
-                                 **kw)
-        finally:
-            self._label = None
-
-    def log_likelihood(self, batch: dict[str, Any], kind: str = "iwae", k: int | None = None, seed: int = 0,
-                       **kw: Any) -> Tensor:
-        """[B] lower bound on log p(x) in nats: IWAE-K (default) or the beta = 1 ELBO."""
+    @classmethod
+    def likelihood_kind(cls, config: ModelConfig, kind: str | None = None) -> str:
+        if kind is None:
+            return f"iwae-{config.iwae_k}"
         if kind == "elbo":
-            return self.elbo(batch, seed=seed)
-        if kind != "iwae":
-            raise ValueError(f"kind must be 'iwae' or 'elbo', got {kind!r}")
-        return self.iwae(batch, k or self.hp["iwae_k"], seed=seed)
+            return "elbo"
+        m = _IWAE.match(str(kind))
+        if m and (m.group(1) is None or int(m.group(1)) >= 1):
+            return f"iwae-{m.group(1) or config.iwae_k}"
+        raise ConfigError(f"the VAE reports kind 'elbo', 'iwae' (K = {config.iwae_k}) or 'iwae-K' (K >= 1); "
+                          f"got {kind!r}")
 
-    def _generator(self, seed: int) -> torch.Generator:
-        return torch.Generator(device=self.device).manual_seed(int(seed))
+    def log_likelihood(self, batch: dict[str, Any], *, kind: str | None = None) -> Tensor:
+        """[B] lower bound on log p(x) in nats: IWAE-K (default) or the beta = 1 ELBO."""
+        kind = self.likelihood_kind(self.config, kind)
+        if kind == "elbo":
+            return self.elbo(batch)
+        return self.iwae(batch, int(kind.split("-")[1]))
 
-    def elbo(self, batch: dict[str, Any], seed: int = 0, n_z: int | None = None,
-             kl_samples: int | None = None) -> Tensor:
+    def _row_seeds(self, batch: dict[str, Any]) -> list[int]:
+        return row_seeds(batch["ids"], self.tokenizer.pad_id, salt=self.config.mc_seed)
+
+    def elbo(self, batch: dict[str, Any], n_z: int | None = None, kl_samples: int | None = None) -> Tensor:
         """[B] plain ELBO: mean over ``n_z`` samples of log p(x|z) minus KL (MC with ``kl_samples``)."""
-        g = self._generator(seed)
+        n_z = n_z or self.config.elbo_samples
+        s = kl_samples or self.config.eval_kl_samples
+        seeds = self._row_seeds(batch)
         mu, logvar = self.encoder(batch)
-        rec = self._mean_rec(mu, logvar, batch["ids"], n_z or self.hp["elbo_samples"], g)
-        return rec - self.prior.kl(mu, logvar, kl_samples or self.hp["eval_kl_samples"], g)
+        eps = row_randn(seeds, (n_z, self.d_z), mu.device, mu.dtype).transpose(0, 1)  # [n_z, B, d]
+        rec = torch.stack([lx for lx in self._chunked_log_px(mu, logvar, batch["ids"], eps)]).mean(0)
+        eps_kl = row_randn(seeds, (s, self.d_z), mu.device, mu.dtype, offset=1).transpose(0, 1)
+        return rec - self.prior.kl(mu, logvar, s, eps=eps_kl)
 
-    def _mean_rec(self, mu: Tensor, logvar: Tensor, ids: Tensor, n_z: int, g: torch.Generator) -> Tensor:
+    def _chunked_log_px(self, mu: Tensor, logvar: Tensor, ids: Tensor, eps: Tensor):
+        """Yield log p(x|z_k) [B] for z_k = mu + sigma eps_k, decoded ``iwae_chunk`` samples at a time."""
         B, T = ids.shape
-        total = torch.zeros(B, device=ids.device)
-        for s in range(0, n_z, self.hp["iwae_chunk"]):
-            c = min(self.hp["iwae_chunk"], n_z - s)
-            z = reparameterize(mu, logvar, c, g)
+        for s in range(0, eps.shape[0], self.config.iwae_chunk):
+            e = eps[s:s + self.config.iwae_chunk]
+            c = e.shape[0]
+            z = reparameterize(mu, logvar, eps=e)  # [c, B, d]
             lx = self.log_px_given_z(z.reshape(c * B, -1), ids.unsqueeze(0).expand(c, B, T).reshape(c * B, T))
-            total += lx.view(c, B).sum(0)
-        return total / n_z
+            yield from lx.view(c, B)
 
-    def iwae(self, batch: dict[str, Any], k: int, seed: int = 0) -> Tensor:
-        """[B] IWAE-K bound, importance samples drawn in chunks of ``iwae_chunk`` (logsumexp at the end)."""
-        g = self._generator(seed)
+    def iwae(self, batch: dict[str, Any], k: int) -> Tensor:
+        """[B] IWAE-K bound: log 1/K sum_k p(x|z_k) p(z_k) / q(z_k|x), z_k ~ q(z|x), per-molecule noise."""
         mu, logvar = self.encoder(batch)
-        ids = batch["ids"]
-        B, T = ids.shape
-        logw = []
-        for s in range(0, k, self.hp["iwae_chunk"]):
-            c = min(self.hp["iwae_chunk"], k - s)
-            z = reparameterize(mu, logvar, c, g)  # [c, B, d]
-            lx = self.log_px_given_z(z.reshape(c * B, -1), ids.unsqueeze(0).expand(c, B, T).reshape(c * B, T))
-            logw.append(lx.view(c, B) + self.prior.log_prob(z) - diag_normal_log_prob(z, mu, logvar))
-        return torch.logsumexp(torch.cat(logw, 0), 0) - math.log(k)
+        eps = row_randn(self._row_seeds(batch), (k, self.d_z), mu.device, mu.dtype).transpose(0, 1)  # [k, B, d]
+        lx = torch.stack(list(self._chunked_log_px(mu, logvar, batch["ids"], eps)))  # [k, B]
+        z = reparameterize(mu, logvar, eps=eps)
+        logw = lx + self.prior.log_prob(z) - diag_normal_log_prob(z, mu, logvar)
+        return torch.logsumexp(logw, 0) - math.log(k)
 
     # --- training ------------------------------------------------------------------------------
-    def _progress(self) -> float:
-        """Fraction of training done (steps or wall-clock budget, as the LR schedule sees it)."""
-        trainer = getattr(self, "_trainer", None)
-        if trainer is None:
-            return 1.0
-        step = trainer.global_step
-        for cb in trainer.callbacks:
-            if hasattr(cb, "progress") and hasattr(cb, "warmup"):
-                total = cb.total
-                p = step / total if total else 0.0
-                if getattr(cb, "max_time_s", None):
-                    p = max(p, cb._train_time / cb.max_time_s)
-                return min(1.0, p)
-        if trainer.max_steps and trainer.max_steps > 0:
-            return min(1.0, step / trainer.max_steps)
-        try:
-            return min(1.0, step / max(1, int(trainer.estimated_stepping_batches)))
-        except Exception:
-            return 1.0
+    def configure_optimizers(self):
+        return adamw_warmup_cosine(self, self.optim)
 
     def beta(self) -> float:
-        """KL weight now: cyclical (M cycles, ramp over ``kl_ratio`` of each), monotonic, or 1."""
-        mode = self.hp["kl_anneal"]
+        """KL weight now: cyclical (M cycles, ramp over ``kl_ratio`` of each), monotonic, or 1.
+
+        Reads the training-progress fraction (steps, time or molecules budget; 1.0 outside training)."""
+        mode = self.config.kl_anneal
         if mode == "none":
             return 1.0
-        p = self._progress()
+        p = progress_fraction(self)
         if p >= 1.0:
             return 1.0
-        m = self.hp["kl_cycles"] if mode == "cyclical" else 1
+        m = self.config.kl_cycles if mode == "cyclical" else 1
         tau = (p * m) % 1.0
-        return float(min(1.0, tau / self.hp["kl_ratio"]))
+        return float(min(1.0, tau / self.config.kl_ratio))
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
         mu, logvar = self.encoder(batch)
         z = reparameterize(mu, logvar)
-        rec = self.log_px_given_z(z, batch["ids"], self.hp["word_dropout"])
-        kl = self.prior.kl(mu, logvar, self.hp["kl_samples"])
+        rec = self.log_px_given_z(z, batch["ids"], self.config.word_dropout)
+        kl = self.prior.kl(mu, logvar, self.config.kl_samples)
         kl_mean = kl.mean()
-        kl_term = kl_mean.clamp_min(self.hp["free_bits"]) if self.hp["free_bits"] > 0 else kl_mean
+        kl_term = kl_mean.clamp_min(self.config.free_bits) if self.config.free_bits > 0 else kl_mean
         beta = self.beta()
         loss = -rec.mean() + beta * kl_term
-        bs = mu.shape[0]
-        self.log("train/loss", loss, prog_bar=True, batch_size=bs)
-        self.log("train/rec", rec.mean(), batch_size=bs)
-        self.log("train/kl", kl_mean, prog_bar=True, batch_size=bs)
-        self.log("train/beta", beta, batch_size=bs)
-        self.log("train/aggressive", float(self._aggr_active), batch_size=bs)
+        if batch_idx % 20 == 0:
+            bs = mu.shape[0]
+            self.log("train/loss", loss.detach(), prog_bar=True, batch_size=bs)
+            self.log("train/rec", rec.mean().detach(), batch_size=bs)
+            self.log("train/kl", kl_mean.detach(), prog_bar=True, batch_size=bs)
+            self.log("train/beta", beta, batch_size=bs)
+            self.log("train/aggressive", float(self._aggr_active), batch_size=bs)
         return loss
 
     def _generative_parameters(self) -> list[nn.Parameter]:
@@ -329,10 +322,10 @@ class VAEModel(GenerativeModel):
         if not self._aggr_active:
             return
         step = self.trainer.global_step
-        if step - self._aggr_start >= self.hp["aggressive_max_steps"]:
+        if step - self._aggr_start >= self.config.aggressive_max_steps:
             self._stop_aggressive("step budget reached")
             return
-        if step % (self.hp["aggressive_inner"] + 1) != self.hp["aggressive_inner"]:
+        if step % (self.config.aggressive_inner + 1) != self.config.aggressive_inner:
             for p in self._generative_parameters():
                 p.grad = None
 
@@ -345,6 +338,9 @@ class VAEModel(GenerativeModel):
             log.info("VAE: aggressive encoder phase off (%s)", why)
         self._aggr_active, self._aggr_done = False, True
 
+    def _generator(self, seed: int) -> torch.Generator:
+        return torch.Generator(device=self.device).manual_seed(int(seed))
+
     # --- validation + diagnostics --------------------------------------------------------------
     def on_validation_epoch_start(self) -> None:
         self._diag_buf = {"mu": [], "logvar": [], "rec": [], "kl": [], "h": []}
@@ -354,7 +350,7 @@ class VAEModel(GenerativeModel):
         h = self.encoder.features(batch)
         mu, logvar = self.encoder.head(h)
         rec = self.log_px_given_z(reparameterize(mu, logvar, generator=g), batch["ids"])
-        kl = self.prior.kl(mu, logvar, self.hp["eval_kl_samples"], g)
+        kl = self.prior.kl(mu, logvar, self.config.eval_kl_samples, g)
         elbo = rec - kl
         bs = mu.shape[0]
         self.log("val/elbo", elbo.mean(), batch_size=bs, sync_dist=True)
@@ -362,8 +358,8 @@ class VAEModel(GenerativeModel):
         self.log("val/rec", rec.mean(), batch_size=bs, sync_dist=True)
         self.log("val/kl", kl.mean(), batch_size=bs, sync_dist=True)
         have = sum(x.shape[0] for x in self._diag_buf.get("mu", []))
-        if have < self.hp["diag_size"]:
-            take = self.hp["diag_size"] - have
+        if have < self.config.diag_size:
+            take = self.config.diag_size - have
             for key, v in (("mu", mu), ("logvar", logvar), ("rec", rec), ("kl", kl), ("h", h)):
                 self._diag_buf.setdefault(key, []).append(v[:take].detach().float())
 
@@ -372,7 +368,7 @@ class VAEModel(GenerativeModel):
             return
         buf = {k: torch.cat(v) for k, v in self._diag_buf.items()}
         diag = latent_diagnostics(self.prior, buf["mu"], buf["logvar"], buf["kl"], buf["rec"],
-                                  mi_threshold=self.hp["mi_threshold"])
+                                  mi_threshold=self.config.mi_threshold)
         step = self.trainer.global_step if self._trainer else 0
         diag.update(step=step, beta=self.beta(), aggressive=self._aggr_active)
         self.diagnostics_history.append(diag)
@@ -387,7 +383,7 @@ class VAEModel(GenerativeModel):
                      diag["mi_cap"])
         self.warn_on_collapse(diag)
         self._maybe_aggressive(diag)
-        if self.hp["reseed_dead"] and self.training_in_progress():
+        if self.config.reseed_dead and self.training_in_progress():
             self.reseed_dead_components(buf, diag)
 
     def training_in_progress(self) -> bool:
@@ -409,7 +405,7 @@ class VAEModel(GenerativeModel):
                 f"{diag['top_component_share']:.2f}", CollapseWarning, stacklevel=2)
 
     def _maybe_aggressive(self, diag: dict[str, Any]) -> None:
-        mode = self.hp["aggressive"]
+        mode = self.config.aggressive
         if mode == "off" or self._aggr_done or self._trainer is None:
             return
         if self._aggr_active:
@@ -427,7 +423,7 @@ class VAEModel(GenerativeModel):
         if k <= 1 or "usage" not in diag:
             return 0
         usage = torch.tensor(diag["usage"])
-        dead = (usage < self.hp["reseed_threshold"] / k).nonzero().flatten()
+        dead = (usage < self.config.reseed_threshold / k).nonzero().flatten()
         if dead.numel() == 0:
             return 0
         g = self._generator(len(self.diagnostics_history))
@@ -435,7 +431,7 @@ class VAEModel(GenerativeModel):
         if isinstance(self.prior, VampPrior):
             self.prior.reseed(dead, buf["h"][pick])
         else:
-            alive = (usage >= self.hp["reseed_threshold"] / k).to(self.prior.log_scales.device)
+            alive = (usage >= self.config.reseed_threshold / k).to(self.prior.log_scales.device)
             scale = self.prior.log_scales[alive].mean(0) if bool(alive.any()) else self.prior.log_scales.mean(0)
             self.prior.reseed(dead.to(self.prior.means.device), buf["mu"][pick], scale.expand(dead.numel(), -1))
         diag["reseeded"] = int(dead.numel())
@@ -444,7 +440,7 @@ class VAEModel(GenerativeModel):
 
     def on_fit_end(self) -> None:
         """Write the diagnostics history as JSON and a PNG plot next to the training logs."""
-        if not self.diagnostics_history or self._trainer is None:
+        if not self.diagnostics_history or self._trainer is None or not self.trainer.is_global_zero:
             return
         root = Path(self.trainer.log_dir or self.trainer.default_root_dir)
         root.mkdir(parents=True, exist_ok=True)
@@ -455,15 +451,16 @@ class VAEModel(GenerativeModel):
             log.warning("could not plot VAE diagnostics: %s", e)
 
     # --- sampling / encode / decode ------------------------------------------------------------
-    def _sample_ids(self, n: int, temperature: float, generator: torch.Generator,
-                    **kw: Any) -> tuple[list[list[int]], Tensor | None]:
+    def _sample(self, n: int, *, temperature: float, generator: torch.Generator, condition=None,
+                guidance=None) -> tuple[list[str], None]:
         """z ~ p(z), x ~ p(x|z) (sampled, never argmax: that is ``decode(z, greedy=True)``)."""
         z = self.prior.sample(n, generator).to(self.device)
-        return self._decode_ids(z, temperature, generator), None
+        return self.strings.decode(self._decode_ids(z, temperature, generator)), None
 
     @torch.no_grad()
-    def encode(self, smiles: Sequence[str], *, return_logvar: bool = False) -> Tensor | tuple[Tensor, Tensor]:
-        """Posterior means mu(x) [N, d_z] (NaN rows for molecules that cannot be featurized)."""
+    def encode(self, smiles: Sequence[str | None], *, return_logvar: bool = False) -> Tensor | tuple[Tensor, Tensor]:
+        """Posterior means mu(x) [N, d_z], row-aligned (NaN rows for molecules that cannot be featurized)."""
+        smiles = as_smiles_list(smiles)
         was = self.training
         self.eval()
         mu = torch.full((len(smiles), self.d_z), float("nan"))
@@ -476,7 +473,7 @@ class VAEModel(GenerativeModel):
             try:
                 items.append(self.featurize(can))
                 idx.append(i)
-            except (KeyError, ValueError, TooLongError):
+            except (KeyError, ValueError):  # OOVError / TooLongError / TokenizeError: stays NaN
                 continue
         try:
             for s in range(0, len(items), 256):
@@ -492,19 +489,27 @@ class VAEModel(GenerativeModel):
     @torch.no_grad()
     def decode(self, z: Tensor, *, greedy: bool = False, temperature: float = 1.0,
                seed: int | None = None) -> SampleResult:
-        """Strings from latent points: x ~ p(x|z) by default; ``greedy=True`` is argmax decoding (labelled)."""
+        """Strings from latent points z [N, d_z] (or one [d_z]): x ~ p(x|z) by default; ``greedy=True``
+        is argmax decoding, labelled ``sampler="greedy"``."""
+        z = torch.as_tensor(z, dtype=torch.float32)
+        if z.dim() == 1:
+            z = z[None]
+        if z.dim() != 2 or z.shape[1] != self.d_z:
+            raise ConfigError(f"decode expects z of shape [N, {self.d_z}] (or [{self.d_z}]), got {list(z.shape)}")
+        if not temperature > 0:
+            raise ConfigError(f"temperature must be > 0, got {temperature!r}")
         was = self.training
         self.eval()
-        g = self._generator(seed if seed is not None else int(torch.seed() % (2**63)))
+        if seed is None:
+            seed = int(torch.randint(0, 2**62, (1,)).item())
         try:
-            ids = self._decode_ids(torch.as_tensor(z, dtype=torch.float32, device=self.device).reshape(-1, self.d_z),
-                                   temperature, g, greedy)
+            ids = self._decode_ids(z.to(self.device), temperature, self._generator(seed), greedy)
         finally:
             self.train(was)
-        smiles = [self.tokenizer.decode(x) for x in ids]
-        canonical = [standardize(s, self.policy)[0] if s else None for s in smiles]
-        return SampleResult(smiles, canonical, None, temperature, sampler="greedy" if greedy else "ancestral",
-                            info={"seed": seed, "model": self.name, "decoder": "argmax" if greedy else "sampled"})
+        smiles, canonical = _canonical_rows(self.strings.decode(ids), self.policy)
+        sampler = "greedy" if greedy else ("ancestral" if temperature == 1.0 else f"ancestral-T{temperature:g}")
+        return SampleResult(smiles, canonical, None, temperature, sampler, seed, None,
+                            info={"model": self.name, "decoder": "argmax" if greedy else "sampled"})
 
     def interpolate(self, smiles_a: str, smiles_b: str, n_steps: int = 8, *, spherical: bool = False,
                     greedy: bool = False, seed: int = 0) -> pd.DataFrame:
@@ -515,7 +520,7 @@ class VAEModel(GenerativeModel):
         a, b = mu[0], mu[1]
         ts = torch.linspace(0, 1, n_steps)
         if spherical:
-            omega = torch.arccos(torch.clamp(F.cosine_similarity(a, b, dim=0), -1 + 1e-6, 1 - 1e-6))
+            omega = torch.arccos(torch.clamp(torch.nn.functional.cosine_similarity(a, b, dim=0), -1 + 1e-6, 1 - 1e-6))
             zs = torch.stack([(torch.sin((1 - t) * omega) * a + torch.sin(t * omega) * b) / torch.sin(omega)
                               for t in ts])
         else:

@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from molgen.registry import BACKBONES
+
 
 @dataclass
 class BackboneConfig:
@@ -128,3 +130,15 @@ class TransformerBackbone(nn.Module):
         if cache is not None:
             cache.length += T
         return self.ln_f(x) @ self.tok_emb.weight.T  # tied embeddings
+
+
+@BACKBONES.register("transformer")
+def transformer_backbone(vocab_size: int, max_positions: int, causal: bool = True, d_model: int = 128,
+                         n_layers: int = 4, n_heads: int = 4, mlp_ratio: int = 4,
+                         dropout: float = 0.1) -> TransformerBackbone:
+    """The registry entry: ``vocab_size``, ``max_positions`` and ``causal`` are wired by the family."""
+    if d_model % n_heads:
+        raise ValueError(f"d_model {d_model} must be divisible by n_heads {n_heads}")
+    return TransformerBackbone(BackboneConfig(vocab_size=vocab_size, max_positions=max_positions, d_model=d_model,
+                                              n_layers=n_layers, n_heads=n_heads, mlp_ratio=mlp_ratio,
+                                              dropout=dropout, causal=causal))

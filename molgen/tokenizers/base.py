@@ -22,6 +22,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
+from molgen.errors import OOVError, TokenizeError
+
 PAD, BOS, EOS, UNK = "<pad>", "<bos>", "<eos>", "<unk>"
 SPECIALS = (PAD, BOS, EOS, UNK)
 OOV_POLICIES = ("error", "unk")
@@ -29,26 +31,13 @@ FORMAT = "molgen-tokenizer"
 FORMAT_VERSION = 1
 
 
-class TokenizeError(ValueError):
-    """The string cannot be written in this representation at all (e.g. regex does not cover it)."""
-
-
-class OOVError(KeyError):
-    """A token that is not in the vocabulary, under the ``"error"`` OOV policy."""
-
-    def __init__(self, token: str) -> None:
-        super().__init__(token)
-        self.token = token
-
-    def __str__(self) -> str:
-        return f"token {self.token!r} is not in the vocabulary"
-
-
 class Tokenizer(ABC):
     """Representation-specific tokenization plus a vocabulary with special tokens."""
 
     name: ClassVar[str]
     representation: ClassVar[str]
+    #: what a likelihood over this representation is a probability of (see molgen.likelihood)
+    likelihood_object: ClassVar[str]
     pad_id, bos_id, eos_id, unk_id = 0, 1, 2, 3
 
     def __init__(self, vocab: Sequence[str] | None = None, oov: str = "error") -> None:
@@ -96,14 +85,16 @@ class Tokenizer(ABC):
         return self
 
     def tokens_to_ids(self, tokens: Sequence[str]) -> list[int]:
-        out = []
+        """Ids of ``tokens``; under ``oov="error"`` an :class:`OOVError` lists every unknown token."""
+        out, unknown = [], []
         for t in tokens:
             i = self.stoi.get(t)
             if i is None or t in SPECIALS:
-                if self.oov == "error":
-                    raise OOVError(t)
+                unknown.append(t)
                 i = self.unk_id
             out.append(i)
+        if unknown and self.oov == "error":
+            raise OOVError(unknown)
         return out
 
     def encode(self, smiles: str) -> list[int]:
@@ -160,7 +151,7 @@ class Tokenizer(ABC):
 
 def load_tokenizer(d: dict[str, Any] | str | Path) -> Tokenizer:
     """Tokenizer from a state dict or a ``tokenizer.json`` path (class chosen by the registry)."""
-    from molgen.registry import TOKENIZERS
+    from molgen.registry import REPRESENTATIONS
 
     if not isinstance(d, dict):
         try:
@@ -169,4 +160,4 @@ def load_tokenizer(d: dict[str, Any] | str | Path) -> Tokenizer:
             raise ValueError(f"cannot read tokenizer state {d}: {e}") from e
     if not isinstance(d, dict) or "name" not in d:
         raise ValueError("tokenizer state is corrupt: no 'name'")
-    return TOKENIZERS.get(d["name"]).from_dict(d)
+    return REPRESENTATIONS.get(d["name"]).from_dict(d)

@@ -11,14 +11,16 @@ from collections.abc import Sequence
 
 import selfies as sf
 
-from molgen.registry import TOKENIZERS
-from molgen.tokenizers.base import TokenizeError, Tokenizer
+from molgen.registry import REPRESENTATIONS
+from molgen.errors import TokenizeError
+from molgen.tokenizers.base import Tokenizer
 
 
-@TOKENIZERS.register("selfies")
+@REPRESENTATIONS.register("selfies")
 class SelfiesTokenizer(Tokenizer):
     name = "selfies"
     representation = "selfies"
+    likelihood_object = "canonical-selfies"
 
     def tokenize(self, smiles: str) -> list[str]:
         try:

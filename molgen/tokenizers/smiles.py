@@ -10,18 +10,20 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from molgen.registry import TOKENIZERS
-from molgen.tokenizers.base import TokenizeError, Tokenizer
+from molgen.registry import REPRESENTATIONS
+from molgen.errors import TokenizeError
+from molgen.tokenizers.base import Tokenizer
 
 SMILES_REGEX = re.compile(
     r"(\[[^\]]+]|Br?|Cl?|N|O|S|P|F|I|b|c|n|o|s|p|\(|\)|\.|=|#|-|\+|\\|\/|:|~|@|\?|>|\*|\$|%[0-9]{2}|[0-9])"
 )
 
 
-@TOKENIZERS.register("smiles")
+@REPRESENTATIONS.register("smiles")
 class SmilesTokenizer(Tokenizer):
     name = "smiles"
     representation = "smiles"
+    likelihood_object = "canonical-smiles"
 
     def tokenize(self, smiles: str) -> list[str]:
         tokens = SMILES_REGEX.findall(smiles)
