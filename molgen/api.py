@@ -5,11 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from molgen.errors import strict
 from molgen.training.train import train
 
 __all__ = ["list_components", "list_models", "load", "train"]
 
 
+@strict
 def load(path: str | Path, *, map_location: str = "cpu"):
     """Load a model directory written by ``molgen train`` / ``save_pretrained`` (no pickle involved)."""
     from molgen.persistence import load_pretrained

@@ -6,7 +6,12 @@ so plain ``except ValueError`` keeps working; the CLI prints them as one line.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import functools
+import inspect
+from collections.abc import Callable, Iterable
+from typing import TypeVar
+
+F = TypeVar("F", bound=Callable)
 
 
 class CapabilityError(NotImplementedError):
@@ -46,6 +51,10 @@ class ConfigError(ValueError):
     """An unknown option or an unsupported value; the message lists what is accepted."""
 
 
+class OptionError(ConfigError, TypeError):
+    """An unknown keyword argument to a public function (a TypeError, as Python's own, and a ConfigError)."""
+
+
 class CollapseWarning(UserWarning):
     """Posterior collapse (z ignored) or mixture collapse (few components used) was detected."""
 
@@ -78,3 +87,25 @@ def check_choice(what: str, value: object, accepted: Iterable[object]) -> None:
     accepted = list(accepted)
     if value not in accepted:
         raise ConfigError(f"{what} must be one of {', '.join(map(str, accepted))}; got {value!r}")
+
+
+def strict(fn: F) -> F:
+    """Make unknown keyword arguments an :class:`OptionError` that lists the accepted ones.
+
+    Python's own error names only the bad keyword; a user who typed ``temprature=`` wants the list.
+    """
+    sig = inspect.signature(fn)
+    accepted = [p.name for p in sig.parameters.values()
+                if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and p.name not in ("self", "cls")]
+    if any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()):
+        raise TypeError(f"strict() needs explicit keyword arguments, {fn.__qualname__} takes **kwargs")
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        unknown = set(kwargs) - set(accepted)
+        if unknown:
+            raise OptionError(f"{fn.__name__}(): unknown keyword argument(s) {', '.join(sorted(unknown))}; "
+                              f"accepted: {', '.join(accepted)}")
+        return fn(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]

@@ -26,13 +26,14 @@ def _copy(saved, tmp_path):
 
 def test_directory_layout_and_metadata(saved):
     names = {p.name for p in saved.iterdir()}
-    assert {"config.json", "tokenizer.json", "model.safetensors", "metadata.json"} <= names
+    assert {"config.json", "representation.json", "model.safetensors", "metadata.json"} <= names
     cfg = json.loads((saved / "config.json").read_text())
-    assert cfg["format"] == "molgen-model" and cfg["model"] == "transformer"
-    assert cfg["likelihood_kind"] == "exact"
+    assert cfg["format"] == "molgen-model" and cfg["model"] == "transformer" and cfg["format_version"] == 2
+    assert cfg["likelihood"] == {"kind": "exact", "object": "canonical-smiles", "unit": "nats/molecule"}
+    assert cfg["config"]["backbone"]["name"] == "transformer" and cfg["representation"] == "smiles"
     meta = json.loads((saved / "metadata.json").read_text())
     assert meta["data"]["source_hash"] and "rdkit" in meta["versions"] and meta["policy"]["keep_stereo"]
-    assert meta["final"]["likelihood_kind"] == "exact" and meta["final"]["val_nll_nats_per_molecule"] > 0
+    assert meta["final"]["likelihood"] == cfg["likelihood"] and meta["final"]["val_nll_nats_per_molecule"] > 0
 
 
 def test_missing_directory_or_config(tmp_path):
@@ -108,3 +109,30 @@ def test_lightning_checkpoint_is_pointed_to_the_model_directory(tmp_path):
     f.write_bytes(b"\x80\x04")
     with pytest.raises(ModelFormatError, match="training checkpoint"):
         load_pretrained(f)
+
+
+def test_old_format_says_retrain(saved, tmp_path):
+    d = _copy(saved, tmp_path)
+    cfg = json.loads((d / "config.json").read_text())
+    cfg["format_version"] = 1
+    (d / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ModelFormatError, match="old model format 1"):
+        load_pretrained(d)
+
+
+def test_unknown_config_option_is_a_format_error(saved, tmp_path):
+    d = _copy(saved, tmp_path)
+    cfg = json.loads((d / "config.json").read_text())
+    cfg["config"]["d_model"] = 64
+    (d / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ModelFormatError, match="unknown option.*d_model.*accepted: backbone"):
+        load_pretrained(d)
+
+
+def test_nested_path_cannot_leave_the_model_directory(saved, tmp_path):
+    d = _copy(saved, tmp_path)
+    cfg = json.loads((d / "config.json").read_text())
+    cfg["nested"] = {"inner": "../../elsewhere"}
+    (d / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ModelFormatError, match="nested"):
+        load_pretrained(d)

@@ -76,7 +76,7 @@ def test_mixture_log_prob_normalizes_and_samples_follow_the_weights():
 
 
 def test_uniform_weights_are_fixed_by_default():
-    p = build_prior("mog", 4, n_components=5)
+    p = build_prior({"name": "mog", "args": {"n_components": 5}}, 4)
     assert "logits" not in dict(p.named_parameters())
     assert torch.allclose(p.log_weights().exp(), torch.full((5,), 0.2))
 
@@ -92,3 +92,14 @@ def test_vamp_prior_is_a_mixture_of_the_encoder_head():
     expect = torch.logsumexp(diag_normal_log_prob(z[:, None], m, lv), -1) - math.log(3)
     assert torch.allclose(p.log_prob(z), expect)
     assert p.sample(5, torch.Generator().manual_seed(0)).shape == (5, 4)
+
+
+def test_component_specs_are_checked_against_the_component():
+    import pytest
+
+    from molgen.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="unknown argument.*n_component; accepted: learn_weights, n_components"):
+        build_prior({"name": "mog", "args": {"n_component": 5}}, 4)
+    with pytest.raises(ConfigError, match="unknown prior 'moq'; choose one of: gaussian, mog, vamp"):
+        build_prior("moq", 4)

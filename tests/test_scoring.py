@@ -21,7 +21,7 @@ def test_bad_rows_keep_their_place_and_status(trained_transformer, tiny_train_sm
     assert np.isfinite(df.log_likelihood[ok]).all() and df.log_likelihood[~ok].isna().all()
     # the salt is stripped by the policy, so the parent scores exactly like the parent
     assert df.log_likelihood[7] == df.log_likelihood[0] == df.log_likelihood[9]
-    assert (df.likelihood_kind == "exact").all()
+    assert (df.likelihood_kind == "exact").all() and (df.likelihood_object == "canonical-smiles").all()
     np.testing.assert_allclose(df.nll_per_token[ok], -df.log_likelihood[ok] / df.n_tokens[ok])
 
 

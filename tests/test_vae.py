@@ -1,43 +1,52 @@
 """The VAE: collapse alarms, bounds, encoders, priors, API, persistence, CLI."""
 
+import dataclasses
 import math
 import warnings
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 
 import molgen
+from molgen.errors import ConfigError
 from molgen.models.vae import CollapseWarning, VAEModel
 from molgen.tokenizers.selfies import SelfiesTokenizer
 
-TINY = dict(d_z=8, n_components=4, emb_dim=16, enc_hidden=32, dec_hidden=64, iwae_k=8, iwae_chunk=8,
-            elbo_samples=2, eval_kl_samples=16, diag_size=200)
+TINY = {"d_z": 8, "prior.n_components": 4, "emb_dim": 16, "encoder.hidden": 32, "dec_hidden": 64, "iwae_k": 8,
+        "iwae_chunk": 8, "elbo_samples": 2, "eval_kl_samples": 16, "diag_size": 200}
+GAUSSIAN = {**{k: v for k, v in TINY.items() if not k.startswith("prior.")}, "prior": "gaussian"}
+
+
+def _vae(tok, max_len=60, **options):
+    return VAEModel.build({**TINY, **options, "max_len": max_len}, representation=tok)
 NO_GUARDS = dict(kl_anneal="none", free_bits=0.0, word_dropout=0.0, aggressive="off", reseed_dead=False)
 GUARDS = dict(kl_anneal="cyclical", free_bits=4.0, word_dropout=0.5, aggressive="off", reseed_dead=True)
 
 
-def _train(smiles, out, steps=300, **model_args):
+def _train(smiles, out, steps=300, base=GAUSSIAN, **model_args):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         m = molgen.train("vae", data=smiles, out=out, max_steps=steps, val_every=max(1, steps // 2), val_size=200,
                          batch_size=32, lr=1e-2, warmup_steps=5, progress=False, precision="32-true",
-                         num_threads=1, representation="selfies", seed=0, model_args={**TINY, **model_args})
+                         num_threads=1, representation="selfies", seed=0, model_args={**base, **model_args})
     return m, [w for w in caught if issubclass(w.category, CollapseWarning)]
 
 
 @pytest.fixture(scope="module")
 def collapsed(tmp_path_factory, tiny_train_smiles):
     """Built to collapse: strong autoregressive decoder, beta = 1 from step 0, no safeguards."""
-    return _train(tiny_train_smiles, tmp_path_factory.mktemp("vae-collapse"), prior="gaussian", **NO_GUARDS)
+    return _train(tiny_train_smiles, tmp_path_factory.mktemp("vae-collapse"), **NO_GUARDS)
 
 
 @pytest.fixture(scope="module")
 def guarded(tmp_path_factory, tiny_train_smiles):
     """The same model and data with the safeguards on."""
-    return _train(tiny_train_smiles, tmp_path_factory.mktemp("vae-guard"), prior="gaussian", **GUARDS)
+    return _train(tiny_train_smiles, tmp_path_factory.mktemp("vae-guard"), **GUARDS)
 
 
+@pytest.mark.slow  # trains two VAEs for 300 steps
 def test_collapse_configuration_raises_the_collapse_warning(collapsed):
     model, alarms = collapsed
     last = model.diagnostics_history[-1]
@@ -45,6 +54,7 @@ def test_collapse_configuration_raises_the_collapse_warning(collapsed):
     assert any("posterior collapse" in str(w.message) for w in alarms)
 
 
+@pytest.mark.slow  # trains two VAEs for 300 steps
 def test_same_model_with_safeguards_does_not_collapse(guarded):
     model, alarms = guarded
     last = model.diagnostics_history[-1]
@@ -53,6 +63,7 @@ def test_same_model_with_safeguards_does_not_collapse(guarded):
     assert not alarms, [str(w.message) for w in alarms]
 
 
+@pytest.mark.slow  # trains two VAEs for 300 steps
 def test_diagnostics_are_logged_and_plotted(guarded):
     model, _ = guarded
     assert len(model.diagnostics_history) == 2
@@ -65,28 +76,35 @@ def test_diagnostics_are_logged_and_plotted(guarded):
         assert key in model.diagnostics_history[-1]
 
 
+@pytest.mark.slow  # trains two VAEs for 300 steps
 def test_iwae_bound_is_above_the_elbo_and_grows_with_k(guarded, tiny_train_smiles):
     model, _ = guarded
     smiles = tiny_train_smiles[:100]
     elbo = model.score(smiles, kind="elbo").log_likelihood.mean()
-    iw = {k: model.score(smiles, k=k).log_likelihood.mean() for k in (1, 8, 64)}
+    iw = {k: model.score(smiles, kind=f"iwae-{k}").log_likelihood.mean() for k in (1, 8, 64)}
     assert abs(iw[1] - elbo) < 1.0  # IWAE-1 is an unbiased ELBO estimate
     assert iw[64] > iw[8] > iw[1]
     assert iw[64] >= elbo
-    df = model.score(smiles[:3], k=16)
+    df = model.score(smiles[:3], kind="iwae-16")
     assert (df.likelihood_kind == "iwae-16").all()
     assert (model.score(smiles[:3], kind="elbo").likelihood_kind == "elbo").all()
-    assert (model.score(smiles[:3]).likelihood_kind == f"iwae-{model.hp['iwae_k']}").all()
+    assert (model.score(smiles[:3], kind="iwae").likelihood_kind == f"iwae-{model.config.iwae_k}").all()
+    assert (model.score(smiles[:3]).likelihood_kind == f"iwae-{model.config.iwae_k}").all()
 
 
-def test_scores_are_deterministic_given_the_seed(guarded, tiny_train_smiles):
+@pytest.mark.slow  # trains two VAEs for 300 steps
+def test_scores_are_deterministic_and_the_mc_seed_is_part_of_the_model(guarded, tiny_train_smiles):
     model, _ = guarded
     a = model.score(tiny_train_smiles[:5]).log_likelihood.to_numpy()
     b = model.score(tiny_train_smiles[:5]).log_likelihood.to_numpy()
-    c = model.score(tiny_train_smiles[:5], seed=1).log_likelihood.to_numpy()
+    other = VAEModel(dataclasses.replace(model.config, mc_seed=1), representation=model.representation)
+    other.load_state_dict(model.state_dict())
+    c = other.score(tiny_train_smiles[:5]).log_likelihood.to_numpy()
     assert np.array_equal(a, b) and not np.array_equal(a, c)
+    assert np.abs(a - c).max() < 2.0  # another Monte-Carlo draw of the same bound
 
 
+@pytest.mark.slow  # trains two VAEs for 300 steps
 def test_encode_decode_and_interpolate(guarded, tiny_train_smiles):
     model, _ = guarded
     mu = model.encode([*tiny_train_smiles[:4], "not a molecule"])
@@ -100,25 +118,35 @@ def test_encode_decode_and_interpolate(guarded, tiny_train_smiles):
     assert list(df.t) == pytest.approx([0, 0.25, 0.5, 0.75, 1]) and len(df) == 5
 
 
-def test_beta_schedules():
+def test_encode_and_decode_check_their_inputs(tiny_train_smiles):
+    m = _vae(SelfiesTokenizer().fit(tiny_train_smiles[:50])).eval()
+    with pytest.raises(ConfigError, match=r"\[N, 8\]"):
+        m.decode(torch.zeros(3, 64))  # not six latents of size 32, not three of 64
+    with pytest.raises(ConfigError, match="temperature"):
+        m.decode(torch.zeros(2, 8), temperature=0)
+    assert len(m.decode(torch.zeros(8), seed=0)) == 1
+    with pytest.raises(TypeError, match="single string"):
+        m.encode("CCO")
+    with pytest.raises(TypeError, match="accepted: z, greedy, temperature, seed"):
+        m.decode(torch.zeros(1, 8), top_k=3)
+
+
+def test_beta_schedules_read_the_training_progress():
     tok = SelfiesTokenizer().fit(["CCO", "c1ccccc1"])
-    cyc = VAEModel(tok, max_len=20, **TINY)
-    cyc._progress = lambda: 0.0
-    assert cyc.beta() == 0.0
-    cyc._progress = lambda: 0.0625  # a quarter into the first of 4 cycles: half of the ramp (R = 0.5)
-    assert cyc.beta() == pytest.approx(0.5)
-    cyc._progress = lambda: 0.2
-    assert cyc.beta() == 1.0
-    cyc._progress = lambda: 0.25
-    assert cyc.beta() == 0.0
-    cyc._progress = lambda: 1.0
-    assert cyc.beta() == 1.0  # training ends at beta = 1
-    assert VAEModel(tok, max_len=20, **{**TINY, "kl_anneal": "none"}).beta() == 1.0
+    cyc = _vae(tok, max_len=20)
+    assert cyc.beta() == 1.0  # outside training: the schedule's end value
+    for fraction, beta in ((0.0, 0.0), (0.0625, 0.5), (0.2, 1.0), (0.25, 0.0), (1.0, 1.0)):
+        # 4 cycles, ramp over half of each (R = 0.5); training ends at beta = 1
+        cyc.progress = SimpleNamespace(fraction=lambda f=fraction: f)
+        assert cyc.beta() == pytest.approx(beta), fraction
+    assert _vae(tok, max_len=20, kl_anneal="none").beta() == 1.0
+    with pytest.raises(ConfigError, match="kl_anneal must be one of cyclical, monotonic, none"):
+        _vae(tok, kl_anneal="linear")
 
 
 def test_dead_mixture_components_are_reseeded(tiny_train_smiles):
     tok = SelfiesTokenizer().fit(tiny_train_smiles[:50])
-    m = VAEModel(tok, max_len=60, prior="mog", **{**TINY, "n_components": 4})
+    m = _vae(tok, **{"prior.n_components": 4})
     mu = torch.randn(100, m.d_z) * 0.1
     buf = {"mu": mu, "h": torch.randn(100, 32)}
     diag = {"usage": [0.97, 0.01, 0.01, 0.01]}
@@ -134,11 +162,11 @@ def test_dead_mixture_components_are_reseeded(tiny_train_smiles):
 def test_encoders_and_priors_are_one_switch(encoder, prior, tiny_train_smiles, tmp_path):
     m = molgen.train("vae", data=tiny_train_smiles[:200], out=tmp_path / "m", max_steps=6, val_every=3,
                      val_size=40, batch_size=32, progress=False, precision="32-true", num_threads=1,
-                     representation="selfies", encoder=encoder, prior=prior, **TINY)
-    assert m.hp["encoder"] == encoder and m.hp["prior"] == prior
+                     representation="selfies", model_args={**TINY, "encoder": encoder, "prior": prior})
+    assert m.config.encoder["name"] == encoder and m.config.prior["name"] == prior
     assert len(m.diagnostics_history) == 2 and "usage_perplexity" in m.diagnostics_history[-1]
     back = VAEModel.from_pretrained(tmp_path / "m")
-    assert back.config() == m.config()
+    assert back.config == m.config
     assert back.sample(8, seed=3).smiles == m.sample(8, seed=3).smiles
     a = m.score(tiny_train_smiles[:6]).log_likelihood
     b = back.score(tiny_train_smiles[:6]).log_likelihood
@@ -150,11 +178,11 @@ def test_cli_train_vae_with_graph_encoder(tiny_train_smiles, tmp_path):
 
     data = tmp_path / "train.smi"
     data.write_text("\n".join(tiny_train_smiles[:120]) + "\n")
-    sets = [x for k, v in TINY.items() for x in ("--set", f"{k}={v}")]
+    sets = [x for k, v in GAUSSIAN.items() if k != "prior" for x in ("--set", f"{k}={v}")]
     rc = main(["train", "--model", "vae", "--encoder", "graph", "--prior", "gaussian", "--data", str(data),
                "--out", str(tmp_path / "m"), "--max-steps", "3", "--batch-size", "32", "--representation",
                "selfies", "-q", *sets])
     assert rc == 0
-    m = molgen.load(tmp_path / "m") if hasattr(molgen, "load") else VAEModel.from_pretrained(tmp_path / "m")
-    assert m.hp["encoder"] == "graph" and m.hp["prior"] == "gaussian"
+    m = molgen.load(tmp_path / "m")
+    assert m.config.encoder["name"] == "graph" and m.config.prior["name"] == "gaussian"
     assert math.isfinite(float(m.score(["CCO"]).log_likelihood[0]))

@@ -24,7 +24,7 @@ import torch
 from torch import Tensor
 
 from molgen.chem import DEFAULT_POLICY, Policy, standardize
-from molgen.errors import CapabilityError, ConfigError, check_choice
+from molgen.errors import CapabilityError, ConfigError, check_choice, strict
 from molgen.likelihood import LikelihoodLabel
 from molgen.models.config import ModelConfig
 from molgen.training.optim import OptimConfig
@@ -186,6 +186,7 @@ class GenerativeModel(L.LightningModule):
 
     # --- public API ----------------------------------------------------------------------------
     @torch.no_grad()
+    @strict
     def sample(self, n: int, *, temperature: float = 1.0, seed: int | None = None, batch_size: int | None = None,
                condition: dict[str, float] | None = None, guidance: float | None = None) -> SampleResult:
         """Draw ``n`` molecules x ~ p(x) (temperature 1 is the model itself; the seed is recorded)."""
@@ -224,6 +225,7 @@ class GenerativeModel(L.LightningModule):
         return SampleResult(smiles, canonical, ll, float(temperature), sampler, int(seed), label,
                             info={"model": self.name})
 
+    @strict
     def score(self, smiles: Sequence[str | None], *, batch_size: int = 256, progress: bool = False,
               kind: str | None = None) -> pd.DataFrame:
         """Per-molecule log-likelihood table, one row per input, in order; never raises per row.

@@ -52,7 +52,7 @@ import torch
 from torch import Tensor, nn
 
 from molgen.chem import DEFAULT_POLICY, Policy, standardize
-from molgen.errors import CollapseWarning, ConfigError, TokenizeError, check_choice
+from molgen.errors import CollapseWarning, ConfigError, TokenizeError, check_choice, strict
 from molgen.likelihood import row_randn, row_seeds
 from molgen.models.autoregressive import StringDecoding
 from molgen.models.base import GenerativeModel, SampleResult, _canonical_rows, as_smiles_list
@@ -458,6 +458,7 @@ class VAEModel(GenerativeModel):
         return self.strings.decode(self._decode_ids(z, temperature, generator)), None
 
     @torch.no_grad()
+    @strict
     def encode(self, smiles: Sequence[str | None], *, return_logvar: bool = False) -> Tensor | tuple[Tensor, Tensor]:
         """Posterior means mu(x) [N, d_z], row-aligned (NaN rows for molecules that cannot be featurized)."""
         smiles = as_smiles_list(smiles)
@@ -487,6 +488,7 @@ class VAEModel(GenerativeModel):
         return (mu, lv) if return_logvar else mu
 
     @torch.no_grad()
+    @strict
     def decode(self, z: Tensor, *, greedy: bool = False, temperature: float = 1.0,
                seed: int | None = None) -> SampleResult:
         """Strings from latent points z [N, d_z] (or one [d_z]): x ~ p(x|z) by default; ``greedy=True``
@@ -511,6 +513,7 @@ class VAEModel(GenerativeModel):
         return SampleResult(smiles, canonical, None, temperature, sampler, seed, None,
                             info={"model": self.name, "decoder": "argmax" if greedy else "sampled"})
 
+    @strict
     def interpolate(self, smiles_a: str, smiles_b: str, n_steps: int = 8, *, spherical: bool = False,
                     greedy: bool = False, seed: int = 0) -> pd.DataFrame:
         """Decode points on the line (or great circle) between the posterior means of two molecules."""
