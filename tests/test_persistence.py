@@ -125,7 +125,7 @@ def test_unknown_config_option_is_a_format_error(saved, tmp_path):
     cfg = json.loads((d / "config.json").read_text())
     cfg["config"]["d_model"] = 64
     (d / "config.json").write_text(json.dumps(cfg))
-    with pytest.raises(ModelFormatError, match="unknown option.*d_model.*accepted: backbone"):
+    with pytest.raises(ModelFormatError, match=r"unknown option.*d_model.*accepted: backbone"):
         load_pretrained(d)
 
 

@@ -19,7 +19,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from molgen.api import load
-
     from molgen.errors import ConfigError
 
     if not args.output.endswith((".smi", ".csv", ".tsv", ".parquet")):
