@@ -29,6 +29,16 @@ COLUMNS = ["input", "canonical", "status", "log_likelihood", "nll_per_token", "n
            "likelihood_object", "likelihood_unit"]
 
 
+def as_smiles_list(smiles: Any, what: str = "smiles") -> list[str | None]:
+    """A list of SMILES from a list / tuple / Series / array; a bare string is an error, never characters."""
+    if isinstance(smiles, (str, bytes)):
+        raise TypeError(f"{what} must be a sequence of SMILES, not a single string; for one molecule pass "
+                        f"[{smiles!r}]")
+    if isinstance(smiles, pd.DataFrame):
+        raise TypeError(f"{what} must be a sequence of SMILES; for a DataFrame pass its SMILES column")
+    return list(smiles)
+
+
 def _prepare(model, smiles: str | None) -> tuple[str | None, str, Any, int]:
     """(canonical, status, features, n_tokens) for one input row."""
     canonical, status = standardize(smiles, model.policy)
@@ -58,8 +68,6 @@ def _score_batch(model, feats: list[Any], kind: str | None) -> np.ndarray:
 def score_smiles(model, smiles: Sequence[str | None], *, batch_size: int = 256, progress: bool = False,
                  kind: str | None = None) -> pd.DataFrame:
     """Row-aligned likelihood table for ``smiles`` (see module docstring); a Series keeps its index."""
-    from molgen.models.base import as_smiles_list
-
     model.require("log_likelihood")
     label = model.likelihood_label(kind)  # validates kind before any work
     if not isinstance(batch_size, int) or batch_size < 1:

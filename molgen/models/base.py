@@ -74,16 +74,6 @@ class SampleResult:
         return df
 
 
-def as_smiles_list(smiles: Any, what: str = "smiles") -> list[str | None]:
-    """A list of SMILES from a list / tuple / Series / array; a bare string is an error, never characters."""
-    if isinstance(smiles, (str, bytes)):
-        raise TypeError(f"{what} must be a sequence of SMILES, not a single string; for one molecule pass "
-                        f"[{smiles!r}]")
-    if isinstance(smiles, pd.DataFrame):
-        raise TypeError(f"{what} must be a sequence of SMILES; for a DataFrame pass its SMILES column")
-    return list(smiles)
-
-
 class GenerativeModel(L.LightningModule):
     """Base class: Lightning module + molgen's sampling / likelihood / persistence contract."""
 

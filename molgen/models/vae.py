@@ -55,11 +55,12 @@ from molgen.chem import DEFAULT_POLICY, Policy, standardize
 from molgen.errors import CollapseWarning, ConfigError, TokenizeError, check_choice, strict
 from molgen.likelihood import row_randn, row_seeds
 from molgen.models.autoregressive import StringDecoding
-from molgen.models.base import GenerativeModel, SampleResult, _canonical_rows, as_smiles_list
+from molgen.models.base import GenerativeModel, SampleResult, _canonical_rows
 from molgen.models.config import ModelConfig
 from molgen.models.priors import VampPrior, build_prior, diag_normal_log_prob, reparameterize
 from molgen.models.vae_diagnostics import latent_diagnostics, plot_history
 from molgen.registry import ENCODERS, MODELS
+from molgen.scoring import as_smiles_list
 from molgen.training.optim import adamw_warmup_cosine, progress_fraction
 
 log = logging.getLogger(__name__)

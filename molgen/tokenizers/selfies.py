@@ -11,8 +11,8 @@ from collections.abc import Sequence
 
 import selfies as sf
 
-from molgen.registry import REPRESENTATIONS
 from molgen.errors import TokenizeError
+from molgen.registry import REPRESENTATIONS
 from molgen.tokenizers.base import Tokenizer
 
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from molgen.registry import REPRESENTATIONS
 from molgen.errors import TokenizeError
+from molgen.registry import REPRESENTATIONS
 from molgen.tokenizers.base import Tokenizer
 
 SMILES_REGEX = re.compile(
