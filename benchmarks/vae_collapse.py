@@ -35,8 +35,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np
 import torch
 
-ARCH = dict(encoder="sequence", prior="mog", d_z=32, n_components=8, learn_weights=False, emb_dim=64,
-            enc_hidden=128, dec_hidden=256, iwae_k=5, diag_size=2000)
+ARCH = {"encoder": {"name": "sequence", "args": {"hidden": 128}},
+        "prior": {"name": "mog", "args": {"n_components": 8, "learn_weights": False}},
+        "d_z": 32, "emb_dim": 64, "dec_hidden": 256, "iwae_k": 5, "diag_size": 2000}
 NO_SAFEGUARDS = dict(kl_anneal="none", free_bits=0.0, word_dropout=0.0, aggressive="off", reseed_dead=False)
 SAFEGUARDS = dict(kl_anneal="cyclical", free_bits=None, word_dropout=0.1, aggressive="auto", reseed_dead=True)
 
@@ -48,7 +49,7 @@ def evaluate(model, eval_smiles: list[str], diag_smiles: list[str], train_set: s
     t0 = time.perf_counter()
     model.eval()
     elbo = model.score(eval_smiles, kind="elbo", batch_size=64)
-    iwae = model.score(eval_smiles, kind="iwae", k=iwae_k, batch_size=16)
+    iwae = model.score(eval_smiles, kind=f"iwae-{iwae_k}", batch_size=16)
     ok = (elbo.status == "ok") & (iwae.status == "ok")
     items = [model.featurize(s) for s in diag_smiles]
     mus, lvs, kls, recs = [], [], [], []
