@@ -13,7 +13,10 @@ from pathlib import Path
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="runs/quickstart", help="model directory to write")
     p.add_argument("--config", default="quickstart", help="config name in configs/ or a path")
-    p.add_argument("--max-time", type=float, default=None, metavar="MINUTES", help="override the training budget")
+    p.add_argument("--max-molecules", type=int, default=None, metavar="N",
+                   help="override the training budget in molecules seen (config: 300,000)")
+    p.add_argument("--max-time", type=float, default=None, metavar="MINUTES",
+                   help="override the safety cap on training minutes (config: 15)")
     p.add_argument("-n", type=int, default=1000, help="number of samples to evaluate")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--n-jobs", type=int, default=2, help="processes for the evaluation")
@@ -25,7 +28,8 @@ def run(args: argparse.Namespace) -> int:
     from molgen.training.train import train
 
     out = Path(args.out)
-    model = train(model=None, data=None, out=out, config=resolve_config(args.config), max_time=args.max_time,
+    model = train(model=None, data=None, out=out, config=resolve_config(args.config),
+                  max_molecules=args.max_molecules, max_time=args.max_time,
                   seed=args.seed, progress=not args.quiet)
     samples = model.sample(args.n, seed=args.seed, temperature=1.0)
     (out / "samples.smi").write_text("".join(f"{s}\n" for s in samples.smiles))

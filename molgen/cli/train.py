@@ -28,20 +28,27 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", choices=MODELS.names(), default=None, help="generator family (default transformer)")
     p.add_argument("--data", default=None, help="'moses' (embedded), a catalog name or a .smi/.csv/.parquet/.sdf path")
     p.add_argument("--smiles-col", default=None, help="SMILES column of a .csv/.parquet file")
-    p.add_argument("--val-data", default=None, help="validation set (default: moses:test for moses, else 10%% held out)")
+    p.add_argument("--val-data", default=None,
+                   help="validation file, deduplicated against train (default: carved from the training data; "
+                        "test sets are refused)")
     p.add_argument("--out", required=True, help="output model directory")
     p.add_argument("--config", default=None, help="YAML config (path or name in configs/)")
     p.add_argument("--representation", choices=TOKENIZERS.names(), default=None)
     p.add_argument("--max-epochs", type=int, default=None)
     p.add_argument("--max-steps", type=int, default=None)
-    p.add_argument("--max-time", type=float, default=None, metavar="MINUTES", help="wall-clock budget for fitting")
+    p.add_argument("--max-molecules", type=int, default=None, metavar="N",
+                   help="budget: molecules seen (over all processes); gives the same model on any machine")
+    p.add_argument("--max-time", type=float, default=None, metavar="MINUTES",
+                   help="budget: minutes of training (validation excluded); with others, the first one spent ends it")
     p.add_argument("--subset", type=int, default=None, help="train on a random subset of N molecules")
-    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--batch-size", type=int, default=None, help="molecules per batch and device")
     p.add_argument("--lr", type=float, default=None)
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--accelerator", default=None, help="auto | cpu | gpu")
-    p.add_argument("--devices", default=None, help="number of devices (DDP beyond 1)")
-    p.add_argument("--precision", default=None, help="32-true | bf16-mixed | 16-mixed")
+    p.add_argument("--devices", default=None, help="number of devices (processes on CPU)")
+    p.add_argument("--strategy", default=None, help="Lightning strategy, e.g. ddp (gloo on CPU); default auto")
+    p.add_argument("--precision", default=None,
+                   help="32-true | bf16-mixed | 16-mixed (default: bf16-mixed on GPU; on CPU the faster one, measured)")
     p.add_argument("--resume", default=None, help="Lightning checkpoint to resume from (OUT/checkpoints/last.ckpt)")
     p.add_argument("--encoder", default=None, help="VAE encoder: sequence | graph (a model argument)")
     p.add_argument("--prior", default=None, help="VAE prior: gaussian | mog | vamp (a model argument)")
@@ -63,15 +70,20 @@ def run(args: argparse.Namespace) -> int:
     for key in ("encoder", "prior"):
         if getattr(args, key, None) is not None:
             model_args[key] = getattr(args, key)
-    opts = {k: getattr(args, k) for k in ("representation", "max_epochs", "max_steps", "max_time", "subset",
-                                          "batch_size", "lr", "seed", "accelerator", "precision", "smiles_col",
-                                          "val_data")}
+    opts = {k: getattr(args, k) for k in ("representation", "max_epochs", "max_steps", "max_molecules", "max_time",
+                                          "subset", "batch_size", "lr", "seed", "accelerator", "strategy",
+                                          "precision", "smiles_col", "val_data")}
     if args.devices is not None:
         opts["devices"] = int(args.devices) if str(args.devices).isdigit() else args.devices
     opts["progress"] = not args.quiet
     model = train(model=args.model, data=args.data, out=args.out, config=resolve_config(args.config),
                   resume=args.resume, model_args=model_args, **opts)
+    from molgen.training.train import _launch_rank
+
+    if _launch_rank() != 0:  # the other processes of a multi-process run stay quiet
+        return 0
+    t = model.metadata["training"]
     summary = {"out": args.out, "model": model.name, **model.metadata.get("final", {}),
-               **{k: model.metadata["training"][k] for k in ("steps", "fit_seconds", "molecules_per_s")}}
+               **{k: t[k] for k in ("steps", "molecules_seen", "fit_seconds", "molecules_per_s", "precision")}}
     print(json.dumps(summary, indent=1))
     return 0

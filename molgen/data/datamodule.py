@@ -13,9 +13,12 @@ from __future__ import annotations
 import gzip
 import hashlib
 import logging
+import os
 import random
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -33,27 +36,27 @@ def _key(*parts: Any) -> str:
     return hashlib.sha256("|".join(map(str, parts)).encode()).hexdigest()[:20]
 
 
-def _standardize_chunk(args: tuple[list[str | None], Policy]) -> list[str | None]:
-    smiles, policy = args
+def _standardize_chunk(smiles: Sequence[str | None], policy: Policy) -> list[str | None]:
     return [standardize(s, policy)[0] for s in smiles]
 
 
 def standardize_all(smiles: Sequence[str | None], policy: Policy, n_jobs: int = 1) -> list[str | None]:
-    """Row-aligned canonical SMILES (None where invalid), optionally with a process pool."""
-    if n_jobs <= 1 or len(smiles) < 20_000:
-        return _standardize_chunk((list(smiles), policy))
-    import concurrent.futures as cf
-    import multiprocessing as mp
+    """Row-aligned canonical SMILES (None where invalid), in the persistent worker pool of
+    :mod:`molgen.parallel` for large inputs (serial below 20,000 rows or with ``n_jobs=1``)."""
+    from molgen.parallel import map_chunks
 
-    step = 10_000
-    chunks = [(list(smiles[i:i + step]), policy) for i in range(0, len(smiles), step)]
-    # fork where available (Linux): works from scripts without a __main__ guard and from notebooks
-    ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else None
-    with cf.ProcessPoolExecutor(n_jobs, mp_context=ctx) as ex:
-        out: list[str | None] = []
-        for part in ex.map(_standardize_chunk, chunks):
-            out.extend(part)
+    smiles = list(smiles)
+    if n_jobs <= 1 or len(smiles) < 20_000:
+        return _standardize_chunk(smiles, policy)
+    out: list[str | None] = []
+    for part in map_chunks(_standardize_chunk, smiles, n_jobs, chunk_size=10_000, policy=policy):
+        out.extend(part)
     return out
+
+
+def _atomic_tmp(path: Path) -> Path:
+    """A temporary sibling of ``path`` unique to this process (several ranks may write the same cache)."""
+    return path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
 
 
 def load_canonical(source: SmilesSource, policy: Policy, *, smiles_col: str | None = None,
@@ -77,28 +80,27 @@ def load_canonical(source: SmilesSource, policy: Policy, *, smiles_col: str | No
     n_dup = len(canon) - n_invalid - len(unique)
     if use_cache:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        with gzip.open(tmp, "wt") as f:
-            f.write(f"{n_in} {n_invalid} {n_dup}\n" + "\n".join(unique) + "\n")
-        tmp.replace(path)
+        tmp = _atomic_tmp(path)
+        try:
+            with gzip.open(tmp, "wt") as f:
+                f.write(f"{n_in} {n_invalid} {n_dup}\n" + "\n".join(unique) + "\n")
+            os.replace(tmp, path)  # atomic: a reader sees the old file or the whole new one
+        finally:
+            tmp.unlink(missing_ok=True)
     return unique, {"rows": n_in, "invalid_smiles": n_invalid, "duplicates": n_dup}
 
 
 def featurize_all(smiles: Sequence[str], featurize: Callable[[str], Any]) -> tuple[list[Any], Counter]:
-    """Apply a model's featurizer; failures are counted by reason (status names as in scoring)."""
-    from molgen.models.base import TooLongError
-    from molgen.tokenizers.base import OOVError, TokenizeError
+    """Apply a model's featurizer; failures are counted by :func:`molgen.errors.row_status`
+    (the statuses of ``molgen score``), never dropped silently."""
+    from molgen.errors import row_status
 
     items, dropped = [], Counter()
     for s in smiles:
         try:
             items.append(featurize(s))
-        except OOVError as e:
-            dropped[f"oov_token:{e.token}"] += 1
-        except TooLongError:
-            dropped["too_long"] += 1
-        except TokenizeError:
-            dropped["invalid_smiles"] += 1
+        except (KeyError, ValueError) as e:  # OOVError, TooLongError, TokenizeError (and their kin)
+            dropped[row_status(e)] += 1
     return items, dropped
 
 
@@ -117,30 +119,83 @@ class LengthBucketSampler(Sampler[list[int]]):
     """Shuffled batches of similar length: sort within pools of 50 batches, shuffle batch order.
 
     Cuts padding (and so compute) by roughly a third on MOSES without changing what is seen.
+
+    Distributed: with ``num_replicas`` processes it builds *global* batches of
+    ``batch_size * num_replicas`` with exactly the algorithm and seed of one process with that batch
+    size, and process ``rank`` takes ``global_batch[rank::num_replicas]``; so every process yields the
+    same number of batches and together they see what one process with the global batch sees. A last
+    global batch with fewer molecules than processes is left out (every process needs one).
+    The batches form one stream over epochs (epoch ``e`` is shuffled with ``seed + e``). An iteration
+    yields ``len(self)`` batches from ``position()`` (the number of batches trained so far, e.g.
+    ``TrainingProgress.steps``), so a run resumed after a budget stop or mid-epoch continues the
+    stream where it stopped instead of starting an epoch again; without ``position`` it starts at
+    ``epoch * len(self)`` (``set_epoch``, which Lightning calls; else +1 per iteration).
     """
 
-    def __init__(self, lengths: Sequence[int], batch_size: int, seed: int = 0, pool: int = 50) -> None:
+    def __init__(self, lengths: Sequence[int], batch_size: int, seed: int = 0, pool: int = 50, *,
+                 num_replicas: int = 1, rank: int = 0, position: Callable[[], int] | None = None) -> None:
+        if not 0 <= rank < num_replicas:
+            raise ValueError(f"rank {rank} not in [0, {num_replicas})")
         self.lengths = np.asarray(lengths)
-        self.batch_size = batch_size
+        self.batch_size = batch_size  # per process
         self.seed = seed
         self.pool = pool
+        self.num_replicas, self.rank = num_replicas, rank
+        self.position = position
         self.epoch = 0
 
-    def __len__(self) -> int:
-        return (len(self.lengths) + self.batch_size - 1) // self.batch_size
+    @property
+    def global_batch_size(self) -> int:
+        return self.batch_size * self.num_replicas
 
-    def __iter__(self) -> Iterator[list[int]]:
-        rng = np.random.default_rng(self.seed + self.epoch)
-        self.epoch += 1
+    @property
+    def sampler(self) -> LengthBucketSampler:
+        """Lightning looks for ``batch_sampler.sampler.set_epoch``: this sampler is its own."""
+        return self
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def _n_global(self) -> int:
+        n, gbs = len(self.lengths), self.global_batch_size
+        n_batches = (n + gbs - 1) // gbs
+        # The pools cut the index list into spans of gbs * pool, so only the very last batch is short.
+        if self.num_replicas > 1 and n_batches and n - (n_batches - 1) * gbs < self.num_replicas:
+            n_batches -= 1
+        return n_batches
+
+    def __len__(self) -> int:
+        return self._n_global()
+
+    def global_batches(self, epoch: int) -> list[np.ndarray]:
+        """The batches of one process with batch size ``batch_size * num_replicas``, in order."""
+        rng = np.random.default_rng(self.seed + epoch)
         idx = rng.permutation(len(self.lengths))
-        span = self.batch_size * self.pool
+        gbs = self.global_batch_size
+        span = gbs * self.pool
         batches = []
         for s in range(0, len(idx), span):
             chunk = idx[s:s + span]
             chunk = chunk[np.argsort(self.lengths[chunk], kind="stable")]
-            batches += [chunk[i:i + self.batch_size].tolist() for i in range(0, len(chunk), self.batch_size)]
-        for j in rng.permutation(len(batches)):
-            yield batches[j]
+            batches += [chunk[i:i + gbs] for i in range(0, len(chunk), gbs)]
+        return [batches[j] for j in rng.permutation(len(batches))]
+
+    def epoch_batches(self, epoch: int) -> list[np.ndarray]:
+        """Global batches of one epoch that every process can take a share of."""
+        return [b for b in self.global_batches(epoch) if len(b) >= self.num_replicas]
+
+    def __iter__(self) -> Iterator[list[int]]:
+        n = len(self)
+        start = int(self.position()) if self.position is not None else self.epoch * n
+        self.epoch += 1
+        world, rank = self.num_replicas, self.rank
+        cached: tuple[int, list[np.ndarray]] = (-1, [])
+        for p in range(start, start + n):
+            epoch, i = divmod(p, n)
+            if cached[0] != epoch:
+                cached = (epoch, self.epoch_batches(epoch))
+            b = cached[1][i]
+            yield b.tolist() if world == 1 else b[rank::world].tolist()
 
 
 class MoleculeDataModule(L.LightningDataModule):
@@ -173,9 +228,14 @@ class MoleculeDataModule(L.LightningDataModule):
             offsets = np.cumsum([0] + [len(x) for x in items]).astype(np.int64)
             flat = np.fromiter((t for x in items for t in x), dtype=np.int16, count=int(offsets[-1]))
             path.parent.mkdir(parents=True, exist_ok=True)
-            np.savez(path.with_suffix(".tmp.npz"), flat=flat, offsets=offsets,
-                     drop_keys=np.array(list(dropped), dtype=str), drop_counts=np.array(list(dropped.values())))
-            path.with_suffix(".tmp.npz").replace(path)
+            tmp = _atomic_tmp(path)
+            try:
+                with open(tmp, "wb") as f:  # a file object: np.savez would append ".npz" to a name
+                    np.savez(f, flat=flat, offsets=offsets, drop_keys=np.array(list(dropped), dtype=str),
+                             drop_counts=np.array(list(dropped.values()), dtype=np.int64))
+                os.replace(tmp, path)
+            finally:
+                tmp.unlink(missing_ok=True)
         return items
 
     def setup(self, stage: str | None = None) -> None:
@@ -187,14 +247,30 @@ class MoleculeDataModule(L.LightningDataModule):
                     log.warning("%s: %d molecules cannot be represented and are left out of training: %s",
                                 name, sum(d.values()), dict(d.most_common(5)))
 
+    def _world(self) -> tuple[int, int]:
+        """(number of processes, this process's rank) of the trainer, (1, 0) outside one."""
+        trainer = getattr(self, "trainer", None)
+        if trainer is None:
+            return 1, 0
+        return max(1, int(trainer.world_size)), int(trainer.global_rank)
+
+    def _position(self) -> Callable[[], int] | None:
+        """Where the batch stream stands: the training progress's step count (restored on resume)."""
+        trainer = getattr(self, "trainer", None)
+        module = getattr(trainer, "lightning_module", None) if trainer is not None else None
+        if getattr(module, "progress", None) is None:
+            return None
+        return lambda: int(module.progress.steps)
+
     def train_dataloader(self) -> DataLoader:
         lengths = [self._length(x) for x in self.train_items]
-        sampler = LengthBucketSampler(lengths, self.batch_size, self.seed)
+        world, rank = self._world()
+        sampler = LengthBucketSampler(lengths, self.batch_size, self.seed, num_replicas=world, rank=rank,
+                                      position=self._position())
         return DataLoader(ListDataset(self.train_items), batch_sampler=sampler, collate_fn=self.collate)
 
     def val_dataloader(self) -> DataLoader:
         order = sorted(range(len(self.val_items)), key=lambda i: self._length(self.val_items[i]))
-        items = [self.val_items[i] for i in order]
+        world, rank = self._world()
+        items = [self.val_items[i] for i in order][rank::world]  # each process scores its share
         return DataLoader(ListDataset(items), batch_size=self.eval_batch_size, collate_fn=self.collate)
-
-

@@ -1,11 +1,35 @@
-"""``molgen.train``: data -> tokenizer -> model -> Lightning fit -> portable model directory."""
+"""``molgen.train``: data -> representation -> model -> Lightning fit -> portable model directory.
+
+What this module decides, and what it leaves to the family:
+
+- **Data split.** Validation is always carved from the training data (seeded, after
+  standardization and deduplication), or taken from a user file deduplicated against train.
+  Catalog test sets (``moses:test*``) are for reported metrics only and are refused here.
+- **Budget.** One :class:`~molgen.training.progress.TrainingProgress` callback counts steps,
+  molecules seen and seconds, stops the run at ``max_steps`` / ``max_molecules`` / ``max_time`` and
+  is saved in the checkpoint, so ``resume`` continues schedules and budgets. The Trainer itself gets
+  no step or time limit.
+- **Optimisation** belongs to the family: ``train`` sets ``model.optim`` (an
+  :class:`~molgen.training.optim.OptimConfig`) and ``model.progress``; the family's
+  ``configure_optimizers`` builds optimizers and schedules from them.
+- **Precision.** Given, or bf16-mixed on a GPU, or on a CPU the faster of fp32 and bf16 autocast in
+  a short timed trial of real training steps (cached per CPU model, torch version and model size).
+- **Processes.** ``devices > 1`` / ``strategy="ddp"`` run one process per device (gloo on CPU); the
+  length-bucket sampler shards global batches itself and only rank zero writes files.
+"""
 
 from __future__ import annotations
 
+import copy
+import hashlib
 import json
 import logging
+import os
+import platform
 import random
+import sys
 import time
+import warnings
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -15,6 +39,7 @@ import yaml
 from molgen.chem import DEFAULT_POLICY, Policy
 from molgen.data import catalog
 from molgen.data.io import SmilesSource, source_hash
+from molgen.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -23,42 +48,47 @@ DEFAULTS: dict[str, Any] = {
     "model": "transformer",
     "representation": "smiles",
     "data": "moses",
-    "val_data": None,          # None: moses:test for moses, else a held-out split of the data
+    "val_data": None,          # None: carved from the training data; a file is deduplicated against train
     "smiles_col": None,
     "subset": None,            # random subset of the training file (after reading, before dedup)
-    "val_size": 2000,          # molecules used for validation NLL during training
+    "val_size": 2000,          # molecules held out for validation NLL during training
     "seed": 0,
-    "max_epochs": None,
-    "max_steps": None,
-    "max_time": None,          # minutes of wall clock for fitting
-    "batch_size": 128,
+    "max_epochs": None,        # None: unlimited when a budget is set, else 10
+    "max_steps": None,         # budget: optimizer steps (batches)
+    "max_molecules": None,     # budget: molecules seen (over all processes); the same model on every machine
+    "max_time": None,          # budget: minutes of training (validation excluded)
+    "batch_size": 128,         # per device
     "lr": 2e-3,
     "weight_decay": 0.01,
     "betas": (0.9, 0.98),
     "warmup_steps": 100,
     "min_lr_ratio": 0.05,
-    "grad_clip": 1.0,
-    "val_every": 500,          # validation every N optimizer steps
+    "grad_clip": 1.0,          # gradient-norm clipping (automatic optimisation only)
+    "val_every": 500,          # validation (and checkpoint) every N training batches
+    "log_every": 50,           # training metrics reach the CSV log every N batches
     "max_len": None,           # None: longest training string + 10 %
     "accelerator": "auto",
     "devices": 1,
-    "precision": None,         # None: bf16-mixed on GPU, 32-true on CPU
+    "strategy": "auto",        # "ddp" for several processes (gloo on CPU)
+    "precision": None,         # None: bf16-mixed on GPU; on CPU the faster of fp32 / bf16 (measured)
     "policy": None,            # dict of Policy fields
     "model_args": {},
     "num_threads": None,
-    "progress": True,
+    "progress": True,          # progress bar (on a terminal or in a notebook)
     "n_jobs": 2,
 }
+
+PRECISION_TRIAL_SECONDS = 3.0  # total for both candidates
 
 
 def load_config(path: str | Path) -> dict[str, Any]:
     """Read a YAML config; unknown keys are an error that lists the known ones."""
     cfg = yaml.safe_load(Path(path).read_text()) or {}
     if not isinstance(cfg, dict):
-        raise ValueError(f"{path}: a config must be a mapping of option: value")
+        raise ConfigError(f"{path}: a config must be a mapping of option: value")
     unknown = set(cfg) - set(DEFAULTS) - {"out", "description"}
     if unknown:
-        raise ValueError(f"{path}: unknown option(s) {sorted(unknown)}; known: {sorted(DEFAULTS)}")
+        raise ConfigError(f"{path}: unknown option(s) {sorted(unknown)}; known: {sorted(DEFAULTS)}")
     return cfg
 
 
@@ -81,37 +111,69 @@ def resolve_options(config: str | Path | dict | None = None, **overrides: Any) -
     return opts
 
 
-def _split_data(opts: dict[str, Any], policy: Policy) -> tuple[list[str], list[str], dict[str, Any]]:
+# --- data --------------------------------------------------------------------------------------
+def _catalog_test_set(src: Any) -> str | None:
+    """The catalog name if ``src`` is a test set (by name, alias or file content), else None."""
+    if isinstance(src, str):
+        name = catalog.ALIASES.get(src, src)
+        if name.startswith("moses:test"):
+            return name
+    if isinstance(src, (str, Path)) and Path(src).is_file():
+        digest = catalog.sha256_file(src)
+        for name, entry in catalog.CATALOG.items():
+            if ":test" in name and entry.sha256 == digest:
+                return name
+    return None
+
+
+def _sha256_sorted(smiles: list[str]) -> str:
+    return hashlib.sha256("\n".join(sorted(smiles)).encode()).hexdigest()
+
+
+def split_data(opts: dict[str, Any], policy: Policy) -> tuple[list[str], list[str], dict[str, Any]]:
+    """(train, validation, info): canonical deduplicated training molecules and a held-out validation
+    set that is carved from them (or a user file deduplicated against them), recorded in ``info``."""
     from molgen.data.datamodule import load_canonical
 
     data: SmilesSource = opts["data"]
     if isinstance(data, str) and data in catalog.ALIASES:
         data = catalog.ALIASES[data]
+    val_src = opts["val_data"]
+    test_name = _catalog_test_set(val_src) if val_src is not None else None
+    if test_name is not None:
+        raise ConfigError(f"val_data={val_src!r} is the catalog test set {test_name}: test sets are for "
+                          "reported metrics only, never validation or model selection. Leave val_data unset "
+                          "(validation is carved from the training data) or give a file of your own.")
     train, stats = load_canonical(data, policy, smiles_col=opts["smiles_col"], subset=opts["subset"],
                                   seed=opts["seed"], n_jobs=opts["n_jobs"],
                                   use_cache=not isinstance(data, (list, tuple)))
-    val_src = opts["val_data"]
-    if val_src is None and isinstance(data, str) and data.startswith("moses:"):
-        val_src = "moses:test"
-    if val_src is not None:
-        # Standardize only a random slice big enough for val_size after deduplication against train.
-        val, _ = load_canonical(val_src, policy, smiles_col=opts["smiles_col"], n_jobs=opts["n_jobs"],
-                                subset=4 * opts["val_size"], seed=opts["seed"],
-                                use_cache=not isinstance(val_src, (list, tuple)))
-        train_set = set(train)
-        val = [s for s in val if s not in train_set]  # held-out = deduplicated against train
-    else:  # hold out a random slice of the user's data
-        rng = random.Random(opts["seed"])
-        train = train[:]
-        rng.shuffle(train)
-        n_val = min(opts["val_size"], max(1, len(train) // 10))
-        val, train = train[:n_val], train[n_val:]
-    val = random.Random(opts["seed"]).sample(val, min(len(val), opts["val_size"]))
-    info = {"source": str(opts["data"]) if isinstance(opts["data"], (str, Path)) else "<list>",
-            "source_hash": source_hash(data, opts["smiles_col"]),
-            "n_train": len(train), "n_val": len(val), **{f"input_{k}": v for k, v in stats.items()}}
     if not train:
         raise ValueError("no valid training molecules")
+    rng = random.Random(opts["seed"])
+    val_size = int(opts["val_size"])
+    if val_src is None:  # carve a seeded random slice out of the (deduplicated) training molecules
+        n_val = min(val_size, max(1, len(train) // 10)) if len(train) > 1 else 0
+        held = set(rng.sample(range(len(train)), n_val))
+        val = [s for i, s in enumerate(train) if i in held]
+        train = [s for i, s in enumerate(train) if i not in held]
+        val_info: dict[str, Any] = {"source": "carved from the training data", "from_training_data": True}
+    else:
+        # Standardize only a random slice big enough for val_size after deduplication against train.
+        val, _ = load_canonical(val_src, policy, smiles_col=opts["smiles_col"], n_jobs=opts["n_jobs"],
+                                subset=4 * val_size, seed=opts["seed"],
+                                use_cache=not isinstance(val_src, (list, tuple)))
+        train_set = set(train)
+        n_given = len(val)
+        val = [s for s in val if s not in train_set]  # held-out = deduplicated against train
+        val = rng.sample(val, min(len(val), val_size))
+        val_info = {"source": str(val_src) if isinstance(val_src, (str, Path)) else "<list>",
+                    "from_training_data": False, "removed_as_in_train": n_given - len(val)}
+    val_info.update({"n": len(val), "seed": opts["seed"], "deduplicated_against_train": True,
+                     "sha256": _sha256_sorted(val)})
+    info = {"source": str(opts["data"]) if isinstance(opts["data"], (str, Path)) else "<list>",
+            "source_hash": source_hash(data, opts["smiles_col"]),
+            "n_train": len(train), "n_val": len(val), "validation": val_info,
+            **{f"input_{k}": v for k, v in stats.items()}}
     return train, val, info
 
 
@@ -123,42 +185,204 @@ def _quiet_lightning() -> None:
         logging.getLogger(name).setLevel(level)
 
 
-def _cpu_has_bf16() -> bool:
-    """True on CPUs with native bf16 matmul (AVX512-BF16 / AMX), where bf16 autocast is ~2x faster."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+# --- model -------------------------------------------------------------------------------------
+def resolve_model_class(model: Any) -> type:
+    """A registry name or a :class:`~molgen.models.base.GenerativeModel` subclass -> the class."""
+    from molgen.models.base import GenerativeModel
 
-
-def build_model(name: str, tokenizer, policy: Policy, max_len: int, model_args: dict[str, Any]):
+    if isinstance(model, type):
+        if not issubclass(model, GenerativeModel):
+            raise ConfigError(f"model must be a registry name or a GenerativeModel subclass, got {model!r}")
+        return model
     from molgen.registry import MODELS
 
-    return MODELS.get(name)(tokenizer, policy, max_len=max_len, **model_args)
+    return MODELS.get(model)
 
 
-def train(model: str | None = None, data: SmilesSource | None = None, out: str | Path | None = None, *,
-          config: str | Path | dict | None = None, resume: str | Path | None = None, **options: Any):
+def build_model(cls: type, representation: Any, policy: Policy, max_len: int, model_args: dict[str, Any]):
+    """The one place a family is constructed for training."""
+    if hasattr(cls, "build"):  # the contract: options validated by the family's config dataclass
+        return cls.build({**model_args, "max_len": max_len}, representation=representation, policy=policy)
+    return cls(representation, policy, max_len=max_len, **model_args)
+
+
+def representation_of(model: Any) -> Any:
+    rep = getattr(model, "representation", None)
+    return rep if rep is not None and hasattr(rep, "save") else getattr(model, "tokenizer", None)
+
+
+def n_parameters(model: Any) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+# --- precision ---------------------------------------------------------------------------------
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _trial_rates(model: Any, batches: list[Any], budget_s: float) -> dict[str, float]:
+    """Molecules/s of real training steps (``training_step`` + backward + AdamW) on a copy of the
+    model, fp32 and bf16 autocast interleaved in rounds so that a noisy machine affects both alike."""
+    import torch
+
+    from molgen.training.progress import batch_size_of
+
+    m = copy.deepcopy(model).cpu().train()
+    opt = torch.optim.AdamW([p for p in m.parameters() if p.requires_grad], lr=1e-7)
+
+    def step(batch: Any, bf16: bool) -> None:
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            out = m.training_step(batch, 0)
+        loss = out["loss"] if isinstance(out, dict) else out
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    secs = {"32-true": 0.0, "bf16-mixed": 0.0}
+    mols = {"32-true": 0, "bf16-mixed": 0}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # self.log outside a Trainer
+        for mode in secs:  # warm-up (allocations, kernels)
+            step(batches[0], mode == "bf16-mixed")
+        t_end = time.perf_counter() + budget_s
+        i = 0
+        while time.perf_counter() < t_end or i < 2:
+            for mode in secs:
+                for _ in range(2):
+                    b = batches[i % len(batches)]
+                    t = time.perf_counter()
+                    step(b, mode == "bf16-mixed")
+                    secs[mode] += time.perf_counter() - t
+                    mols[mode] += batch_size_of(b)[0] or 1
+            i += 1
+    return {k: round(mols[k] / max(secs[k], 1e-9), 1) for k in secs}
+
+
+def choose_precision(model: Any, dm: Any, opts: dict[str, Any], *, budget_s: float = PRECISION_TRIAL_SECONDS
+                     ) -> tuple[str, dict[str, Any]]:
+    """(precision, record): given; bf16-mixed on a GPU; on a CPU the faster of fp32 and bf16 autocast
+    measured on real steps, cached in ``cache_dir()/precision.json`` per CPU model, torch version,
+    model class, parameter count, batch size and threads."""
+    import torch
+
+    if opts["precision"]:
+        return str(opts["precision"]), {"how": "given"}
+    acc = str(opts["accelerator"]).lower()
+    if torch.cuda.is_available() and acc in ("auto", "gpu", "cuda"):
+        return "bf16-mixed", {"how": "GPU default"}
+    if acc not in ("auto", "cpu"):
+        return "32-true", {"how": f"default for accelerator {acc}"}
+    cls = type(model)
+    key = (f"{cpu_name()} | torch {torch.__version__} | {cls.__module__}.{cls.__qualname__} | "
+           f"{n_parameters(model)} params | batch {opts['batch_size']} | threads {torch.get_num_threads()}")
+    env_key = "MOLGEN_PRECISION_TRIAL"
+    inherited = os.environ.get(env_key)  # set by rank zero before it starts the other processes
+    if inherited:
+        rec = json.loads(inherited)
+        if rec.get("key") == key:
+            return rec["choice"], {**rec, "how": "measured by rank zero"}
+    path = catalog.cache_dir() / "precision.json"
+    try:
+        cache = json.loads(path.read_text()) if path.exists() else {}
+    except (OSError, ValueError):
+        cache = {}
+    rec = cache.get(key)
+    if rec is None:
+        dm.setup("fit")
+        from molgen.data.datamodule import LengthBucketSampler
+
+        items = dm.train_items
+        sampler = LengthBucketSampler([dm._length(x) for x in items], opts["batch_size"], opts["seed"])
+        batches = [dm.collate([items[i] for i in b]) for b, _ in zip(sampler, range(8))]
+        try:
+            rates = _trial_rates(model, batches, budget_s)
+        except Exception as exc:  # e.g. manual optimisation that needs a Trainer: fp32, said so
+            log.info("precision trial failed (%s): using 32-true", exc)
+            return "32-true", {"how": f"trial failed ({type(exc).__name__}): fp32"}
+        choice = max(rates, key=rates.get)
+        rec = {"key": key, "choice": choice, "molecules_per_s": rates,
+               "measured": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        cache[key] = rec
+        try:
+            from molgen.data.datamodule import _atomic_tmp
+
+            tmp = _atomic_tmp(path)
+            tmp.write_text(json.dumps(cache, indent=1))
+            os.replace(tmp, path)
+        except OSError:
+            pass
+        how = "measured"
+    else:
+        how = "measured earlier (cached)"
+    log.info("precision %s (%s): fp32 %.0f, bf16 %.0f molecules/s", rec["choice"], how,
+             rec["molecules_per_s"]["32-true"], rec["molecules_per_s"]["bf16-mixed"])
+    os.environ[env_key] = json.dumps({k: rec[k] for k in ("key", "choice", "molecules_per_s")})
+    return rec["choice"], {**rec, "how": how}
+
+
+# --- processes ---------------------------------------------------------------------------------
+def _launch_rank() -> int:
+    """Global rank of this process as its launcher set it (0 before / without DDP)."""
+    from lightning.fabric.utilities.rank_zero import rank_zero_only
+
+    return int(getattr(rank_zero_only, "rank", 0) or 0)
+
+
+def _want_bar(opts: dict[str, Any]) -> bool:
+    """A progress bar only where someone watches it: a terminal or a notebook (not a log file)."""
+    if not opts["progress"]:
+        return False
+    return bool(getattr(sys.stderr, "isatty", lambda: False)()) or "ipykernel" in sys.modules
+
+
+def _csv_logger(out: Path, resume: Any):
+    """``OUT/logs/metrics.csv``; a resumed run logs to ``OUT/logs/resume-N/`` (Lightning would delete the first)."""
+    from lightning.pytorch.loggers import CSVLogger
+
+    if not resume:
+        return CSVLogger(out, name="logs", version="")
+    n = 1
+    while (out / "logs" / f"resume-{n}").exists():
+        n += 1
+    return CSVLogger(out, name="logs", version=f"resume-{n}")
+
+
+# --- train -------------------------------------------------------------------------------------
+def train(model: Any = None, data: SmilesSource | None = None, out: str | Path | None = None, *,
+          config: str | Path | dict | None = None, resume: str | Path | None = None,
+          callbacks: list[Any] | None = None, **options: Any):
     """Train a generator and write its portable directory to ``out``; returns the trained model.
 
+    ``model`` is a registry name (``"transformer"``) or a :class:`GenerativeModel` subclass.
     Precedence: explicit arguments > ``config`` (YAML path or dict) > :data:`DEFAULTS` (transformer on
-    the embedded MOSES data). ``options`` are the keys of :data:`DEFAULTS` (e.g. ``max_time=15``
-    minutes, ``subset=100_000``, ``representation="selfies"``); anything else is passed to the model
-    constructor (``d_model=256``, ``encoder="graph"``).
+    the embedded MOSES data). ``options`` are the keys of :data:`DEFAULTS` (e.g. ``max_molecules=300_000``,
+    ``max_time=15`` minutes, ``subset=100_000``, ``representation="selfies"``); anything else is a model
+    option (``d_model=256``, ``encoder="graph"``). ``callbacks`` are extra Lightning callbacks.
+    ``resume`` is a Lightning checkpoint (``OUT/checkpoints/last.ckpt``): steps, molecules, seconds,
+    optimizer and schedule states continue from it.
     """
     import lightning as L
     import torch
-    from lightning.pytorch.callbacks import ModelCheckpoint
+    from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
 
     from molgen.data.datamodule import MoleculeDataModule
     from molgen.registry import TOKENIZERS
-    from molgen.training.callbacks import Throughput, WarmupCosine
+    from molgen.training.optim import OptimConfig
+    from molgen.training.progress import Budget, TrainingProgress
 
     _quiet_lightning()
     explicit = dict(options, model=model, data=data)
     opts = resolve_options(config, **explicit)
-    out = Path(out or opts.get("out") or f"runs/{opts['model']}-{datetime.now():%Y%m%d-%H%M%S}")
+    cls = resolve_model_class(opts["model"])
+    name = getattr(cls, "name", cls.__name__)
+    out = Path(out or opts.get("out") or f"runs/{name}-{datetime.now():%Y%m%d-%H%M%S}")
+    rank0 = _launch_rank() == 0
     out.mkdir(parents=True, exist_ok=True)
     if opts["num_threads"]:
         torch.set_num_threads(int(opts["num_threads"]))
@@ -166,69 +390,86 @@ def train(model: str | None = None, data: SmilesSource | None = None, out: str |
     policy = Policy.from_dict(opts["policy"]) if opts["policy"] else DEFAULT_POLICY
 
     t0 = time.perf_counter()
-    train_smiles, val_smiles, data_info = _split_data(opts, policy)
+    train_smiles, val_smiles, data_info = split_data(opts, policy)
     tok_path = out / "tokenizer.json"
     if resume and tok_path.exists():
         from molgen.tokenizers.base import load_tokenizer
 
-        tokenizer = load_tokenizer(tok_path)
+        representation = load_tokenizer(tok_path)
     else:
-        tokenizer = TOKENIZERS.get(opts["representation"])().fit(train_smiles)
-        tokenizer.save(tok_path)
+        representation = TOKENIZERS.get(opts["representation"])().fit(train_smiles)
+        if rank0:
+            representation.save(tok_path)
     max_len = opts["max_len"]
     if max_len is None:
-        longest = max(len(tokenizer.tokenize(s)) for s in train_smiles[:200_000])
+        longest = max(len(representation.tokenize(s)) for s in train_smiles[:200_000])
         max_len = int(longest * 1.1) + 1
-    net = build_model(opts["model"], tokenizer, policy, max_len, opts["model_args"])
+    net = build_model(cls, representation, policy, max_len, opts["model_args"])
     data_info["prepare_seconds"] = round(time.perf_counter() - t0, 1)
-    log.info("model %s: %.2fM parameters, vocabulary %d, max_len %d", net.name, net.n_parameters() / 1e6,
-             tokenizer.vocab_size, max_len)
+    log.info("model %s: %.2fM parameters, vocabulary %d, max_len %d", name, n_parameters(net) / 1e6,
+             representation.vocab_size, max_len)
 
+    cacheable = bool(getattr(net, "featurize_cacheable", False))
+    split_key = data_info["validation"]["sha256"][:12]
     dm = MoleculeDataModule(
         train_smiles, val_smiles, net.featurize, net.collate, batch_size=opts["batch_size"], seed=opts["seed"],
-        cache_key=f"{data_info['source_hash']}-{policy.key}-{opts['subset']}-{opts['seed']}-"
-                  f"{tokenizer.state_key}-{max_len}-{net.name}" if net.featurize_cacheable else None,
+        cache_key=f"{data_info['source_hash']}-{policy.key}-{opts['subset']}-{opts['seed']}-{split_key}-"
+                  f"{representation.state_key}-{max_len}-{name}" if cacheable else None,
         length=net.item_length)
-    net.optim_config = {"lr": opts["lr"], "weight_decay": opts["weight_decay"], "betas": tuple(opts["betas"])}
+    net.optim = OptimConfig(lr=opts["lr"], weight_decay=opts["weight_decay"], betas=tuple(opts["betas"]),
+                            warmup_steps=opts["warmup_steps"], min_lr_ratio=opts["min_lr_ratio"])
+    if hasattr(net, "optim_config"):  # families not yet on ``optim`` (transition)
+        net.optim_config = {"lr": opts["lr"], "weight_decay": opts["weight_decay"], "betas": tuple(opts["betas"])}
 
-    max_time_s = opts["max_time"] * 60 if opts["max_time"] else None
-    sched = WarmupCosine(opts["lr"], opts["warmup_steps"], opts["max_steps"], max_time_s, opts["min_lr_ratio"])
-    meter = Throughput()
+    budget = Budget(max_steps=opts["max_steps"] or None,
+                    max_time_s=opts["max_time"] * 60 if opts["max_time"] else None,
+                    max_molecules=opts["max_molecules"] or None)
+    progress = TrainingProgress(budget)
     ckpt = ModelCheckpoint(dirpath=out / "checkpoints", save_last=True, save_top_k=0)
-    on_gpu = torch.cuda.is_available() and opts["accelerator"] in ("auto", "gpu", "cuda")
-    precision = opts["precision"] or ("bf16-mixed" if on_gpu or _cpu_has_bf16() else "32-true")
-    max_epochs = opts["max_epochs"] if opts["max_epochs"] is not None else (-1 if (max_time_s or opts["max_steps"]) else 10)
+    precision, precision_info = choose_precision(net, dm, opts)
+    max_epochs = opts["max_epochs"] if opts["max_epochs"] is not None else (-1 if budget.is_set() else 10)
+    bar = _want_bar(opts)
+    cbs = [progress, ckpt, *(callbacks or [])]
+    if bar:
+        cbs.append(TQDMProgressBar(refresh_rate=10))
+    automatic = bool(getattr(net, "automatic_optimization", True))
     trainer = L.Trainer(
-        accelerator=opts["accelerator"], devices=opts["devices"], precision=precision,
-        max_epochs=max_epochs, max_steps=opts["max_steps"] or -1,
-        max_time={"seconds": max_time_s} if max_time_s else None,
-        gradient_clip_val=opts["grad_clip"], callbacks=[sched, meter, ckpt],
-        val_check_interval=opts["val_every"], check_val_every_n_epoch=None,
-        logger=L.pytorch.loggers.CSVLogger(out, name="logs", version=""),
-        enable_progress_bar=bool(opts["progress"]), enable_model_summary=False,
-        num_sanity_val_steps=0, deterministic=False,
+        accelerator=opts["accelerator"], devices=opts["devices"], strategy=opts["strategy"], precision=precision,
+        max_epochs=max_epochs, max_steps=-1,
+        gradient_clip_val=opts["grad_clip"] if (automatic and opts["grad_clip"]) else None,
+        callbacks=cbs, val_check_interval=opts["val_every"], check_val_every_n_epoch=None,
+        logger=_csv_logger(out, resume), log_every_n_steps=opts["log_every"],
+        enable_progress_bar=bar, enable_model_summary=False, use_distributed_sampler=False,
+        num_sanity_val_steps=0, deterministic=False, default_root_dir=out,
     )
     t_fit = time.perf_counter()
-    trainer.fit(net, datamodule=dm, ckpt_path=str(resume) if resume else None)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+        trainer.fit(net, datamodule=dm, ckpt_path=str(resume) if resume else None)
     fit_seconds = time.perf_counter() - t_fit
 
     net.eval()
     final: dict[str, Any] = {}
-    if "log_likelihood" in net.capabilities and val_smiles:
+    if trainer.is_global_zero and "log_likelihood" in net.capabilities and val_smiles:
         scores = net.score(val_smiles)
         ok = scores[scores.status == "ok"]
+        label = net.likelihood_label()
         final = {"val_nll_nats_per_molecule": float(-ok.log_likelihood.mean()), "val_n": len(ok),
-                 "likelihood_kind": scores.likelihood_kind.iloc[0]}
+                 "likelihood": label.to_dict() if hasattr(label, "to_dict") else {"kind": label}}
     net.metadata = {
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "data": data_info, "dropped": {k: dict(v) for k, v in dm.dropped.items()},
         "training": {**{k: opts[k] for k in ("seed", "subset", "batch_size", "lr", "max_time", "max_steps",
-                                              "max_epochs", "representation")},
-                     "steps": trainer.global_step, "epochs": trainer.current_epoch,
-                     "fit_seconds": round(fit_seconds, 1), "precision": precision,
-                     "n_parameters": net.n_parameters(), **meter.summary()},
+                                              "max_molecules", "max_epochs", "representation", "strategy")},
+                     "world_size": trainer.world_size, "global_batch_size": opts["batch_size"] * trainer.world_size,
+                     "steps": progress.steps, "optimizer_steps": trainer.global_step,
+                     "epochs": trainer.current_epoch, "fit_seconds": round(fit_seconds, 1),
+                     "precision": precision, "precision_choice": precision_info,
+                     "n_parameters": n_parameters(net), **progress.summary()},
         "final": final,
     }
-    net.save_pretrained(out)
-    (out / "train_options.json").write_text(json.dumps({k: v for k, v in opts.items()}, indent=1, default=str))
+    if trainer.is_global_zero:
+        net.save_pretrained(out)
+        (out / "train_options.json").write_text(json.dumps(
+            {**opts, "model": name}, indent=1, default=str))
     return net
