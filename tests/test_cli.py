@@ -55,18 +55,29 @@ def test_score_keeps_every_row_in_order(model_dir, tmp_path, tiny_train_smiles):
     assert df.input.tolist()[:2] == rows[:2]
 
 
+def _tiny_set(family: str = "transformer") -> list[str]:
+    """``--set KEY=VALUE`` flags for the shared tiny model options of ``family``."""
+    from tests.conftest import TINY_MODEL_ARGS
+
+    return [a for k, v in TINY_MODEL_ARGS[family].items() for a in ("--set", f"{k}={v}")]
+
+
 def test_train_in_process(tmp_path, tiny_train_smiles, capsys):
+    import molgen
+
     data = tmp_path / "train.smi"
     data.write_text("\n".join(tiny_train_smiles[:200]) + "\n")
     out = tmp_path / "m"
     rc = main(["train", "--model", "transformer", "--data", str(data), "--out", str(out), "--max-steps", "3",
-               "--batch-size", "16", "--representation", "selfies", "--set", "d_model=16", "--set", "n_layers=1",
-               "--set", "n_heads=2", "-q"])
+               "--batch-size", "20", "--representation", "selfies", "--precision", "32-true", *_tiny_set(), "-q"])
     assert rc == 0
     summary = json.loads(capsys.readouterr().out)
-    assert summary["steps"] == 3 and summary["likelihood_kind"] == "exact"
-    assert json.loads((out / "config.json").read_text())["init_args"]["d_model"] == 16
+    assert summary["steps"] == 3 and summary["molecules_seen"] == 60
+    assert summary["likelihood"]["kind"] == "exact"
     assert json.loads((out / "tokenizer.json").read_text())["name"] == "selfies"
+    meta = json.loads((out / "metadata.json").read_text())
+    assert meta["data"]["validation"]["from_training_data"] is True
+    assert molgen.load(out).metadata["training"]["steps"] == 3
 
 
 def test_user_errors_are_one_line_not_a_traceback(tmp_path, capsys):
@@ -80,11 +91,17 @@ def test_training_resumes_from_its_lightning_checkpoint(tmp_path, tiny_train_smi
     data = tmp_path / "train.smi"
     data.write_text("\n".join(tiny_train_smiles[:200]) + "\n")
     out = tmp_path / "m"
-    common = ["train", "--data", str(data), "--out", str(out), "--batch-size", "16", "--set", "d_model=16",
-              "--set", "n_layers=1", "--set", "n_heads=2", "-q"]
+    common = ["train", "--data", str(data), "--out", str(out), "--batch-size", "20", "--precision", "32-true",
+              *_tiny_set(), "-q"]
     assert main([*common, "--max-steps", "2"]) == 0
     ckpt = out / "checkpoints" / "last.ckpt"
     assert ckpt.exists()
     capsys.readouterr()
     assert main([*common, "--max-steps", "5", "--resume", str(ckpt)]) == 0
-    assert json.loads(capsys.readouterr().out)["steps"] == 5
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["steps"] == 5 and summary["molecules_seen"] == 5 * 20
+
+
+def test_train_refuses_a_test_set_for_validation(tmp_path, capsys):
+    assert main(["train", "--out", str(tmp_path / "x"), "--val-data", "moses:test_scaffolds", "--max-steps", "1"]) == 2
+    assert "test sets are for reported metrics only" in capsys.readouterr().err

@@ -1,12 +1,17 @@
 """Readers keep every row; catalog files are checksummed; downloads are verified."""
 
 import gzip
+from collections import Counter
 
+import numpy as np
 import pandas as pd
 import pytest
 
+from molgen.chem import DEFAULT_POLICY
 from molgen.data import catalog
+from molgen.data.datamodule import LengthBucketSampler, featurize_all, load_canonical
 from molgen.data.io import InputError, iter_smiles_batches, read_smiles
+from molgen.errors import OOVError, TokenizeError, TooLongError
 
 
 def test_smi_with_header_names_and_blank_lines(tmp_path):
@@ -82,3 +87,63 @@ def test_download_is_verified_before_use(tmp_path):
         catalog.download(src.as_uri(), bad_dest, "0" * 64)
     assert not bad_dest.exists()
     assert [p.name for p in (tmp_path / "dl").iterdir()] == ["x.csv.gz"]
+
+
+@pytest.mark.parametrize("n", [100, 101, 97, 64])
+def test_distributed_sampler_splits_the_global_batches_of_one_process(n):
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(5, 40, n)
+    one = LengthBucketSampler(lengths, 16, seed=1, pool=2)
+    ranks = [LengthBucketSampler(lengths, 8, seed=1, pool=2, num_replicas=2, rank=r) for r in range(2)]
+    for epoch in (0, 3):
+        one.set_epoch(epoch)
+        for s in ranks:
+            s.set_epoch(epoch)
+        single = list(one)
+        per_rank = [list(s) for s in ranks]
+        assert len(per_rank[0]) == len(per_rank[1]) == len(ranks[0])
+        expected = [b for b in single if len(b) >= 2]
+        assert len(per_rank[0]) == len(expected)
+        for b, b0, b1 in zip(expected, *per_rank):
+            assert b0 == b[0::2] and b1 == b[1::2]
+    one.set_epoch(0)
+    e0 = list(one)
+    one.set_epoch(1)
+    assert list(one) != e0  # the epoch picks the shuffle
+    assert one.sampler is one  # Lightning calls batch_sampler.sampler.set_epoch
+
+
+def test_featurize_all_counts_failures_by_row_status():
+    def featurize(s):
+        if s == "oov":
+            raise OOVError(["[Se]", "[Te]"])
+        if s == "long":
+            raise TooLongError(200, 100)
+        if s == "bad":
+            raise TokenizeError("bad")
+        return [1, 2]
+
+    items, dropped = featurize_all(["ok", "oov", "long", "bad", "ok", "long"], featurize)
+    assert items == [[1, 2], [1, 2]]
+    assert dropped == Counter({"too_long": 2, "oov_token:[Se],[Te]": 1, "invalid_smiles": 1})
+
+
+def test_sampler_stream_continues_from_a_position():
+    lengths = np.random.default_rng(0).integers(5, 40, 50)
+    plain = LengthBucketSampler(lengths, 8, seed=2)
+    stream = list(plain) + list(plain)  # epochs 0 and 1
+    n = len(plain)
+    at = [3]
+    resumed = LengthBucketSampler(lengths, 8, seed=2, position=lambda: at[0])
+    assert list(resumed) == stream[3:3 + n]  # the rest of epoch 0, then the start of epoch 1
+
+
+def test_canonical_cache_is_written_atomically(tmp_path, monkeypatch, tiny_train_smiles):
+    monkeypatch.setenv("MOLGEN_CACHE", str(tmp_path))
+    f = tmp_path / "in.smi"
+    f.write_text("\n".join(tiny_train_smiles[:50] + tiny_train_smiles[:5] + ["not_a_smiles"]) + "\n")
+    first, stats = load_canonical(f, DEFAULT_POLICY, n_jobs=1)
+    again, stats2 = load_canonical(f, DEFAULT_POLICY, n_jobs=1)  # from the cache
+    assert first == again and stats == stats2 == {"rows": 56, "invalid_smiles": 1, "duplicates": 5}
+    files = [p.name for p in (tmp_path / "datasets").iterdir()]
+    assert len(files) == 1 and files[0].endswith(".smi.gz")  # no temporary file left behind
