@@ -23,7 +23,7 @@ def resolve_config(name: str | None) -> Path | None:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from molgen.registry import MODELS, TOKENIZERS
+    from molgen.registry import ENCODERS, MODELS, PRIORS, REPRESENTATIONS
 
     p.add_argument("--model", choices=MODELS.names(), default=None, help="generator family (default transformer)")
     p.add_argument("--data", default=None, help="'moses' (embedded), a catalog name or a .smi/.csv/.parquet/.sdf path")
@@ -33,7 +33,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "test sets are refused)")
     p.add_argument("--out", required=True, help="output model directory")
     p.add_argument("--config", default=None, help="YAML config (path or name in configs/)")
-    p.add_argument("--representation", choices=TOKENIZERS.names(), default=None)
+    p.add_argument("--representation", choices=REPRESENTATIONS.names(), default=None)
     p.add_argument("--max-epochs", type=int, default=None)
     p.add_argument("--max-steps", type=int, default=None)
     p.add_argument("--max-molecules", type=int, default=None, metavar="N",
@@ -50,10 +50,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--precision", default=None,
                    help="32-true | bf16-mixed | 16-mixed (default: bf16-mixed on GPU; on CPU the faster one, measured)")
     p.add_argument("--resume", default=None, help="Lightning checkpoint to resume from (OUT/checkpoints/last.ckpt)")
-    p.add_argument("--encoder", default=None, help="VAE encoder: sequence | graph (a model argument)")
-    p.add_argument("--prior", default=None, help="VAE prior: gaussian | mog | vamp (a model argument)")
+    p.add_argument("--encoder", choices=ENCODERS.names(), default=None,
+                   help="encoder component of a model that has one (the VAE); same as --set encoder=NAME")
+    p.add_argument("--prior", choices=PRIORS.names(), default=None,
+                   help="prior component of a model that has one (the VAE); same as --set prior=NAME")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="model argument, e.g. --set d_model=256 (YAML-parsed value); repeatable")
+                   help="model option, e.g. --set backbone.d_model=256 or --set prior.n_components=16 "
+                        "(YAML-parsed value); repeatable; unknown keys are an error that lists the accepted ones")
 
 
 def run(args: argparse.Namespace) -> int:

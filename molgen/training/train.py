@@ -372,7 +372,7 @@ def train(model: Any = None, data: SmilesSource | None = None, out: str | Path |
     from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
 
     from molgen.data.datamodule import MoleculeDataModule
-    from molgen.registry import TOKENIZERS
+    from molgen.registry import REPRESENTATIONS
     from molgen.training.optim import OptimConfig
     from molgen.training.progress import Budget, TrainingProgress
 
@@ -397,7 +397,7 @@ def train(model: Any = None, data: SmilesSource | None = None, out: str | Path |
 
         representation = load_tokenizer(tok_path)
     else:
-        representation = TOKENIZERS.get(opts["representation"])().fit(train_smiles)
+        representation = REPRESENTATIONS.get(opts["representation"])().fit(train_smiles)
         if rank0:
             representation.save(tok_path)
     max_len = opts["max_len"]
