@@ -14,7 +14,8 @@ _LAZY = {
     'evaluate': 'molgen.metrics.evaluator',
     'EvaluationReport': 'molgen.metrics.report',
     'ReferenceStats': 'molgen.metrics.reference',
-    'GeneratedSet': 'molgen.metrics.moses',
+    'GeneratedSet': 'molgen.metrics.generated',
+    'NLLSummary': 'molgen.metrics.nll',
     'Metric': 'molgen.metrics.moses',
     'ChemNet': 'molgen.metrics.chemnet',
 }

@@ -17,13 +17,14 @@ import numpy as np
 
 from molgen.metrics import featurize as fz
 from molgen.metrics import moses as M
+from molgen.metrics.generated import GeneratedSet, activations, featurize_generated
 from molgen.metrics.guacamol import fcd_score, kl_score
-from molgen.parallel import map_chunks, resolve_n_jobs
+from molgen.metrics.nll import NLLSummary, model_label, summarize_scores
 from molgen.metrics.reference import ReferenceStats, get_reference, versions
 from molgen.metrics.report import EvaluationReport
+from molgen.parallel import map_chunks, resolve_n_jobs
 
 Source = str | Path | Sequence[str | None]
-GEN_FEATURES = ('canon', 'fcd', 'fp', 'frag', 'scaf', 'props', 'filters')
 
 
 class Evaluator:
@@ -88,29 +89,13 @@ class Evaluator:
         return self.prepare()._refs
 
     # ---- generated -------------------------------------------------------------------------------
-    def featurize(self, smiles: Sequence[str | None]) -> M.GeneratedSet:
+    def featurize(self, smiles: Sequence[str | None]) -> GeneratedSet:
         """All per-molecule features of a generated sample (one RDKit pass, ChemNet once per distinct SMILES)."""
-        smiles = list(smiles)
-        parts = map_chunks(fz.featurize, smiles, self.n_jobs, chunk_size=max(500, -(-len(smiles) // (4 * self.n_jobs))),
-                           what=GEN_FEATURES, generated=True)
-        f = fz.merge(parts) if parts else {'valid': np.zeros(0, bool), 'canon': [], 'fcd': [], 'fp': None,
-                                            'frag': Counter(), 'scaf': [], 'props': None, 'filters': None}
-        gen = M.GeneratedSet(raw=smiles, valid=f['valid'], canon=f['canon'], fcd_smiles=f['fcd'], fp=f['fp'],
-                             frag=f['frag'], scaf=f['scaf'], props=f['props'], filters=f['filters'])
-        t0 = time.perf_counter()
-        gen.activations = self.activations(gen.fcd_smiles)
-        self._timings['chemnet'] = time.perf_counter() - t0
-        return gen
+        return featurize_generated(smiles, n_jobs=self.n_jobs, device=self.device, timings=self._timings)
 
     def activations(self, smiles: Sequence[str]) -> np.ndarray:
         """ChemNet activations, computed once per distinct SMILES."""
-        from molgen.metrics.chemnet import get_chemnet
-
-        if len(smiles) == 0:
-            return np.zeros((0, 512), np.float32)
-        uniq, inverse = np.unique(np.asarray(smiles, dtype=object), return_inverse=True)
-        act = get_chemnet(self.device).activations(list(uniq), n_threads=self.n_jobs)
-        return act[inverse]
+        return activations(smiles, self.device, self.n_jobs)
 
     def _floor_activations(self, n: int) -> np.ndarray | None:
         """Activations of ``n`` held-out real molecules (a fixed shuffle of the train set), cached."""
@@ -187,15 +172,19 @@ class Evaluator:
         if self.extras:
             m.update(self._extras(gen, refs))
             t = lap('extras', t)
-        kind = None
+        nll = None
         if model is not None:
-            nll, kind, note = self.nll(model)
-            if note:
-                gen.notes['NLL/Test'] = note
-            if nll is not None:
-                # likelihood first: it is the headline metric wherever the model has one
-                m = {'NLL/Test': nll, **m}
-                gen.notes.setdefault('NLL/Test', f'{kind}, nats per molecule, {self.nll_n} test molecules')
+            nll, reason = self.nll(model)
+            if nll is None:
+                gen.notes['NLL/Test'] = reason
+            else:
+                # likelihood first: it is the headline metric wherever the model has one; the molecules
+                # that could not be scored are counted next to it, never silently dropped from its mean
+                m = {'NLL/Test': nll.value, 'NLL/Test/n_scored': nll.n_scored,
+                     'NLL/Test/n_unscored': nll.n_unscored, **m}
+                gen.notes['NLL/Test'] = (nll.note() if nll.n_scored else
+                                         f'{nll.label_text}; the model scored none of {nll.n} test molecules '
+                                         f'({nll.counts_text()})')
         for key, v in m.items():  # every missing value says why
             if not np.isfinite(v) and key not in gen.notes:
                 if gen.n_valid == 0:
@@ -215,7 +204,8 @@ class Evaluator:
                            for label, r in refs.items()},
             'train': (str(self.train) if isinstance(self.train, (str, Path)) else
                       (f'list[{len(self._train_list)}]' if self._train_list is not None else None)),
-            'likelihood_kind': kind,
+            'likelihood': nll.label if nll is not None else None,
+            'NLL/Test': nll.meta() if nll is not None else None,
             'versions': _all_versions(),
             'wall_seconds': wall,
             'timings': dict(tm),
@@ -227,7 +217,7 @@ class Evaluator:
         return EvaluationReport(metrics=m, meta=meta, notes=dict(gen.notes),
                                 properties=gen.props, reference_properties=refs['Test'].props)
 
-    def _guacamol(self, gen: M.GeneratedSet, ref: ReferenceStats, m: dict[str, float]) -> dict[str, float]:
+    def _guacamol(self, gen: GeneratedSet, ref: ReferenceStats, m: dict[str, float]) -> dict[str, float]:
         """GuacaMol distribution-learning scores over the first 10,000 samples."""
         out: dict[str, float] = {}
         n = 10_000
@@ -253,7 +243,7 @@ class Evaluator:
         out['guacamol/FCD'] = fcd_score(fcd) if np.isfinite(fcd) else M.NAN
         return out
 
-    def _extras(self, gen: M.GeneratedSet, refs: dict[str, ReferenceStats]) -> dict[str, float]:
+    def _extras(self, gen: GeneratedSet, refs: dict[str, ReferenceStats]) -> dict[str, float]:
         """FCD floor, fingerprint precision / recall / coverage, scaffold coverage."""
         from molgen.metrics.chemnet import frechet_distance, gaussian_stats
         from molgen.metrics.fingerprints import precision_recall_coverage
@@ -285,25 +275,21 @@ class Evaluator:
             out['scaffolds/top100_coverage'] = sum(s in have for s in top) / len(top)
         return out
 
-    def nll(self, model: Any) -> tuple[float | None, str | None, str | None]:
-        """Mean test-set NLL (nats per molecule) of ``model`` on ``nll_n`` reference molecules."""
+    def nll(self, model: Any) -> tuple[NLLSummary | None, str | None]:
+        """Test-set NLL of ``model`` on ``nll_n`` reference molecules (a fixed random subset).
+
+        Returns ``(summary, None)``, or ``(None, reason)`` for a model without a likelihood. The summary's
+        mean is over the molecules the model scored; the others are counted by status.
+        """
         caps = getattr(model, 'capabilities', ()) or ()
-        kind = getattr(model, 'likelihood_kind', None)
-        if 'log_likelihood' not in caps or kind is None:
-            return None, None, f'{type(model).__name__} has no likelihood'
+        if 'log_likelihood' not in caps or model_label(model) is None:
+            return None, f'{type(model).__name__} has no likelihood'
         from molgen.data.io import read_smiles
 
         ref = read_smiles(self.reference) if isinstance(self.reference, (str, Path)) else list(self.reference)
         rng = np.random.default_rng(0)
         idx = np.sort(rng.choice(len(ref), size=min(self.nll_n, len(ref)), replace=False))
-        df = model.score([ref[i] for i in idx])
-        ok = df[df['status'] == 'ok']
-        if len(ok) == 0:
-            return None, kind, 'the model scored no reference molecule'
-        kind = str(df['likelihood_kind'].iloc[0])  # what score() actually reports, e.g. "iwae-50"
-        note = None if len(ok) == len(df) else (f'{kind}, nats per molecule; {len(df) - len(ok)} of {len(df)} '
-                                                'reference molecules not scored')
-        return float(-ok['log_likelihood'].astype(float).mean()), kind, note
+        return summarize_scores(model.score([ref[i] for i in idx]), model), None
 
 
 def _all_versions() -> dict[str, str]:

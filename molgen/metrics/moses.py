@@ -12,50 +12,19 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
 
+from molgen.metrics.generated import GeneratedSet, featurize_generated
 from molgen.metrics.reference import ReferenceStats
 
 NAN = float('nan')
 
 
-@dataclass
-class GeneratedSet:
-    """Features of one generated sample, computed once and shared by all metrics."""
-
-    raw: list
-    valid: np.ndarray                    # [n] bool
-    canon: list                          # [n] canonical SMILES or None
-    fcd_smiles: list[str] = field(default_factory=list)  # [n_valid]
-    fp: np.ndarray | None = None         # [n_valid, 128] packed Morgan r2/1024
-    frag: Counter | None = None
-    scaf: list | None = None             # [n_valid] scaffold or None
-    props: np.ndarray | None = None      # [n_valid, 4]
-    filters: np.ndarray | None = None    # [n_valid] bool
-    activations: np.ndarray | None = None
-    notes: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def n(self) -> int:
-        return len(self.raw)
-
-    @property
-    def n_valid(self) -> int:
-        return int(self.valid.sum())
-
-    @property
-    def valid_canon(self) -> list[str]:
-        return [c for c in self.canon if c is not None]
-
-
 def generated_set(smiles: Sequence[str | None], n_jobs: int = 1, device: str = 'cpu') -> GeneratedSet:
-    """Features of generated SMILES for standalone metric use (the Evaluator does the same, pooled)."""
-    from molgen.metrics.evaluator import Evaluator
-
-    return Evaluator(reference=[], n_jobs=n_jobs, device=device).featurize(smiles)
+    """Features of generated SMILES for standalone metric use (the Evaluator computes the same)."""
+    return featurize_generated(smiles, n_jobs=n_jobs, device=device)
 
 
 class Metric:

@@ -53,12 +53,27 @@ class EvaluationReport:
         return pd.DataFrame([{'metric': k, 'value': v, 'note': self.notes.get(k, '')}
                              for k, v in self.metrics.items()])
 
+    def nll_line(self) -> str | None:
+        """``NLL/Test  20.70  (exact log p(canonical-smiles), nats/molecule; 1000 scored, 3 unscored: ...)``."""
+        if 'NLL/Test' not in self.metrics:
+            return None
+        v = self.metrics['NLL/Test']
+        val = 'NaN' if v is None or not math.isfinite(v) else f'{v:.2f}'
+        return f"NLL/Test  {val}  ({self.notes.get('NLL/Test', '')})"
+
     def to_markdown(self) -> str:
+        """The NLL with its full label (when there is one), counts and wall time, then the table."""
         head = (f"n requested {self.meta.get('n_requested')}, n valid {self.meta.get('n_valid')}, "
                 f"wall {self.meta.get('wall_seconds', float('nan')):.1f} s")
-        lines = [head, '', '| metric | value | note |', '|---|---:|---|']
+        nll = self.nll_line()
+        lines = [*([nll] if nll else []), head, '', '| metric | value | note |', '|---|---:|---|']
         for k, v in self.metrics.items():
-            val = 'NaN' if v is None or not math.isfinite(v) else f'{v:.4f}'
+            if v is None or not math.isfinite(v):
+                val = 'NaN'
+            elif isinstance(v, (int, np.integer)):
+                val = str(int(v))
+            else:
+                val = f'{v:.4f}'
             lines.append(f'| {k} | {val} | {self.notes.get(k, "")} |')
         return '\n'.join(lines)
 
