@@ -10,6 +10,7 @@ from molgen.tokenizers.smiles import SmilesTokenizer
 from .conftest import ROOT
 
 
+@pytest.mark.slow
 def test_smiles_regex_round_trips_every_moses_training_molecule():
     tok = SmilesTokenizer()
     with gzip.open(ROOT / "data" / "moses" / "train.csv.gz", "rt") as f:
