@@ -104,8 +104,8 @@ def golden(args: argparse.Namespace) -> int:
 
     from molgen.metrics import Evaluator
     from molgen.metrics.chemnet import get_chemnet
-    from molgen.parallel import shutdown_pools
     from molgen.metrics.reference import versions
+    from molgen.parallel import shutdown_pools
 
     expected = json.loads((GOLDEN / 'expected.json').read_text())
     gen, test, test_sf, train = golden_inputs()
@@ -180,8 +180,8 @@ def main() -> int:
 
     from molgen.data.io import read_smiles
     from molgen.metrics import Evaluator
-    from molgen.parallel import shutdown_pools
     from molgen.metrics.reference import versions
+    from molgen.parallel import shutdown_pools
 
     # generated: n molecules of the MOSES train set (not in the test sets) with some invalid lines
     train = read_smiles('moses:train')
