@@ -373,6 +373,7 @@ def train(model: Any = None, data: SmilesSource | None = None, out: str | Path |
 
     from molgen.data.datamodule import MoleculeDataModule
     from molgen.registry import REPRESENTATIONS
+    from molgen.training.callbacks import ClipGradNorm
     from molgen.training.optim import OptimConfig
     from molgen.training.progress import Budget, TrainingProgress
 
@@ -432,12 +433,13 @@ def train(model: Any = None, data: SmilesSource | None = None, out: str | Path |
     cbs = [progress, ckpt, *(callbacks or [])]
     if bar:
         cbs.append(TQDMProgressBar(refresh_rate=10))
-    automatic = bool(getattr(net, "automatic_optimization", True))
+    # Gradient clipping is for automatic optimisation (Lightning refuses it with manual optimisation,
+    # where the family clips what it wants itself); done by a callback with multi-tensor kernels.
+    if getattr(net, "automatic_optimization", True) and opts["grad_clip"]:
+        cbs.append(ClipGradNorm(float(opts["grad_clip"])))
     trainer = L.Trainer(
         accelerator=opts["accelerator"], devices=opts["devices"], strategy=opts["strategy"], precision=precision,
-        max_epochs=max_epochs, max_steps=-1,
-        gradient_clip_val=opts["grad_clip"] if (automatic and opts["grad_clip"]) else None,
-        callbacks=cbs, val_check_interval=opts["val_every"], check_val_every_n_epoch=None,
+        max_epochs=max_epochs, max_steps=-1, callbacks=cbs, val_check_interval=opts["val_every"], check_val_every_n_epoch=None,
         logger=_csv_logger(out, resume), log_every_n_steps=opts["log_every"],
         enable_progress_bar=bar, enable_model_summary=False, use_distributed_sampler=False,
         num_sanity_val_steps=0, deterministic=False, default_root_dir=out,
