@@ -341,6 +341,14 @@ def _want_bar(opts: dict[str, Any]) -> bool:
     return bool(getattr(sys.stderr, "isatty", lambda: False)()) or "ipykernel" in sys.modules
 
 
+def _epochs(steps: int, trainer: Any) -> float | None:
+    """Passes over the training data (fractional: a budget usually ends mid-epoch)."""
+    try:
+        return round(steps / max(1, int(trainer.num_training_batches)), 3)
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
 def _csv_logger(out: Path, resume: Any):
     """``OUT/logs/metrics.csv``; a resumed run logs to ``OUT/logs/resume-N/`` (Lightning would delete the first)."""
     from lightning.pytorch.loggers import CSVLogger
@@ -465,7 +473,7 @@ def train(model: Any = None, data: SmilesSource | None = None, out: str | Path |
                                               "max_molecules", "max_epochs", "representation", "strategy")},
                      "world_size": trainer.world_size, "global_batch_size": opts["batch_size"] * trainer.world_size,
                      "steps": progress.steps, "optimizer_steps": trainer.global_step,
-                     "epochs": trainer.current_epoch, "fit_seconds": round(fit_seconds, 1),
+                     "epochs": _epochs(progress.steps, trainer), "fit_seconds": round(fit_seconds, 1),
                      "precision": precision, "precision_choice": precision_info,
                      "n_parameters": n_parameters(net), **progress.summary()},
         "final": final,
