@@ -235,11 +235,20 @@ def test_precision_is_measured_once_and_cached(tmp_path, tiny_train_smiles, smil
     monkeypatch.setenv("MOLGEN_CACHE", str(tmp_path))
     monkeypatch.delenv("MOLGEN_PRECISION_TRIAL", raising=False)
     torch.set_num_threads(1)
-    model = _TinyFamily.build({"d": 8}, representation=smiles_tokenizer)
+    class Noisy(_TinyFamily):  # its steps draw random numbers (like dropout)
+        def training_step(self, batch, batch_idx):
+            torch.rand(1)
+            return super().training_step(batch, batch_idx)
+
+    model = Noisy.build({"d": 8}, representation=smiles_tokenizer)
     dm = MoleculeDataModule(tiny_train_smiles[:64], tiny_train_smiles[64:80], model.featurize, model.collate,
                             batch_size=16)
     opts = {"precision": None, "accelerator": "cpu", "batch_size": 16, "seed": 0}
+    torch.manual_seed(5)
     choice, rec = choose_precision(model, dm, opts, budget_s=0.2)
+    after_trial = torch.rand(2)
+    torch.manual_seed(5)
+    torch.testing.assert_close(torch.rand(2), after_trial)  # the trial leaves the random stream alone
     assert choice in ("32-true", "bf16-mixed") and rec["how"] == "measured"
     rates = rec["molecules_per_s"]
     assert choice == max(rates, key=rates.get) and min(rates.values()) > 0

@@ -206,11 +206,6 @@ def build_model(cls: type, representation: Any, policy: Policy, max_len: int, mo
     return cls(representation, policy, max_len=max_len, **model_args)
 
 
-def representation_of(model: Any) -> Any:
-    rep = getattr(model, "representation", None)
-    return rep if rep is not None and hasattr(rep, "save") else getattr(model, "tokenizer", None)
-
-
 def n_parameters(model: Any) -> int:
     return sum(p.numel() for p in model.parameters())
 
@@ -231,10 +226,11 @@ def _trial_rates(model: Any, batches: list[Any], budget_s: float) -> dict[str, f
     model, fp32 and bf16 autocast interleaved in rounds so that a noisy machine affects both alike."""
     import torch
 
+    from molgen.training.optim import OptimConfig, adamw, decay_groups
     from molgen.training.progress import batch_size_of
 
     m = copy.deepcopy(model).cpu().train()
-    opt = torch.optim.AdamW([p for p in m.parameters() if p.requires_grad], lr=1e-7)
+    opt = adamw(decay_groups(list(m.named_parameters()), 0.0), OptimConfig(lr=1e-7))
 
     def step(batch: Any, bf16: bool) -> None:
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
@@ -301,7 +297,8 @@ def choose_precision(model: Any, dm: Any, opts: dict[str, Any], *, budget_s: flo
         sampler = LengthBucketSampler([dm._length(x) for x in items], opts["batch_size"], opts["seed"])
         batches = [dm.collate([items[i] for i in b]) for b, _ in zip(sampler, range(8))]
         try:
-            rates = _trial_rates(model, batches, budget_s)
+            with torch.random.fork_rng(devices=[]):  # the trial must not change the training's random stream
+                rates = _trial_rates(model, batches, budget_s)
         except Exception as exc:  # e.g. manual optimisation that needs a Trainer: fp32, said so
             log.info("precision trial failed (%s): using 32-true", exc)
             return "32-true", {"how": f"trial failed ({type(exc).__name__}): fp32"}
@@ -454,7 +451,8 @@ def train(model: Any = None, data: SmilesSource | None = None, out: str | Path |
     )
     t_fit = time.perf_counter()
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+        warnings.filterwarnings("ignore", message=".*does not have many workers.*")  # in-process loading is faster
+        warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")  # small data: fine
         trainer.fit(net, datamodule=dm, ckpt_path=str(resume) if resume else None)
     fit_seconds = time.perf_counter() - t_fit
 
