@@ -20,14 +20,18 @@ def test_models_lists_the_registry(capsys):
     out = capsys.readouterr().out
     assert "transformer" in out and "exact" in out
     assert main(["models", "--json"]) == 0
-    rows = json.loads(capsys.readouterr().out)
-    assert {"name": "transformer", "likelihood_kind": "exact"}.items() <= rows[0].items()
+    listing = json.loads(capsys.readouterr().out)
+    rows = {r["name"]: r for r in listing["models"]}
+    assert rows["transformer"]["likelihood_kind"] == "exact" and rows["vae"]["likelihood_kind"] == "iwae-50"
+    assert "backbone.<arg>" in rows["transformer"]["options"]
+    assert listing["components"]["prior"] == ["gaussian", "mog", "vamp"]
 
 
 def test_info(model_dir, capsys):
     assert main(["info", str(model_dir), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
-    assert info["model"] == "transformer" and info["likelihood_kind"] == "exact"
+    assert info["model"] == "transformer"
+    assert info["likelihood"] == {"kind": "exact", "object": "canonical-smiles", "unit": "nats/molecule"}
     assert info["representation"] == "smiles"
 
 

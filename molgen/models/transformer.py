@@ -25,6 +25,7 @@ from molgen.models.config import ModelConfig
 from molgen.nn.transformer import KVCache
 from molgen.registry import BACKBONES, MODELS
 from molgen.training.optim import adamw_warmup_cosine, global_token_mean
+from molgen.training.progress import log_due
 
 
 @dataclass
@@ -82,7 +83,7 @@ class TransformerModel(GenerativeModel):
         tok_lp, mask = self.token_log_probs(batch)
         # per-token mean over the global batch (equal for 1 process and for DDP)
         loss = global_token_mean(-tok_lp.sum(), mask.sum(), self)
-        if batch_idx % 50 == 0:  # logging costs; every 50th step is enough for curves
+        if log_due(self):  # self.log costs; log only on the steps the logger writes
             self.log("train/nll_token", loss.detach(), prog_bar=True, batch_size=tok_lp.shape[0])
         return loss
 

@@ -62,6 +62,7 @@ from molgen.models.vae_diagnostics import latent_diagnostics, plot_history
 from molgen.registry import ENCODERS, MODELS
 from molgen.scoring import as_smiles_list
 from molgen.training.optim import adamw_warmup_cosine, progress_fraction
+from molgen.training.progress import log_due
 
 log = logging.getLogger(__name__)
 
@@ -305,7 +306,7 @@ class VAEModel(GenerativeModel):
         kl_term = kl_mean.clamp_min(self.config.free_bits) if self.config.free_bits > 0 else kl_mean
         beta = self.beta()
         loss = -rec.mean() + beta * kl_term
-        if batch_idx % 20 == 0:
+        if log_due(self):
             bs = mu.shape[0]
             self.log("train/loss", loss.detach(), prog_bar=True, batch_size=bs)
             self.log("train/rec", rec.mean().detach(), batch_size=bs)
