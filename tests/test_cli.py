@@ -78,7 +78,7 @@ def test_train_in_process(tmp_path, tiny_train_smiles, capsys):
     summary = json.loads(capsys.readouterr().out)
     assert summary["steps"] == 3 and summary["molecules_seen"] == 60
     assert summary["likelihood"]["kind"] == "exact"
-    assert json.loads((out / "tokenizer.json").read_text())["name"] == "selfies"
+    assert json.loads((out / "representation.json").read_text())["name"] == "selfies"
     meta = json.loads((out / "metadata.json").read_text())
     assert meta["data"]["validation"]["from_training_data"] is True
     assert molgen.load(out).metadata["training"]["steps"] == 3

@@ -150,7 +150,7 @@ class Tokenizer(ABC):
 
 
 def load_tokenizer(d: dict[str, Any] | str | Path) -> Tokenizer:
-    """Tokenizer from a state dict or a ``tokenizer.json`` path (class chosen by the registry)."""
+    """Tokenizer from a state dict or a ``representation.json`` path (class chosen by the registry)."""
     from molgen.registry import REPRESENTATIONS
 
     if not isinstance(d, dict):

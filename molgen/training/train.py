@@ -201,9 +201,7 @@ def resolve_model_class(model: Any) -> type:
 
 def build_model(cls: type, representation: Any, policy: Policy, max_len: int, model_args: dict[str, Any]):
     """The one place a family is constructed for training."""
-    if hasattr(cls, "build"):  # the contract: options validated by the family's config dataclass
-        return cls.build({**model_args, "max_len": max_len}, representation=representation, policy=policy)
-    return cls(representation, policy, max_len=max_len, **model_args)
+    return cls.build({**model_args, "max_len": max_len}, representation=representation, policy=policy)
 
 
 def n_parameters(model: Any) -> int:
@@ -397,7 +395,7 @@ def train(model: Any = None, data: SmilesSource | None = None, out: str | Path |
 
     t0 = time.perf_counter()
     train_smiles, val_smiles, data_info = split_data(opts, policy)
-    tok_path = out / "tokenizer.json"
+    tok_path = out / "representation.json"  # the same file the model directory holds
     if resume and tok_path.exists():
         from molgen.tokenizers.base import load_tokenizer
 
@@ -424,8 +422,6 @@ def train(model: Any = None, data: SmilesSource | None = None, out: str | Path |
         length=net.item_length)
     net.optim = OptimConfig(lr=opts["lr"], weight_decay=opts["weight_decay"], betas=tuple(opts["betas"]),
                             warmup_steps=opts["warmup_steps"], min_lr_ratio=opts["min_lr_ratio"])
-    if hasattr(net, "optim_config"):  # families not yet on ``optim`` (transition)
-        net.optim_config = {"lr": opts["lr"], "weight_decay": opts["weight_decay"], "betas": tuple(opts["betas"])}
 
     budget = Budget(max_steps=opts["max_steps"] or None,
                     max_time_s=opts["max_time"] * 60 if opts["max_time"] else None,
@@ -463,7 +459,7 @@ def train(model: Any = None, data: SmilesSource | None = None, out: str | Path |
         ok = scores[scores.status == "ok"]
         label = net.likelihood_label()
         final = {"val_nll_nats_per_molecule": float(-ok.log_likelihood.mean()), "val_n": len(ok),
-                 "likelihood": label.to_dict() if hasattr(label, "to_dict") else {"kind": label}}
+                 "likelihood": label.to_dict()}
     net.metadata = {
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "data": data_info, "dropped": {k: dict(v) for k, v in dm.dropped.items()},
