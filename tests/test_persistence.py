@@ -36,6 +36,18 @@ def test_directory_layout_and_metadata(saved):
     assert meta["final"]["likelihood"] == cfg["likelihood"] and meta["final"]["val_nll_nats_per_molecule"] > 0
 
 
+def _with_config(saved, tmp_path, keys: tuple, value):
+    """A copy of the saved model with ``config.json[keys...] = value``."""
+    d = _copy(saved, tmp_path)
+    cfg = json.loads((d / "config.json").read_text())
+    node = cfg
+    for k in keys[:-1]:
+        node = node[k]
+    node[keys[-1]] = value
+    (d / "config.json").write_text(json.dumps(cfg))
+    return d
+
+
 def test_missing_directory_or_config(tmp_path):
     with pytest.raises(ModelFormatError, match=r"config\.json is missing"):
         load_pretrained(tmp_path)
@@ -56,19 +68,13 @@ def test_foreign_config(saved, tmp_path):
 
 
 def test_newer_format_says_upgrade(saved, tmp_path):
-    d = _copy(saved, tmp_path)
-    cfg = json.loads((d / "config.json").read_text())
-    cfg["format_version"] = 99
-    (d / "config.json").write_text(json.dumps(cfg))
+    d = _with_config(saved, tmp_path, ('format_version',), 99)
     with pytest.raises(ModelFormatError, match="upgrade molgen"):
         load_pretrained(d)
 
 
 def test_unknown_model_family(saved, tmp_path):
-    d = _copy(saved, tmp_path)
-    cfg = json.loads((d / "config.json").read_text())
-    cfg["model"] = "nosuchmodel"
-    (d / "config.json").write_text(json.dumps(cfg))
+    d = _with_config(saved, tmp_path, ('model',), "nosuchmodel")
     with pytest.raises(ModelFormatError, match="unknown model"):
         load_pretrained(d)
 
@@ -112,27 +118,18 @@ def test_lightning_checkpoint_is_pointed_to_the_model_directory(tmp_path):
 
 
 def test_old_format_says_retrain(saved, tmp_path):
-    d = _copy(saved, tmp_path)
-    cfg = json.loads((d / "config.json").read_text())
-    cfg["format_version"] = 1
-    (d / "config.json").write_text(json.dumps(cfg))
+    d = _with_config(saved, tmp_path, ('format_version',), 1)
     with pytest.raises(ModelFormatError, match="old model format 1"):
         load_pretrained(d)
 
 
 def test_unknown_config_option_is_a_format_error(saved, tmp_path):
-    d = _copy(saved, tmp_path)
-    cfg = json.loads((d / "config.json").read_text())
-    cfg["config"]["d_model"] = 64
-    (d / "config.json").write_text(json.dumps(cfg))
+    d = _with_config(saved, tmp_path, ('config', 'd_model'), 64)
     with pytest.raises(ModelFormatError, match=r"unknown option.*d_model.*accepted: backbone"):
         load_pretrained(d)
 
 
 def test_nested_path_cannot_leave_the_model_directory(saved, tmp_path):
-    d = _copy(saved, tmp_path)
-    cfg = json.loads((d / "config.json").read_text())
-    cfg["nested"] = {"inner": "../../elsewhere"}
-    (d / "config.json").write_text(json.dumps(cfg))
+    d = _with_config(saved, tmp_path, ('nested',), {"inner": "../../elsewhere"})
     with pytest.raises(ModelFormatError, match="nested"):
         load_pretrained(d)
