@@ -17,13 +17,18 @@ TINY_MODEL_ARGS: dict[str, dict] = {
 }
 
 
+def cache_in(tmp_path_factory, name: str):
+    """Point MOLGEN_CACHE at a fresh temporary folder for as long as the generator is suspended."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("MOLGEN_CACHE", str(tmp_path_factory.mktemp(name)))
+    yield
+    mp.undo()
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _isolated_cache(tmp_path_factory):
     """Keep test caches out of the user's ~/.cache/molgen."""
-    mp = pytest.MonkeyPatch()
-    mp.setenv("MOLGEN_CACHE", str(tmp_path_factory.mktemp("molgen-cache")))
-    yield
-    mp.undo()
+    yield from cache_in(tmp_path_factory, "molgen-cache")
 
 
 @pytest.fixture(scope="session")

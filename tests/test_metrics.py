@@ -11,16 +11,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from .conftest import cache_in
+
 GOLDEN = Path(__file__).resolve().parent / 'data' / 'moses_golden'
 
 
 @pytest.fixture(autouse=True, scope='module')
 def _cache(tmp_path_factory):
     """One cache per module: a reference's statistics are computed once and reused by later tests."""
-    mp = pytest.MonkeyPatch()
-    mp.setenv('MOLGEN_CACHE', str(tmp_path_factory.mktemp('metrics-cache')))
-    yield
-    mp.undo()
+    yield from cache_in(tmp_path_factory, 'metrics-cache')
 
 
 @pytest.fixture(scope='module')

@@ -258,3 +258,11 @@ def test_precision_is_measured_once_and_cached(tmp_path, tiny_train_smiles, smil
     choice2, rec2 = choose_precision(model, dm, opts, budget_s=0.2)
     assert choice2 == choice and rec2["how"] == "measured earlier (cached)"
     assert choose_precision(model, dm, {**opts, "precision": "bf16-mixed"})[0] == "bf16-mixed"
+
+
+def test_a_misspelt_option_lists_model_and_training_options(tiny_train_smiles, tmp_path):
+    import molgen
+    from molgen.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"unknown option\(s\) max_molcules.*training options: .*max_molecules"):
+        molgen.train("transformer", data=tiny_train_smiles[:50], out=tmp_path / "m", max_molcules=5, progress=False)

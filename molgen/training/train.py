@@ -200,12 +200,14 @@ def resolve_model_class(model: Any) -> type:
 
 
 def build_model(cls: type, representation: Any, policy: Policy, max_len: int, model_args: dict[str, Any]):
-    """The one place a family is constructed for training."""
-    return cls.build({**model_args, "max_len": max_len}, representation=representation, policy=policy)
-
-
-def n_parameters(model: Any) -> int:
-    return sum(p.numel() for p in model.parameters())
+    """The one place a family is constructed for training. ``train(**options)`` passes every key that is
+    not a training option to the model, so an unknown key's error lists both sets of accepted names."""
+    try:
+        return cls.build({**model_args, "max_len": max_len}, representation=representation, policy=policy)
+    except ConfigError as e:
+        if "unknown option" not in str(e):
+            raise
+        raise ConfigError(f"{e}; training options: {', '.join(sorted(DEFAULTS))}") from None
 
 
 # --- precision ---------------------------------------------------------------------------------
@@ -274,7 +276,7 @@ def choose_precision(model: Any, dm: Any, opts: dict[str, Any], *, budget_s: flo
         return "32-true", {"how": f"default for accelerator {acc}"}
     cls = type(model)
     key = (f"{cpu_name()} | torch {torch.__version__} | {cls.__module__}.{cls.__qualname__} | "
-           f"{n_parameters(model)} params | batch {opts['batch_size']} | threads {torch.get_num_threads()}")
+           f"{model.n_parameters()} params | batch {opts['batch_size']} | threads {torch.get_num_threads()}")
     env_key = "MOLGEN_PRECISION_TRIAL"
     inherited = os.environ.get(env_key)  # set by rank zero before it starts the other processes
     if inherited:
@@ -410,7 +412,7 @@ def train(model: Any = None, data: SmilesSource | None = None, out: str | Path |
         max_len = int(longest * 1.1) + 1
     net = build_model(cls, representation, policy, max_len, opts["model_args"])
     data_info["prepare_seconds"] = round(time.perf_counter() - t0, 1)
-    log.info("model %s: %.2fM parameters, vocabulary %d, max_len %d", name, n_parameters(net) / 1e6,
+    log.info("model %s: %.2fM parameters, vocabulary %d, max_len %d", name, net.n_parameters() / 1e6,
              representation.vocab_size, max_len)
 
     cacheable = bool(getattr(net, "featurize_cacheable", False))
@@ -469,7 +471,7 @@ def train(model: Any = None, data: SmilesSource | None = None, out: str | Path |
                      "steps": progress.steps, "optimizer_steps": trainer.global_step,
                      "epochs": _epochs(progress.steps, trainer), "fit_seconds": round(fit_seconds, 1),
                      "precision": precision, "precision_choice": precision_info,
-                     "n_parameters": n_parameters(net), **progress.summary()},
+                     "n_parameters": net.n_parameters(), **progress.summary()},
         "final": final,
     }
     if trainer.is_global_zero:
