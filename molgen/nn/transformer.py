@@ -117,14 +117,20 @@ class TransformerBackbone(nn.Module):
             nn.init.zeros_(m.bias)
 
     def forward(self, ids: Tensor, cache: KVCache | None = None,
-                key_padding_mask: Tensor | None = None) -> Tensor:
-        """ids [B, T] -> logits [B, T, V]. With a cache, positions continue from ``cache.length``."""
+                key_padding_mask: Tensor | None = None, offset: Tensor | None = None) -> Tensor:
+        """ids [B, T] -> logits [B, T, V]. With a cache, positions continue from ``cache.length``.
+
+        ``offset`` ([B, T, D] or broadcastable, e.g. a condition embedding [B, 1, D]) is added to the
+        input embeddings: how conditional families inject a condition without a second backbone."""
         _B, T = ids.shape
         t0 = cache.length if cache is not None else 0
         if t0 + T > self.cfg.max_positions:
             raise ValueError(f"sequence of {t0 + T} positions exceeds max_positions={self.cfg.max_positions}")
         pos = torch.arange(t0, t0 + T, device=ids.device)
-        x = self.drop(self.tok_emb(ids) + self.pos_emb(pos))
+        x = self.tok_emb(ids) + self.pos_emb(pos)
+        if offset is not None:
+            x = x + offset
+        x = self.drop(x)
         for i, block in enumerate(self.blocks):
             x = block(x, cache, i, key_padding_mask)
         if cache is not None:
