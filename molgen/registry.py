@@ -114,7 +114,7 @@ class Registry(Generic[T]):
         return _norm(name) in self._items
 
 
-MODELS: Registry = Registry("model", ("molgen.models.transformer", "molgen.models.vae"))
+MODELS: Registry = Registry("model", ("molgen.models.transformer", "molgen.models.vae", "molgen.models.flow"))
 REPRESENTATIONS: Registry = Registry("representation", ("molgen.tokenizers.smiles", "molgen.tokenizers.selfies"))
 TOKENIZERS = REPRESENTATIONS  # string representations are tokenizers
 ENCODERS: Registry = Registry("encoder", ("molgen.encoders.sequence", "molgen.encoders.graph"))

@@ -14,6 +14,8 @@ TINY_MODEL_ARGS: dict[str, dict] = {
     "transformer": {"backbone.d_model": 32, "backbone.n_layers": 2, "backbone.n_heads": 2, "backbone.dropout": 0.0},
     "vae": {"d_z": 8, "prior.n_components": 4, "emb_dim": 16, "encoder.hidden": 32, "dec_hidden": 48, "iwae_k": 8,
             "iwae_chunk": 8, "elbo_samples": 2, "eval_kl_samples": 16, "diag_size": 200},
+    "flow": {"dim": 4, "n_blocks": 2, "cond_d_model": 16, "cond_layers": 1, "cond_heads": 2, "iw_k": 4,
+             "bound_samples": 2},
 }
 
 
