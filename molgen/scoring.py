@@ -59,17 +59,22 @@ def _prepare(model, smiles: str | None) -> tuple[str | None, str, Any, int]:
 
 
 @torch.no_grad()
-def _score_batch(model, feats: list[Any], kind: str | None) -> np.ndarray:
+def _score_batch(model, feats: list[Any], kind: str | None, condition: dict[str, float] | None = None) -> np.ndarray:
     batch = model.collate(feats)
+    if condition is not None:
+        batch.update(model.condition_space.batch(condition, len(feats)))
     batch = {k: v.to(model.device) if torch.is_tensor(v) else v for k, v in batch.items()}
     return model.log_likelihood(batch, kind=kind).double().cpu().numpy()
 
 
 def score_smiles(model, smiles: Sequence[str | None], *, batch_size: int = 256, progress: bool = False,
-                 kind: str | None = None) -> pd.DataFrame:
-    """Row-aligned likelihood table for ``smiles`` (see module docstring); a Series keeps its index."""
+                 kind: str | None = None, condition: dict[str, float] | None = None) -> pd.DataFrame:
+    """Row-aligned likelihood table for ``smiles`` (see module docstring); a Series keeps its index.
+    With ``condition`` (conditional models) the numbers are log p(x | c), said in a ``condition`` column."""
     model.require("log_likelihood")
     label = model.likelihood_label(kind)  # validates kind before any work
+    if condition is not None:
+        condition, _ = model._check_condition(condition, None)
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
     index = smiles.index if isinstance(smiles, pd.Series) else None
@@ -91,12 +96,12 @@ def score_smiles(model, smiles: Sequence[str | None], *, batch_size: int = 256, 
         for start in it:
             idx = ok[start:start + batch_size]
             try:
-                ll[idx] = _score_batch(model, [rows[i][2] for i in idx], kind)
+                ll[idx] = _score_batch(model, [rows[i][2] for i in idx], kind, condition)
             except Exception as e:  # a failing batch: retry row by row so one row cannot sink many
                 log.warning("batch scoring failed (%s); retrying row by row", e)
                 for i in idx:
                     try:
-                        ll[i] = _score_batch(model, [rows[i][2]], kind)[0]
+                        ll[i] = _score_batch(model, [rows[i][2]], kind, condition)[0]
                     except Exception as e2:
                         log.warning("scoring failed for %r: %s", smiles[i], e2)
                         status[i] = "error"
@@ -115,16 +120,25 @@ def score_smiles(model, smiles: Sequence[str | None], *, batch_size: int = 256, 
         "likelihood_object": label.object, "likelihood_unit": label.unit,
     }, columns=COLUMNS, index=index)
     df.attrs["likelihood"] = label.to_dict()
+    if condition is not None:
+        df["condition"] = condition_text(condition)
+        df.attrs["condition"] = dict(condition)
     return df
 
 
+def condition_text(condition: dict[str, float]) -> str:
+    """``{"qed": 0.9, "logp": 2.5}`` -> ``"qed=0.9;logp=2.5"`` (the score table's condition column)."""
+    return ";".join(f"{k}={v:g}" for k, v in condition.items())
+
+
 def iter_score_file(model, source: str | Path, *, smiles_col: str | None = None, chunk_size: int = 10_000,
-                    batch_size: int = 256, kind: str | None = None) -> Iterator[pd.DataFrame]:
+                    batch_size: int = 256, kind: str | None = None,
+                    condition: dict[str, float] | None = None) -> Iterator[pd.DataFrame]:
     """Stream a file through the model chunk by chunk (memory stays flat on huge libraries)."""
     from molgen.data.io import iter_smiles_batches
 
     for chunk in iter_smiles_batches(source, smiles_col, batch_size=chunk_size):
-        yield score_smiles(model, chunk, batch_size=batch_size, kind=kind)
+        yield score_smiles(model, chunk, batch_size=batch_size, kind=kind, condition=condition)
 
 
 TABLE_SUFFIXES = (".csv", ".tsv", ".parquet")

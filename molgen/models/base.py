@@ -187,9 +187,7 @@ class GenerativeModel(L.LightningModule):
             raise ConfigError(f"temperature must be a number > 0 (argmax is a different sampler), got {temperature!r}")
         if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
             raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
-        if (condition is not None or guidance is not None) and "conditional" not in self.capabilities:
-            raise CapabilityError(f"model {self.name!r} is not conditional: condition / guidance are not accepted "
-                                  f"(capabilities: {', '.join(sorted(self.capabilities))})")
+        condition, guidance = self._check_condition(condition, guidance)
         was_training = self.training
         self.eval()
         if seed is None:  # still reproducible afterwards: the drawn seed is recorded
@@ -212,20 +210,48 @@ class GenerativeModel(L.LightningModule):
         ll = torch.cat(lls).numpy() if lls and sum(len(x) for x in lls) == n else None
         label = self.likelihood_label() if ll is not None else None
         sampler = "ancestral" if temperature == 1.0 else f"ancestral-T{temperature:g}"
-        return SampleResult(smiles, canonical, ll, float(temperature), sampler, int(seed), label,
-                            info={"model": self.name})
+        info: dict[str, Any] = {"model": self.name}
+        if condition is not None:
+            info.update(condition=condition, guidance=guidance or 0.0)
+            if guidance:  # a guided distribution is not the model's: say so, and no likelihood
+                sampler += f"+cfg-w{guidance:g}"
+        return SampleResult(smiles, canonical, ll, float(temperature), sampler, int(seed), label, info=info)
+
+    @property
+    def condition_space(self):
+        """The :class:`~molgen.conditioning.ConditionSpace` of a conditional model (else None)."""
+        return None
+
+    def _check_condition(self, condition: dict[str, float] | None, guidance: float | None
+                         ) -> tuple[dict[str, float] | None, float | None]:
+        """Validated (condition, guidance): refused by unconditional models, unknown properties listed,
+        out-of-range values warned about, guidance a number >= 0 that needs a condition."""
+        if condition is None and guidance is None:
+            return None, None
+        if "conditional" not in self.capabilities or self.condition_space is None:
+            raise CapabilityError(f"model {self.name!r} is not conditional: condition / guidance are not accepted "
+                                  f"(capabilities: {', '.join(sorted(self.capabilities))}); train one with "
+                                  "`molgen train --condition qed ...`")
+        if condition is None:
+            raise ConfigError("guidance needs a condition (e.g. condition={'qed': 0.9})")
+        condition = self.condition_space.check(condition)
+        if guidance is not None and (isinstance(guidance, bool) or not isinstance(guidance, (int, float))
+                                     or not 0 <= guidance < float("inf")):
+            raise ConfigError(f"guidance must be a number >= 0 (0: the conditional model), got {guidance!r}")
+        return condition, (None if guidance is None else float(guidance))
 
     @strict
     def score(self, smiles: Sequence[str | None], *, batch_size: int = 256, progress: bool = False,
-              kind: str | None = None) -> pd.DataFrame:
+              kind: str | None = None, condition: dict[str, float] | None = None) -> pd.DataFrame:
         """Per-molecule log-likelihood table, one row per input, in order; never raises per row.
 
         A pandas Series keeps its index. ``kind`` picks another estimator where the family has
         several (e.g. ``"elbo"`` or ``"iwae-200"`` for the VAE); the rows say which one was used.
+        ``condition`` (conditional models): log p(x | c) of the unguided model, in a ``condition`` column.
         """
         from molgen.scoring import score_smiles
 
-        return score_smiles(self, smiles, batch_size=batch_size, progress=progress, kind=kind)
+        return score_smiles(self, smiles, batch_size=batch_size, progress=progress, kind=kind, condition=condition)
 
     def save_pretrained(self, path: str) -> None:
         from molgen.persistence import save_pretrained

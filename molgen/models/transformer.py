@@ -7,6 +7,11 @@ summed per molecule in nats, over the proper string distribution of
 ``max_len`` symbols). Sampling uses a preallocated KV cache (one position per step);
 ``use_cache=False`` recomputes the whole prefix every step and consumes the random stream
 identically (for tests and benchmarks).
+
+Conditional (``condition`` set, by ``molgen train --condition qed``): the condition embedding is a
+prefix, added at the BOS position that every later position attends to, so log p(x | c) stays exact.
+Classifier-free guidance runs the conditional and the unconditional model as one doubled batch
+through the KV cache and mixes their next-token log-probs (:func:`molgen.conditioning.guided_log_probs`).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import torch
 from torch import Tensor
 
 from molgen.chem import DEFAULT_POLICY, Policy
+from molgen.conditioning import Conditioner, guided_log_probs, validate_condition_fields
 from molgen.errors import ConfigError
 from molgen.models.autoregressive import StringDecoding
 from molgen.models.base import GenerativeModel
@@ -31,11 +37,19 @@ from molgen.training.progress import log_due
 @dataclass
 class TransformerConfig(ModelConfig):
     """``backbone``: a registered backbone spec (``transformer``: d_model, n_layers, n_heads, mlp_ratio,
-    dropout); the family wires vocabulary size, positions and the causal mask."""
+    dropout); the family wires vocabulary size, positions and the causal mask. ``condition``: a
+    :class:`~molgen.conditioning.ConditionSpace` dict (empty: unconditional), filled by ``molgen train
+    --condition``; ``cond_dropout``: probability of dropping the condition in training (guidance)."""
 
     COMPONENTS = ("backbone",)
 
     backbone: dict[str, Any] = field(default_factory=lambda: {"name": "transformer", "args": {}})
+    condition: dict[str, Any] = field(default_factory=dict)
+    cond_dropout: float = 0.1
+
+    def validate(self) -> None:
+        super().validate()
+        validate_condition_fields(self)
 
 
 @MODELS.register("transformer")
@@ -53,6 +67,9 @@ class TransformerModel(GenerativeModel):
         self.strings = StringDecoding(representation, config.max_len)
         self.net = BACKBONES.build(config.backbone, vocab_size=representation.vocab_size,
                                    max_positions=config.max_len + 1, causal=True)
+        self.conditioner = Conditioner.from_config(config, self.net.cfg.d_model)
+        if self.conditioner is not None:
+            self.capabilities = type(self).capabilities | {"conditional"}
 
     # --- data and likelihood -------------------------------------------------------------------
     def featurize(self, canonical_smiles: str) -> list[int]:
@@ -67,9 +84,22 @@ class TransformerModel(GenerativeModel):
             raise ConfigError(f"the transformer reports one likelihood kind: exact; got {kind!r}")
         return "exact"
 
+    @property
+    def condition_space(self):
+        return None if self.conditioner is None else self.conditioner.space
+
+    def _prefix(self, batch: dict[str, Tensor], n: int, T: int) -> Tensor | None:
+        """The condition embedding at the BOS position, as a [n, T, D] input offset (None: unconditional)."""
+        if self.conditioner is None:
+            return None
+        emb = self.conditioner(batch, n, self.device)[:, None, :]
+        return torch.cat([emb, emb.new_zeros(n, T - 1, emb.shape[-1])], 1) if T > 1 else emb
+
     def token_log_probs(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
         ids = batch["ids"]
-        return self.strings.token_log_probs(self.net(ids[:, :-1]), ids)
+        inp = ids[:, :-1]
+        logits = self.net(inp, offset=self._prefix(batch, inp.shape[0], inp.shape[1]))
+        return self.strings.token_log_probs(logits, ids)
 
     def log_likelihood(self, batch: dict[str, Tensor], *, kind: str | None = None) -> Tensor:
         self.likelihood_kind(self.config, kind)
@@ -93,19 +123,37 @@ class TransformerModel(GenerativeModel):
 
     # --- sampling ------------------------------------------------------------------------------
     def _sample(self, n: int, *, temperature: float, generator: torch.Generator, condition=None, guidance=None,
-                use_cache: bool = True) -> tuple[list[str], Tensor]:
+                use_cache: bool = True) -> tuple[list[str], Tensor | None]:
         dtype = next(self.parameters()).dtype
+        w = float(guidance or 0.0)
+        # rows [0, n): the requested condition; with guidance also rows [n, 2n): the unconditional model
+        m = 2 * n if w else n
+        offset = None
+        if self.conditioner is not None:
+            req = self.conditioner.space.batch(condition, n, self.device)
+            if w:
+                req = {k: torch.cat([v, torch.zeros_like(v)]) for k, v in req.items()}
+            offset = self.conditioner(req, m, self.device)[:, None, :]
         if use_cache:
-            cache = KVCache(self.net.cfg, n, self.device, dtype)
+            cache = KVCache(self.net.cfg, m, self.device, dtype)
 
-            def step(cur: Tensor, t: int) -> Tensor:
-                return self.net(cur[:, None], cache)[:, -1]
+            def logits_at(cur: Tensor, t: int) -> Tensor:
+                return self.net(cur[:, None], cache, offset=offset if t == 0 else None)[:, -1]
         else:
             prefix: list[Tensor] = []
 
-            def step(cur: Tensor, t: int) -> Tensor:
+            def logits_at(cur: Tensor, t: int) -> Tensor:
                 prefix.append(cur)
-                return self.net(torch.stack(prefix, 1))[:, -1]
+                x = torch.stack(prefix, 1)
+                off = None if offset is None else torch.cat([offset, offset.new_zeros(m, t, offset.shape[-1])], 1)
+                return self.net(x, offset=off)[:, -1]
 
+        if w:
+            def step(cur: Tensor, t: int) -> Tensor:
+                lp = self.strings.log_probs(logits_at(torch.cat([cur, cur]), t), t)
+                return guided_log_probs(lp[:n], lp[n:], w)
+        else:
+            step = logits_at
         ids, ll = self.strings.sample(step, n, device=self.device, generator=generator, temperature=temperature)
-        return self.strings.decode(ids), ll
+        # guided samples have no tractable likelihood; otherwise ll is log p(x) or log p(x | c)
+        return self.strings.decode(ids), (None if w else ll)

@@ -72,6 +72,7 @@ DEFAULTS: dict[str, Any] = {
     "strategy": "auto",        # "ddp" for several processes (gloo on CPU)
     "precision": None,         # None: bf16-mixed on GPU; on CPU the faster of fp32 / bf16 (measured)
     "policy": None,            # dict of Policy fields
+    "conditions": None,        # property names to condition on: RDKit qed / logp / sa / mw / tpsa or numeric data columns
     "model_args": {},
     "num_threads": None,
     "progress": True,          # progress bar (on a terminal or in a notebook)
@@ -208,6 +209,47 @@ def build_model(cls: type, representation: Any, policy: Policy, max_len: int, mo
         if "unknown option" not in str(e):
             raise
         raise ConfigError(f"{e}; training options: {', '.join(sorted(DEFAULTS))}") from None
+
+
+def _conditions(cls: type, opts: dict[str, Any], smiles: list[str], data_info: dict[str, Any],
+                policy: Policy):
+    """Property values [N, k] for a conditional run (None otherwise); sets ``model_args["condition"]``
+    to the :class:`~molgen.conditioning.ConditionSpace` fitted on the training rows. Cached on disk."""
+    names = opts["conditions"]
+    if not names:
+        return None
+    import numpy as np
+
+    from molgen.conditioning import PROPERTIES, ConditionSpace, property_table
+    from molgen.registry import MODELS
+
+    names = [names] if isinstance(names, str) else [str(n) for n in names]
+    if "condition" not in cls.config_class.field_names():
+        able = [m for m in MODELS.names() if "condition" in MODELS.get(m).config_class.field_names()]
+        raise ConfigError(f"model {cls.name!r} cannot be conditioned; conditional families: {', '.join(able)}")
+    key = hashlib.sha256(json.dumps([data_info["source_hash"], policy.key, opts["subset"], opts["seed"],
+                                     data_info["validation"]["sha256"], names]).encode()).hexdigest()[:24]
+    path = catalog.cache_dir() / "properties" / f"{key}.npy"
+    if path.exists():
+        values = np.load(path, allow_pickle=False)
+    else:
+        t = time.perf_counter()
+        values, _ = property_table(names, smiles, data=opts["data"], smiles_col=opts["smiles_col"],
+                                         policy=policy, n_jobs=opts["n_jobs"])
+        log.info("condition properties %s for %d molecules in %.0f s", names, len(smiles), time.perf_counter() - t)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        from molgen.data.datamodule import _atomic_tmp
+
+        tmp = _atomic_tmp(path)
+        with open(tmp, "wb") as f:
+            np.save(f, values)
+        os.replace(tmp, path)
+    n_train = data_info["n_train"]
+    space = ConditionSpace.fit(names, values[:n_train], ["rdkit" if n in PROPERTIES else "column" for n in names])
+    missing = {n: int((~np.isfinite(values[:, j])).sum()) for j, n in enumerate(names)}
+    data_info["conditions"] = {"names": names, "missing_values": missing}
+    opts["model_args"]["condition"] = space.to_dict()
+    return values
 
 
 # --- precision ---------------------------------------------------------------------------------
@@ -406,6 +448,7 @@ def train(model: Any = None, data: SmilesSource | None = None, out: str | Path |
         representation = REPRESENTATIONS.get(opts["representation"])().fit(train_smiles)
         if rank0:
             representation.save(tok_path)
+    conditions = _conditions(cls, opts, train_smiles + val_smiles, data_info, policy)
     max_len = opts["max_len"]
     if max_len is None:
         longest = max(len(representation.tokenize(s)) for s in train_smiles[:200_000])
@@ -417,11 +460,17 @@ def train(model: Any = None, data: SmilesSource | None = None, out: str | Path |
 
     cacheable = bool(getattr(net, "featurize_cacheable", False))
     split_key = data_info["validation"]["sha256"][:12]
+    featurize, collate, length = net.featurize, net.collate, net.item_length
+    if conditions is not None:  # items carry their property rows; batches gain cond / cond_present
+        from molgen.conditioning import ConditionedItems
+
+        items = ConditionedItems(net, net.condition_space, train_smiles + val_smiles, conditions)
+        featurize, collate, length, cacheable = items.featurize, items.collate, items.item_length, False
     dm = MoleculeDataModule(
-        train_smiles, val_smiles, net.featurize, net.collate, batch_size=opts["batch_size"], seed=opts["seed"],
+        train_smiles, val_smiles, featurize, collate, batch_size=opts["batch_size"], seed=opts["seed"],
         cache_key=f"{data_info['source_hash']}-{policy.key}-{opts['subset']}-{opts['seed']}-{split_key}-"
                   f"{representation.state_key}-{max_len}-{name}" if cacheable else None,
-        length=net.item_length)
+        length=length)
     net.optim = OptimConfig(lr=opts["lr"], weight_decay=opts["weight_decay"], betas=tuple(opts["betas"]),
                             warmup_steps=opts["warmup_steps"], min_lr_ratio=opts["min_lr_ratio"])
 
@@ -466,7 +515,8 @@ def train(model: Any = None, data: SmilesSource | None = None, out: str | Path |
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "data": data_info, "dropped": {k: dict(v) for k, v in dm.dropped.items()},
         "training": {**{k: opts[k] for k in ("seed", "subset", "batch_size", "lr", "max_time", "max_steps",
-                                              "max_molecules", "max_epochs", "representation", "strategy")},
+                                              "max_molecules", "max_epochs", "representation", "strategy",
+                                              "conditions")},
                      "world_size": trainer.world_size, "global_batch_size": opts["batch_size"] * trainer.world_size,
                      "steps": progress.steps, "optimizer_steps": trainer.global_step,
                      "epochs": _epochs(progress.steps, trainer), "fit_seconds": round(fit_seconds, 1),
