@@ -8,7 +8,6 @@ a persistent worker pool, and ChemNet activations are computed once per distinct
 from __future__ import annotations
 
 import time
-from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -38,15 +37,18 @@ class Evaluator:
         k: the ``unique@k`` cut-offs.
         n_jobs: worker processes for RDKit and threads for ChemNet (``1``: all in-process, serial).
         device: torch device for ChemNet.
-        extras: also compute the FCD floor, precision / recall / coverage and scaffold coverage.
+        extras: also compute the FCD floor and the mode-dropping diagnostics (``molgen.metrics.modes``:
+            precision / recall / coverage at equal n, scaffold coverage, fingerprint k-means bin
+            occupancy, FCD mean / covariance terms), each with its real-vs-real value at the same n.
         guacamol: also compute the GuacaMol distribution-learning scores.
+        n_bins: k-means bins of the reference fingerprints for the bin-occupancy diagnostics.
         use_cache: read / write reference statistics under ``molgen.data.catalog.cache_dir()``.
     """
 
     def __init__(self, reference: Source = 'moses:test', train: Source | None = None,
                  scaffold_reference: Source | None = None, *, k: Sequence[int] = (1000, 10000),
                  n_jobs: int = 1, device: str = 'cpu', extras: bool = True, guacamol: bool = True,
-                 use_cache: bool = True, nll_n: int = 1000) -> None:
+                 use_cache: bool = True, nll_n: int = 1000, n_bins: int = 64) -> None:
         self.reference = reference
         self.train = train
         self.scaffold_reference = scaffold_reference
@@ -63,6 +65,8 @@ class Evaluator:
         self._floor_act: np.ndarray | None = None
         self.prepare_seconds = 0.0
         self._timings: dict[str, float] = {}
+        self.n_bins = n_bins
+        self._bins: dict[str, Any] = {}
 
     # ---- references ------------------------------------------------------------------------------
     def prepare(self) -> Evaluator:
@@ -244,9 +248,8 @@ class Evaluator:
         return out
 
     def _extras(self, gen: GeneratedSet, refs: dict[str, ReferenceStats]) -> dict[str, float]:
-        """FCD floor, fingerprint precision / recall / coverage, scaffold coverage."""
+        """FCD floor and the mode-dropping diagnostics."""
         from molgen.metrics.chemnet import frechet_distance, gaussian_stats
-        from molgen.metrics.fingerprints import precision_recall_coverage
 
         out: dict[str, float] = {}
         floor = self._floor_activations(gen.n_valid) if self._train_list is not None else None
@@ -257,22 +260,59 @@ class Evaluator:
         else:
             gen.notes['FCDfloor'] = ('needs a train set (held-out real molecules)' if self._train_list is None
                                      else 'fewer than 2 valid molecules')
+        out.update(self._modes(gen, refs))
+        return out
+
+    def _fp_bins(self, label: str, ref: ReferenceStats):
+        """k-means bins of the reference fingerprints (fixed seed), fitted once per Evaluator."""
+        from molgen.metrics.modes import fingerprint_bins
+
+        if label not in self._bins:
+            self._bins[label] = fingerprint_bins(ref.fp, self.n_bins, seed=0)
+        return self._bins[label]
+
+    def _modes(self, gen: GeneratedSet, refs: dict[str, ReferenceStats]) -> dict[str, float]:
+        """Mode-dropping diagnostics (``molgen.metrics.modes``), each at equal sample sizes and with its
+        real-vs-real value at the same n (keys ending in ``/real``).
+
+        ``precision`` / ``recall`` / ``coverage``: the reference is subsampled to the generated n (at most
+        5,000, seed 0). ``scaffolds/top100_coverage``: all valid samples, real value at n_valid.
+        ``modes/bins_*``: k-means bins of reference fingerprints. ``FCD/<ref>/mean`` + ``FCD/<ref>/cov``
+        sum to ``FCD/<ref>``.
+        """
+        from molgen.metrics import modes
+
+        out: dict[str, float] = {}
         ref = refs['Test']
-        rng = np.random.default_rng(0)
-        n_prc = 5000
         if gen.fp is not None and len(gen.fp) > 5 and ref.fp is not None:
-            fake = gen.fp if len(gen.fp) <= n_prc else gen.fp[np.sort(rng.choice(len(gen.fp), n_prc, replace=False))]
-            real = ref.fp if len(ref.fp) <= n_prc else ref.fp[np.sort(rng.choice(len(ref.fp), n_prc, replace=False))]
-            for key, v in precision_recall_coverage(real, fake, k=5).items():
-                out[key] = v
+            fake_v, real_v, n = modes.recall_coverage_at_equal_n(ref.fp, gen.fp, n_max=5000, k=5, seed=0)
+            out.update(fake_v)
+            out['modes/n'] = n
+            for key, v in real_v.items():
+                out[f'{key}/real'] = v
+                if not np.isfinite(v):
+                    gen.notes[f'{key}/real'] = f'needs a reference of at least 2 n = {2 * n} molecules'
         else:
             gen.notes['precision'] = 'needs more than 5 valid molecules'
         scafs = [s for s in (gen.scaf or []) if s is not None]
         out['scaffolds/unique'] = len(set(scafs)) / gen.n_valid if gen.n_valid else M.NAN
         if ref.scaf and gen.n_valid:
-            top = [s for s, _ in Counter(ref.scaf).most_common(100)]
-            have = set(scafs)
-            out['scaffolds/top100_coverage'] = sum(s in have for s in top) / len(top)
+            out['scaffolds/top100_coverage'] = modes.scaffold_coverage(scafs, ref.scaf, 100)
+            out['scaffolds/top100_coverage/real'] = modes.real_scaffold_coverage(ref.scaf, ref.n, gen.n_valid, 100)
+        if gen.fp is not None and len(gen.fp) > 0 and ref.fp is not None and len(ref.fp) >= 20:
+            bins = self._fp_bins('Test', ref)
+            g, r = modes.bin_stats_at_equal_n(bins, modes.unpack_fp(gen.fp), ref.fp, seed=0,
+                                              transform=modes.unpack_fp)
+            out['modes/n_bins'] = bins.k
+            for key in ('occupied', 'tv', 'js'):
+                out[f'modes/bins_{key}'] = g[key]
+                out[f'modes/bins_{key}/real'] = r[key]
+            if not np.isfinite(r['tv']):
+                gen.notes['modes/bins_occupied/real'] = 'the reference is smaller than the sample'
+        for label, r_ in refs.items():
+            if r_.fcd_mu is not None and gen.activations is not None and len(gen.activations) >= 2:
+                out[f'FCD/{label}/mean'], out[f'FCD/{label}/cov'] = modes.fcd_terms(r_.fcd_mu, r_.fcd_sigma,
+                                                                                    gen.activations)
         return out
 
     def nll(self, model: Any) -> tuple[NLLSummary | None, str | None]:
