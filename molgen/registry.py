@@ -114,7 +114,8 @@ class Registry(Generic[T]):
         return _norm(name) in self._items
 
 
-MODELS: Registry = Registry("model", ("molgen.models.transformer", "molgen.models.vae", "molgen.models.flow"))
+MODELS: Registry = Registry("model", ("molgen.models.transformer", "molgen.models.vae", "molgen.models.flow",
+                                   "molgen.models.diffusion"))
 REPRESENTATIONS: Registry = Registry("representation", ("molgen.tokenizers.smiles", "molgen.tokenizers.selfies"))
 TOKENIZERS = REPRESENTATIONS  # string representations are tokenizers
 ENCODERS: Registry = Registry("encoder", ("molgen.encoders.sequence", "molgen.encoders.graph"))

@@ -1,0 +1,369 @@
+"""LatentGAN (Prykhodko et al. 2019; MOSES ``latentgan``): a WGAN-GP on the latent space of a trained VAE.
+
+    data:      u = (mu(x) - m) / s        posterior means of the training molecules under the nested,
+                                          frozen VAE (``vae.encode``), standardised per dimension
+                                          (m, s: mean / std of the training latents, stored buffers)
+    generator: u~ = G(eps), eps ~ N(0, I)  MLP, LayerNorm (or BatchNorm) + LeakyReLU
+    critic:    D(u)                        MLP + LeakyReLU, no batch-dependent layers (optional spectral norm)
+    samples:   x ~ p_VAE(x | z = m + s u~) decoded by *sampling* the VAE decoder (``decode="argmax"`` is
+                                          the explicit, labelled alternative)
+
+Loss (Gulrajani et al. 2017): L_D = E D(G(eps)) - E D(u) + lambda E_i (|grad D(u^_i)|_2 - 1)^2 with
+u^_i = a_i u_i + (1 - a_i) G(eps_i) and the gradient norm taken **per sample**; L_G = -E D(G(eps)).
+One critic step per batch, one generator step every ``n_critic`` batches, Adam (2e-4, betas 0.5 / 0.999)
+for both (two optimisers, manual optimisation).
+
+No likelihood: the generator is implicit (a push-forward of noise), so the family declares no
+``"log_likelihood"``; judge it by FCD and the mode-dropping diagnostics (``molgen.metrics.modes``),
+including the latent-bin occupancy tracked during training (``train/latent_bins_*``; GAN collapse comes
+and goes, so it is logged every ``occupancy_every`` batches and kept in ``gan_diagnostics.json``).
+
+Training molecules are encoded once, at the start of the fit. Molecules the VAE cannot represent are
+refused by ``featurize`` (counted per status in the model's ``metadata["dropped"]``); rows that still
+come back NaN from the encoder are counted in ``latent_info`` and left out of training, never silently.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from molgen.chem import DEFAULT_POLICY, Policy
+from molgen.errors import ConfigError, check_choice, strict
+from molgen.models.base import GenerativeModel, SampleResult
+from molgen.models.config import ModelConfig
+from molgen.registry import MODELS
+from molgen.training.progress import log_due
+
+log = logging.getLogger(__name__)
+
+__all__ = ["GANConfig", "LatentGAN", "gradient_penalty"]
+
+
+@dataclass
+class GANConfig(ModelConfig):
+    """Hyperparameters of the LatentGAN (the latent size and the decoder come from the nested VAE)."""
+
+    noise_dim: int = 64
+    gen_hidden: list[int] = field(default_factory=lambda: [128, 256, 512])
+    gen_norm: str = "layernorm"
+    critic_hidden: list[int] = field(default_factory=lambda: [512, 256])
+    spectral_norm: bool = False
+    leaky_slope: float = 0.2
+    n_critic: int = 5
+    gp_weight: float = 10.0
+    adam_lr: float = 2e-4
+    adam_betas: list[float] = field(default_factory=lambda: [0.5, 0.999])
+    decode: str = "sample"
+    occupancy_every: int = 200
+    occupancy_n: int = 2000
+    occupancy_bins: int = 64
+    seed: int = 0
+
+    def validate(self) -> None:
+        super().validate()
+        check_choice("gen_norm", self.gen_norm, ("layernorm", "batchnorm"))
+        check_choice("decode", self.decode, ("sample", "argmax"))
+        check_choice("spectral_norm", self.spectral_norm, (False, True))
+        for name in ("noise_dim", "n_critic", "occupancy_every", "occupancy_n", "occupancy_bins"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or v < 1:
+                raise ConfigError(f"{name} must be an integer >= 1, got {v!r}")
+        for name in ("gen_hidden", "critic_hidden"):
+            v = getattr(self, name)
+            if not isinstance(v, (list, tuple)) or not v or not all(isinstance(h, int) and h >= 1 for h in v):
+                raise ConfigError(f"{name} must be a non-empty list of positive layer widths, got {v!r}")
+        if not (isinstance(self.adam_betas, (list, tuple)) and len(self.adam_betas) == 2
+                and all(0 <= b < 1 for b in self.adam_betas)):
+            raise ConfigError(f"adam_betas must be two numbers in [0, 1), got {self.adam_betas!r}")
+        if not self.adam_lr > 0 or self.gp_weight < 0 or self.leaky_slope < 0:
+            raise ConfigError("adam_lr must be > 0, gp_weight >= 0 and leaky_slope >= 0")
+
+
+def mlp_generator(noise_dim: int, hidden: Sequence[int], out_dim: int, norm: str, slope: float) -> nn.Sequential:
+    """eps -> [Linear, norm, LeakyReLU] x len(hidden) -> Linear(out_dim). BatchNorm momentum is explicit
+    (the MOSES generator's ``BatchNorm1d(n, 0.8)`` sets eps = 0.8, not the momentum)."""
+    layers: list[nn.Module] = []
+    d = noise_dim
+    for h in hidden:
+        norm_layer = nn.LayerNorm(h) if norm == "layernorm" else nn.BatchNorm1d(h, eps=1e-5, momentum=0.1)
+        layers += [nn.Linear(d, h), norm_layer, nn.LeakyReLU(slope)]
+        d = h
+    layers.append(nn.Linear(d, out_dim))
+    return nn.Sequential(*layers)
+
+
+def mlp_critic(in_dim: int, hidden: Sequence[int], slope: float, spectral: bool) -> nn.Sequential:
+    """u -> [Linear, LeakyReLU] x len(hidden) -> Linear(1); no batch-dependent layer (each row's score
+    depends on that row only, as the per-sample gradient penalty requires)."""
+    sn = torch.nn.utils.parametrizations.spectral_norm if spectral else (lambda m: m)
+    layers: list[nn.Module] = []
+    d = in_dim
+    for h in hidden:
+        layers += [sn(nn.Linear(d, h)), nn.LeakyReLU(slope)]
+        d = h
+    layers.append(sn(nn.Linear(d, 1)))
+    return nn.Sequential(*layers)
+
+
+def gradient_penalty(critic: nn.Module, real: Tensor, fake: Tensor, *, generator: torch.Generator | None = None
+                     ) -> Tensor:
+    """[B] per-sample penalty (|grad_u D(u^_i)|_2 - 1)^2 at u^_i = a_i real_i + (1 - a_i) fake_i, a_i ~ U(0, 1).
+
+    The gradient of ``D(u^).sum()`` with respect to row i is that of ``D(u^_i)`` alone because the critic
+    has no batch-dependent layer; the norm is taken per row (never over the batch)."""
+    alpha = torch.rand(real.shape[0], 1, device=real.device, dtype=real.dtype, generator=generator)
+    x = (alpha * real.detach() + (1 - alpha) * fake.detach()).requires_grad_(True)
+    with torch.enable_grad():
+        out = critic(x)
+        (grad,) = torch.autograd.grad(out.sum(), x, create_graph=True)
+    return (grad.norm(2, dim=1) - 1.0).square()
+
+
+@MODELS.register("gan")
+class LatentGAN(GenerativeModel):
+    """WGAN-GP on the standardised latent means of a nested, frozen molgen VAE; decodes with its decoder."""
+
+    name = "gan"
+    capabilities = frozenset({"sample"})
+    config_class = GANConfig
+    nested = ("autoencoder",)
+    featurize_cacheable = False  # items are canonical SMILES (encoded once at the start of the fit)
+    no_likelihood_reason = ("an implicit model (a generator network pushing noise through a decoder) has no "
+                            "density; judge it by FCD and the mode-dropping diagnostics")
+
+    def __init__(self, config: GANConfig, *, representation: Any = None, policy: Policy = DEFAULT_POLICY,
+                 autoencoder: GenerativeModel) -> None:
+        if representation is not None:
+            raise ConfigError("the GAN takes no representation of its own: it writes strings with its "
+                              "autoencoder's decoder (pass representation=None)")
+        super().__init__(config, representation=None, policy=policy)
+        if not isinstance(autoencoder, GenerativeModel) or not {"encode", "decode"} <= autoencoder.capabilities:
+            raise ConfigError(f"the GAN needs an autoencoder with encode and decode (a trained 'vae'), got "
+                              f"{getattr(autoencoder, 'name', type(autoencoder).__name__)!r}")
+        self.automatic_optimization = False
+        self.autoencoder = autoencoder.eval()
+        self.autoencoder.requires_grad_(False)
+        d_z = int(autoencoder.config.d_z)
+        c = config
+        self.generator = mlp_generator(c.noise_dim, c.gen_hidden, d_z, c.gen_norm, c.leaky_slope)
+        self.critic = mlp_critic(d_z, c.critic_hidden, c.leaky_slope, c.spectral_norm)
+        self.register_buffer("z_mean", torch.zeros(d_z))
+        self.register_buffer("z_std", torch.ones(d_z))
+        # training-time state (not saved with the model)
+        self.latent_info: dict[str, Any] = {}
+        self.latent_history: list[dict[str, Any]] = []
+        self._table: dict[str, int] = {}
+        self._latents: Tensor | None = None  # standardised training latents [N, d_z]
+        self._bins: Any = None
+        self._bins_real: dict[str, float] = {}
+        self._batches = 0
+
+    @property
+    def d_z(self) -> int:
+        return int(self.z_mean.shape[0])
+
+    @property
+    def max_len(self) -> int:
+        return self.autoencoder.max_len
+
+    def train(self, mode: bool = True) -> LatentGAN:
+        """Train / eval mode for the GAN; the nested VAE stays frozen in eval mode."""
+        super().train(mode)
+        self.autoencoder.eval()
+        return self
+
+    # --- data: canonical SMILES -> standardised latent means ------------------------------------
+    def featurize(self, canonical_smiles: str) -> str:
+        """The canonical SMILES, if the VAE can encode it (raises its OOVError / TooLongError / TokenizeError)."""
+        self.autoencoder.featurize(canonical_smiles)
+        return canonical_smiles
+
+    def item_length(self, item: Any) -> int:
+        return 1  # latents have one size: no length bucketing
+
+    def collate(self, items: Sequence[str]) -> dict[str, Tensor]:
+        """``{"z": standardised latent means [B, d_z], "lengths": ones [B]}`` (rows the encoder returns as NaN
+        are left out; they are counted in ``latent_info`` when the training set is encoded)."""
+        if self._latents is not None and all(s in self._table for s in items):
+            z = self._latents[[self._table[s] for s in items]]
+        else:
+            z = self.standardise(self.autoencoder.encode(list(items)))
+        z = z[torch.isfinite(z).all(1)]
+        return {"z": z, "lengths": torch.ones(z.shape[0], dtype=torch.long)}
+
+    def standardise(self, mu: Tensor) -> Tensor:
+        return (mu.to(self.z_mean) - self.z_mean) / self.z_std
+
+    def unstandardise(self, u: Tensor) -> Tensor:
+        return u * self.z_std + self.z_mean
+
+    @torch.no_grad()
+    def encode_training_set(self, smiles: Sequence[str]) -> dict[str, Any]:
+        """Encode the training molecules once (``vae.encode``: posterior means), set the standardisation
+        buffers from them and fit the latent bins; returns (and keeps) the counts, NaN rows included."""
+        smiles = list(smiles)
+        mu = self.autoencoder.encode(smiles).float()
+        ok = torch.isfinite(mu).all(1)
+        n_nan = int((~ok).sum())
+        self.latent_info = {"n": len(smiles), "n_encoded": int(ok.sum()), "n_nan": n_nan,
+                            "nan_examples": [s for s, good in zip(smiles, ok.tolist()) if not good][:5]}
+        if n_nan:
+            log.warning("GAN: the VAE could not encode %d of %d training molecules (NaN rows, left out), e.g. %s",
+                        n_nan, len(smiles), self.latent_info["nan_examples"])
+        if int(ok.sum()) < 2:
+            raise ValueError(f"the VAE encoded {int(ok.sum())} of {len(smiles)} training molecules; the GAN needs "
+                             "at least 2")
+        good = mu[ok]
+        self.z_mean.copy_(good.mean(0).to(self.z_mean))
+        self.z_std.copy_(good.std(0).clamp_min(1e-6).to(self.z_std))
+        self._latents = self.standardise(mu).cpu()
+        self._table = {s: i for i, s in enumerate(smiles)}
+        self._fit_bins(self._latents[ok.cpu()])
+        return self.latent_info
+
+    def _fit_bins(self, u: Tensor) -> None:
+        """k-means bins over (up to 20,000) standardised training latents and their real-vs-real occupancy
+        at the tracking sample size."""
+        from molgen.metrics.modes import Bins, bin_stats_at_equal_n
+
+        c = self.config
+        rng = np.random.default_rng(c.seed)
+        x = u.numpy().astype(np.float64)
+        fit = x if len(x) <= 20_000 else x[np.sort(rng.choice(len(x), 20_000, replace=False))]
+        self._bins = Bins(fit, min(c.occupancy_bins, max(2, len(fit) // 10)), seed=c.seed)
+        n = min(c.occupancy_n, len(x))
+        _, real = bin_stats_at_equal_n(self._bins, x[:n], x, seed=c.seed)
+        self._bins_real = {**real, "n": n}
+
+    @torch.no_grad()
+    def latent_bin_stats(self, n: int | None = None, seed: int = 0) -> dict[str, float]:
+        """Latent-bin occupancy / TV / JS of ``n`` generated latents against the training latents' bins,
+        with the real-vs-real values at the same n (``*_real``). Needs the training set encoded."""
+        if self._bins is None:
+            raise ValueError("no latent bins: encode the training set first (encode_training_set)")
+        n = n or int(self._bins_real["n"])
+        u = self.sample_latents(n, seed=seed, standardised=True)
+        gen = self._bins.stats(u.cpu().numpy())
+        return {**gen, "n": n, "n_bins": self._bins.k,
+                **{f"{k}_real": self._bins_real[k] for k in ("occupied", "tv", "js")}}
+
+    # --- sampling ------------------------------------------------------------------------------
+    @torch.no_grad()
+    def sample_latents(self, n: int, *, seed: int | None = None, generator: torch.Generator | None = None,
+                       standardised: bool = False) -> Tensor:
+        """``n`` generated latent points [n, d_z] (VAE scale, or standardised)."""
+        was = self.training
+        self.eval()
+        try:
+            if generator is None:
+                generator = torch.Generator(device=self.device).manual_seed(int(seed or 0))
+            eps = torch.randn(n, self.config.noise_dim, generator=generator, device=self.device)
+            u = self.generator(eps)
+        finally:
+            self.train(was)
+        return u if standardised else self.unstandardise(u)
+
+    def _sample(self, n: int, *, temperature: float, generator: torch.Generator, condition=None,
+                guidance=None) -> tuple[list[str], None]:
+        """z = G(eps) (VAE scale), x ~ p(x|z) sampled from the VAE decoder (argmax if ``decode="argmax"``)."""
+        z = self.sample_latents(n, generator=generator)
+        seed = int(torch.randint(0, 2**62, (1,), generator=generator, device=generator.device).item())
+        res = self.autoencoder.decode(z, greedy=self.config.decode == "argmax", temperature=temperature, seed=seed)
+        return res.smiles, None
+
+    @torch.no_grad()
+    @strict
+    def sample(self, n: int, *, temperature: float = 1.0, seed: int | None = None, batch_size: int | None = None,
+               condition: dict[str, float] | None = None, guidance: float | None = None) -> SampleResult:
+        """Draw ``n`` molecules: z from the generator, x ~ p(x|z) from the VAE decoder (the seed is
+        recorded). With ``decode="argmax"`` the sampler is labelled ``latent+argmax-decoder``."""
+        res = super().sample(n, temperature=temperature, seed=seed, batch_size=batch_size, condition=condition,
+                             guidance=guidance)
+        if self.config.decode == "argmax":
+            res.sampler = "latent+argmax-decoder"
+        res.info["decoder"] = "argmax" if self.config.decode == "argmax" else "sampled"
+        return res
+
+    # --- training ------------------------------------------------------------------------------
+    def configure_optimizers(self):
+        c = self.config
+        betas = (float(c.adam_betas[0]), float(c.adam_betas[1]))
+        opt_c = torch.optim.Adam(self.critic.parameters(), lr=c.adam_lr, betas=betas)
+        opt_g = torch.optim.Adam(self.generator.parameters(), lr=c.adam_lr, betas=betas)
+        return [opt_c, opt_g]
+
+    def on_fit_start(self) -> None:
+        """Encode the training molecules once (the DataModule's featurized items are canonical SMILES)."""
+        dm = getattr(self.trainer, "datamodule", None)
+        items = getattr(dm, "train_items", None)
+        if items is None:
+            raise ValueError("the GAN trains through molgen.train (a MoleculeDataModule with train_items)")
+        info = self.encode_training_set(items)
+        log.info("GAN: %d training molecules encoded once (%d NaN rows left out)", info["n_encoded"], info["n_nan"])
+
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        opt_c, opt_g = self.optimizers()
+        real = batch["z"]
+        b = real.shape[0]
+        if b < 2:
+            return None
+        c = self.config
+        eps = torch.randn(b, c.noise_dim, device=real.device)
+        with torch.no_grad():
+            fake = self.generator(eps)
+        d_real, d_fake = self.critic(real).mean(), self.critic(fake).mean()
+        gp = gradient_penalty(self.critic, real, fake).mean()
+        loss_c = d_fake - d_real + c.gp_weight * gp
+        opt_c.zero_grad(set_to_none=True)
+        self.manual_backward(loss_c)
+        opt_c.step()
+        self._batches += 1
+        logging_now = log_due(self)
+        if self._batches % c.n_critic == 0:
+            self.critic.requires_grad_(False)
+            loss_g = -self.critic(self.generator(torch.randn(b, c.noise_dim, device=real.device))).mean()
+            opt_g.zero_grad(set_to_none=True)
+            self.manual_backward(loss_g)
+            opt_g.step()
+            self.critic.requires_grad_(True)
+            if logging_now:
+                self.log("train/loss_g", loss_g.detach(), batch_size=b)
+        if logging_now:
+            self.log("train/wasserstein", (d_real - d_fake).detach(), prog_bar=True, batch_size=b)
+            self.log("train/gp", gp.detach(), batch_size=b)
+            self.log("train/loss_critic", loss_c.detach(), batch_size=b)
+        if self._bins is not None and self._batches % c.occupancy_every == 0:
+            self._track_occupancy()
+        return None
+
+    def _track_occupancy(self) -> None:
+        stats = self.latent_bin_stats(seed=self.config.seed)
+        step = self.trainer.global_step if self._trainer is not None else self._batches
+        frac = self.progress.fraction() if self.progress is not None else None
+        self.latent_history.append({"batch": self._batches, "optimizer_step": step, "progress": frac, **stats})
+        for key in ("occupied", "tv", "js"):
+            self.log(f"train/latent_bins_{key}", float(stats[key]))
+
+    def on_fit_end(self) -> None:
+        """Write ``gan_diagnostics.json`` (latent counts, latent-bin history) next to the training logs."""
+        if self._trainer is None or not self.trainer.is_global_zero:
+            return
+        if self._bins is not None:
+            self._track_occupancy_final()
+        root = Path(self.trainer.log_dir or self.trainer.default_root_dir)
+        root.mkdir(parents=True, exist_ok=True)
+        (root / "gan_diagnostics.json").write_text(json.dumps(
+            {"latent_info": self.latent_info, "latent_bins_history": self.latent_history}, indent=1, default=float))
+
+    def _track_occupancy_final(self) -> None:
+        stats = self.latent_bin_stats(seed=self.config.seed)
+        self.latent_history.append({"batch": self._batches, "final": True, **stats})
