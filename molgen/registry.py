@@ -115,7 +115,7 @@ class Registry(Generic[T]):
 
 
 MODELS: Registry = Registry("model", ("molgen.models.transformer", "molgen.models.vae", "molgen.models.flow",
-                                   "molgen.models.diffusion"))
+                                   "molgen.models.diffusion", "molgen.models.gan"))
 REPRESENTATIONS: Registry = Registry("representation", ("molgen.tokenizers.smiles", "molgen.tokenizers.selfies"))
 TOKENIZERS = REPRESENTATIONS  # string representations are tokenizers
 ENCODERS: Registry = Registry("encoder", ("molgen.encoders.sequence", "molgen.encoders.graph"))

@@ -16,6 +16,9 @@ TINY_MODEL_ARGS: dict[str, dict] = {
             "iwae_chunk": 8, "elbo_samples": 2, "eval_kl_samples": 16, "diag_size": 200},
     "flow": {"dim": 4, "n_blocks": 2, "cond_d_model": 16, "cond_layers": 1, "cond_heads": 2, "iw_k": 4,
              "bound_samples": 2},
+    "gan": {"noise_dim": 8, "gen_hidden": [16, 16], "critic_hidden": [16], "occupancy_n": 64, "occupancy_bins": 8},
+    "diffusion": {"backbone.d_model": 32, "backbone.n_layers": 2, "backbone.n_heads": 2, "backbone.dropout": 0.0,
+                  "elbo_samples": 4, "val_elbo_samples": 2},
 }
 
 
