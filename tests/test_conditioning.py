@@ -146,3 +146,22 @@ def test_a_numeric_column_of_the_training_file_is_a_condition(tmp_path):
     assert m.condition_space.lo[0] == 0.5 and m.condition_space.hi[0] == 6.0
     with pytest.raises(ConfigError, match="no column\\(s\\) \\['potency'\\]"):
         molgen.train("transformer", data=path, out=tmp_path / "n", conditions=["potency"], max_steps=1)
+
+
+def test_cli_samples_and_scores_towards_a_condition(mw_model, tmp_path, capsys):
+    from molgen.cli.main import main
+
+    mw_model.save_pretrained(tmp_path / "m")
+    m, out = str(tmp_path / "m"), str(tmp_path / "s.csv")
+    assert main(["sample", "--model", m, "-n", "8", "-o", out, "--seed", "0", "--condition", "mw=100",
+                 "--guidance", "1"]) == 0
+    df = pd.read_csv(out)
+    assert len(df) == 8 and (df.condition == "mw=100").all() and (df.guidance == 1.0).all()
+    assert (df.sampler == "ancestral+cfg-w1").all() and "log_likelihood" not in df  # guided: no likelihood
+    assert main(["sample", "--model", m, "-n", "2", "-o", out, "--condition", "qed=0.5"]) == 2
+    assert "not trained on ['qed']; it is conditioned on mw" in capsys.readouterr().err
+    (tmp_path / "in.smi").write_text("CCCC\nnot-a-smiles\nCCO\n")
+    assert main(["score", str(tmp_path / "in.smi"), "--model", m, "-o", str(tmp_path / "sc.csv"),
+                 "--condition", "mw=58"]) == 0
+    sc = pd.read_csv(tmp_path / "sc.csv")
+    assert sc.status.tolist() == ["ok", "invalid_smiles", "ok"] and (sc.condition == "mw=58").all()

@@ -49,6 +49,8 @@ def _setup_logging(verbose: int, quiet: bool) -> None:
     for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
         logging.getLogger(name).setLevel(logging.INFO if verbose > 1 else logging.WARNING)
     if verbose < 2:
+        # a user warning (a condition outside the training range) is one line, not a source listing
+        warnings.formatwarning = lambda message, category, *a, **k: f"molgen: warning: {message}\n"
         warnings.filterwarnings("ignore", module="lightning")
         warnings.filterwarnings("ignore", category=UserWarning, module="torch")
 

@@ -71,6 +71,11 @@ class SampleResult:
                 df[f"likelihood_{k}"] = v
         df["sampler"] = self.sampler
         df["temperature"] = self.temperature
+        if "condition" in self.info:  # conditional samples say what they were asked for
+            from molgen.scoring import condition_text
+
+            df["condition"] = condition_text(self.info["condition"])
+            df["guidance"] = self.info.get("guidance", 0.0)
         return df
 
 
