@@ -43,8 +43,9 @@ positions. ``_sample`` returns no log-likelihood (a bound would need the dequant
 
 **Numerics.** Log-determinants are float32 terms summed in float64; coupling scales are soft-clamped;
 the conditioners' outputs are cast to float32 before the affine map (autocast-safe). A non-finite
-training loss stops the run with a :class:`FloatingPointError` naming the step; Lightning's
-``last.ckpt`` from the last validation (written before the failure) is kept.
+training loss stops the run with a :class:`FloatingPointError` naming the step
+(:class:`~molgen.training.callbacks.NonFiniteGuard`), which also writes ``last.ckpt`` after every
+validation while the weights are finite: the last good checkpoint is kept.
 """
 
 from __future__ import annotations
@@ -67,6 +68,7 @@ from molgen.models.base import GenerativeModel
 from molgen.models.config import ModelConfig
 from molgen.nn.flows import CategoricalGaussians, Flow, standard_normal_log_prob
 from molgen.registry import MODELS
+from molgen.training.callbacks import NonFiniteGuard
 from molgen.training.optim import adamw_warmup_cosine
 from molgen.training.progress import log_due
 
@@ -204,21 +206,14 @@ class FlowModel(GenerativeModel):
         eps = torch.randn((*cats.shape, self.config.dim), device=cats.device)
         bound = self.log_weights(cats, eps)  # one reparameterised sample of the bound per molecule
         loss = -(bound.mean() / self.length).float()  # nats per position: a scale-free objective
-        if not bool(torch.isfinite(loss)):
-            raise FloatingPointError(self._non_finite_message(loss))
         if log_due(self):
             self.log("train/loss", loss.detach(), prog_bar=True, batch_size=cats.shape[0])
             self.log("train/bound", bound.mean().detach().float(), batch_size=cats.shape[0])
         return loss
 
-    def _non_finite_message(self, loss: Tensor) -> str:
-        step = self.trainer.global_step if self._trainer is not None else "?"
-        where = ""
-        cb = getattr(self._trainer, "checkpoint_callback", None) if self._trainer is not None else None
-        if cb is not None and getattr(cb, "dirpath", None):
-            where = f"; the last good checkpoint (from the last validation) is kept in {cb.dirpath}"
-        return (f"flow: non-finite training loss ({float(loss)}) at step {step}: training stopped{where}. "
-                "Try a lower lr, a smaller clamp or a larger grad_clip margin.")
+    def configure_callbacks(self):
+        """NaN / inf in the loss stops training naming the step; the last good checkpoint is kept."""
+        return [NonFiniteGuard()]
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         seeds = row_seeds(batch["ids"], self.tokenizer.pad_id, salt=self.config.mc_seed)

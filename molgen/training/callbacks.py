@@ -21,3 +21,32 @@ class ClipGradNorm(L.Callback):
         params = [p for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
         if params:
             torch.nn.utils.clip_grad_norm_(params, self.max_norm, foreach=True)
+
+
+class NonFiniteGuard(L.Callback):
+    """Stop on a NaN / inf training loss with a message naming the step, keeping the last good checkpoint.
+
+    After every validation of a fit it writes ``<checkpoint dir>/last.ckpt`` when all parameters are
+    finite (``molgen.train``'s ModelCheckpoint with ``save_top_k=0`` writes ``last.ckpt`` only when
+    training ends); before a backward pass with a non-finite loss it raises :class:`FloatingPointError`,
+    so no bad step reaches the weights or that file. A family opts in from ``configure_callbacks``.
+    """
+
+    def __init__(self) -> None:
+        self.saved: tuple[str, int] | None = None  # (path, step) of the last good checkpoint
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        cb = trainer.checkpoint_callback
+        if trainer.sanity_checking or cb is None or not getattr(cb, "dirpath", None):
+            return
+        if all(bool(torch.isfinite(p).all()) for p in pl_module.parameters()):
+            path = f"{cb.dirpath}/last.ckpt"
+            trainer.save_checkpoint(path)
+            self.saved = (path, trainer.global_step)
+
+    def on_before_backward(self, trainer: L.Trainer, pl_module: L.LightningModule, loss: torch.Tensor) -> None:
+        if not bool(torch.isfinite(loss.detach()).all()):
+            kept = (f"the last good checkpoint (step {self.saved[1]}) is kept at {self.saved[0]}" if self.saved
+                    else "no checkpoint had been written yet")
+            raise FloatingPointError(f"non-finite training loss ({float(loss.detach())}) at step {trainer.global_step} "
+                                     f"of {type(pl_module).__name__}: training stopped; {kept}")
