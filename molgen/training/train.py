@@ -73,6 +73,7 @@ DEFAULTS: dict[str, Any] = {
     "precision": None,         # None: bf16-mixed on GPU; on CPU the faster of fp32 / bf16 (measured)
     "policy": None,            # dict of Policy fields
     "conditions": None,        # property names to condition on: RDKit qed / logp / sa / mw / tpsa or numeric data columns
+    "autoencoder": None,       # saved model directory for a family that holds one (the GAN's VAE)
     "model_args": {},
     "num_threads": None,
     "progress": True,          # progress bar (on a terminal or in a notebook)
@@ -200,11 +201,29 @@ def resolve_model_class(model: Any) -> type:
     return MODELS.get(model)
 
 
-def build_model(cls: type, representation: Any, policy: Policy, max_len: int, model_args: dict[str, Any]):
+def load_nested(cls: type, opts: dict[str, Any]) -> dict[str, Any]:
+    """The saved models a family holds (``cls.nested``, e.g. the GAN's ``autoencoder``), loaded from the
+    directories given as the options of the same names; an error if one is missing or not wanted."""
+    from molgen.persistence import load_pretrained
+
+    wanted = tuple(getattr(cls, "nested", ()))
+    if opts.get("autoencoder") and "autoencoder" not in wanted:
+        raise ConfigError(f"model {getattr(cls, 'name', cls)!r} holds no autoencoder; only a family that holds "
+                          "one (gan) takes --autoencoder")
+    missing = [n for n in wanted if not opts.get(n)]
+    if missing:
+        raise ConfigError(f"model {cls.name!r} holds a trained {', '.join(missing)}: give its model directory "
+                          f"({', '.join(f'--{n} DIR' for n in missing)})")
+    return {n: load_pretrained(opts[n]) for n in wanted}
+
+
+def build_model(cls: type, representation: Any, policy: Policy, max_len: int, model_args: dict[str, Any],
+                nested: dict[str, Any] | None = None):
     """The one place a family is constructed for training. ``train(**options)`` passes every key that is
     not a training option to the model, so an unknown key's error lists both sets of accepted names."""
     try:
-        return cls.build({**model_args, "max_len": max_len}, representation=representation, policy=policy)
+        return cls.build({**model_args, "max_len": max_len}, representation=representation, policy=policy,
+                         **(nested or {}))
     except ConfigError as e:
         if "unknown option" not in str(e):
             raise
@@ -440,7 +459,10 @@ def train(model: Any = None, data: SmilesSource | None = None, out: str | Path |
     t0 = time.perf_counter()
     train_smiles, val_smiles, data_info = split_data(opts, policy)
     tok_path = out / "representation.json"  # the same file the model directory holds
-    if resume and tok_path.exists():
+    nested = load_nested(cls, opts)  # saved models the family holds (the GAN's autoencoder)
+    if nested:  # such a family writes strings in its nested model's representation, fits none of its own
+        representation = next(iter(nested.values())).representation
+    elif resume and tok_path.exists():
         from molgen.tokenizers.base import load_tokenizer
 
         representation = load_tokenizer(tok_path)
@@ -449,11 +471,11 @@ def train(model: Any = None, data: SmilesSource | None = None, out: str | Path |
         if rank0:
             representation.save(tok_path)
     conditions = _conditions(cls, opts, train_smiles + val_smiles, data_info, policy)
-    max_len = opts["max_len"]
+    max_len = opts["max_len"] or (next(iter(nested.values())).max_len if nested else None)
     if max_len is None:
         longest = max(len(representation.tokenize(s)) for s in train_smiles[:200_000])
         max_len = int(longest * 1.1) + 1
-    net = build_model(cls, representation, policy, max_len, opts["model_args"])
+    net = build_model(cls, None if nested else representation, policy, max_len, opts["model_args"], nested)
     data_info["prepare_seconds"] = round(time.perf_counter() - t0, 1)
     log.info("model %s: %.2fM parameters, vocabulary %d, max_len %d", name, net.n_parameters() / 1e6,
              representation.vocab_size, max_len)
