@@ -54,6 +54,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="encoder component of a model that has one (the VAE); same as --set encoder=NAME")
     p.add_argument("--prior", choices=PRIORS.names(), default=None,
                    help="prior component of a model that has one (the VAE); same as --set prior=NAME")
+    p.add_argument("--autoencoder", default=None, metavar="DIR",
+                   help="trained VAE model directory for --model gan (reused frozen, saved inside the GAN)")
     p.add_argument("--condition", action="append", default=None, metavar="PROPERTY", dest="conditions",
                    help="train a conditional model on this property (repeatable): an RDKit property "
                         "(qed, logp, sa, mw, tpsa) or a numeric column of the data file")
@@ -78,7 +80,8 @@ def run(args: argparse.Namespace) -> int:
             model_args[key] = getattr(args, key)
     opts = {k: getattr(args, k) for k in ("representation", "max_epochs", "max_steps", "max_molecules", "max_time",
                                           "subset", "batch_size", "lr", "seed", "accelerator", "strategy",
-                                          "precision", "smiles_col", "val_data", "conditions")}
+                                          "precision", "smiles_col", "val_data", "conditions",
+                                          "autoencoder")}
     if args.devices is not None:
         opts["devices"] = int(args.devices) if str(args.devices).isdigit() else args.devices
     opts["progress"] = not args.quiet
