@@ -350,8 +350,10 @@ class LatentGAN(GenerativeModel):
         step = self.trainer.global_step if self._trainer is not None else self._batches
         frac = self.progress.fraction() if self.progress is not None else None
         self.latent_history.append({"batch": self._batches, "optimizer_step": step, "progress": frac, **stats})
-        for key in ("occupied", "tv", "js"):
-            self.log(f"train/latent_bins_{key}", float(stats[key]))
+        # straight to the logger: every tracking point is kept (self.log would keep only the logging steps)
+        if self.logger is not None and self.trainer.is_global_zero:
+            self.logger.log_metrics({f"train/latent_bins_{k}": float(stats[k]) for k in ("occupied", "tv", "js")},
+                                    step=step)
 
     def on_fit_end(self) -> None:
         """Write ``gan_diagnostics.json`` (latent counts, latent-bin history) next to the training logs."""
