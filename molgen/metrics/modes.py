@@ -83,14 +83,20 @@ def real_scaffold_coverage(ref_counts: dict[str, int], n_ref: int, n: int, top: 
 
 
 # --- k-means bins -------------------------------------------------------------------------------
+def _float(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x)
+    return x if x.dtype == np.float32 else x.astype(np.float64)
+
+
 def _sq_dist(x: np.ndarray, c: np.ndarray, x2: np.ndarray | None = None) -> np.ndarray:
     x2 = (x * x).sum(1) if x2 is None else x2
     return np.maximum(x2[:, None] - 2.0 * x @ c.T + (c * c).sum(1)[None, :], 0.0)
 
 
 def kmeans(x: np.ndarray, k: int, *, seed: int = 0, iters: int = 30) -> np.ndarray:
-    """Centres [k, d] of Lloyd's k-means with k-means++ seeding (fixed ``seed``); float64 math."""
-    x = np.asarray(x, dtype=np.float64)
+    """Centres [k, d] of Lloyd's k-means with k-means++ seeding (fixed ``seed``); float32 input stays
+    float32 (fingerprint bits), anything else is float64."""
+    x = _float(x)
     n = len(x)
     if n == 0 or k < 1:
         raise ValueError(f"k-means needs points and k >= 1 (got {n} points, k = {k})")
@@ -100,7 +106,8 @@ def kmeans(x: np.ndarray, k: int, *, seed: int = 0, iters: int = 30) -> np.ndarr
     centres = [x[rng.integers(n)]]
     d = _sq_dist(x, np.array(centres), x2)[:, 0]
     for _ in range(1, k):
-        p = d / d.sum() if d.sum() > 0 else np.full(n, 1.0 / n)
+        w = d.astype(np.float64)
+        p = w / w.sum() if w.sum() > 0 else np.full(n, 1.0 / n)
         centres.append(x[rng.choice(n, p=p)])
         d = np.minimum(d, _sq_dist(x, centres[-1][None], x2)[:, 0])
     c = np.array(centres)
@@ -141,7 +148,7 @@ class Bins:
     """
 
     def __init__(self, points: np.ndarray, k: int = 64, *, seed: int = 0, iters: int = 30) -> None:
-        points = np.asarray(points, dtype=np.float64)
+        points = _float(points)
         self.k_requested = k
         self.seed = seed
         self.centres = kmeans(points, k, seed=seed, iters=iters)
@@ -150,7 +157,7 @@ class Bins:
 
     def assign(self, x: np.ndarray, chunk: int = 4096) -> np.ndarray:
         """Bin index of every row of ``x``."""
-        x = np.asarray(x, dtype=np.float64)
+        x = _float(x).astype(self.centres.dtype, copy=False)
         out = np.empty(len(x), dtype=np.int64)
         for i in range(0, len(x), chunk):
             out[i:i + chunk] = _sq_dist(x[i:i + chunk], self.centres).argmin(1)
