@@ -164,7 +164,7 @@ class LatentGAN(GenerativeModel):
         self._table: dict[str, int] = {}
         self._latents: Tensor | None = None  # standardised training latents [N, d_z]
         self._bins: Any = None
-        self._bins_real: dict[str, float] = {}
+        self._track_n = 0
         self._batches = 0
 
     @property
@@ -231,18 +231,16 @@ class LatentGAN(GenerativeModel):
         return self.latent_info
 
     def _fit_bins(self, u: Tensor) -> None:
-        """k-means bins over (up to 20,000) standardised training latents and their real-vs-real occupancy
-        at the tracking sample size."""
-        from molgen.metrics.modes import Bins, bin_stats_at_equal_n
+        """k-means bins over (up to 20,000) standardised training latents (``occupancy_bins``, capped at a
+        tenth of the points; seed ``seed``)."""
+        from molgen.metrics.modes import Bins
 
         c = self.config
-        rng = np.random.default_rng(c.seed)
         x = u.numpy().astype(np.float64)
-        fit = x if len(x) <= 20_000 else x[np.sort(rng.choice(len(x), 20_000, replace=False))]
-        self._bins = Bins(fit, min(c.occupancy_bins, max(2, len(fit) // 10)), seed=c.seed)
-        n = min(c.occupancy_n, len(x))
-        _, real = bin_stats_at_equal_n(self._bins, x[:n], x, seed=c.seed)
-        self._bins_real = {**real, "n": n}
+        if len(x) > 20_000:
+            x = x[np.sort(np.random.default_rng(c.seed).choice(len(x), 20_000, replace=False))]
+        self._bins = Bins(x, min(c.occupancy_bins, max(2, len(x) // 10)), seed=c.seed)
+        self._track_n = min(c.occupancy_n, len(u))
 
     @torch.no_grad()
     def latent_bin_stats(self, n: int | None = None, seed: int = 0) -> dict[str, float]:
@@ -250,11 +248,21 @@ class LatentGAN(GenerativeModel):
         with the real-vs-real values at the same n (``*_real``). Needs the training set encoded."""
         if self._bins is None:
             raise ValueError("no latent bins: encode the training set first (encode_training_set)")
-        n = n or int(self._bins_real["n"])
-        u = self.sample_latents(n, seed=seed, standardised=True)
-        gen = self._bins.stats(u.cpu().numpy())
-        return {**gen, "n": n, "n_bins": self._bins.k,
-                **{f"{k}_real": self._bins_real[k] for k in ("occupied", "tv", "js")}}
+        n = n or self._track_n
+        return self.latent_bin_stats_of(self.sample_latents(n, seed=seed))
+
+    @torch.no_grad()
+    def latent_bin_stats_of(self, z: Tensor) -> dict[str, float]:
+        """Latent-bin statistics of any latent points z [n, d_z] on the VAE scale (e.g. the VAE's own prior
+        samples, for comparison), with the real-vs-real values at the same n (training latents)."""
+        from molgen.metrics.modes import bin_stats_at_equal_n
+
+        if self._bins is None or self._latents is None:
+            raise ValueError("no latent bins: encode the training set first (encode_training_set)")
+        u = self.standardise(torch.as_tensor(z, dtype=torch.float32)).cpu().numpy()
+        pool = self._latents[torch.isfinite(self._latents).all(1)].numpy()
+        gen, real = bin_stats_at_equal_n(self._bins, u, pool, seed=self.config.seed)
+        return {**gen, "n": len(u), "n_bins": self._bins.k, **{f"{k}_real": real[k] for k in ("occupied", "tv", "js")}}
 
     # --- sampling ------------------------------------------------------------------------------
     @torch.no_grad()
