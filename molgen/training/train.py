@@ -420,12 +420,20 @@ def _csv_logger(out: Path, resume: Any):
 
 
 # --- train -------------------------------------------------------------------------------------
+def _is_model(model: Any) -> bool:
+    """A model instance (fine-tuning starts from it) rather than a registry name or a class."""
+    from molgen.models.base import GenerativeModel
+
+    return isinstance(model, GenerativeModel)
+
+
 def train(model: Any = None, data: SmilesSource | None = None, out: str | Path | None = None, *,
           config: str | Path | dict | None = None, resume: str | Path | None = None,
           callbacks: list[Any] | None = None, **options: Any):
     """Train a generator and write its portable directory to ``out``; returns the trained model.
 
-    ``model`` is a registry name (``"transformer"``) or a :class:`GenerativeModel` subclass.
+    ``model`` is a registry name (``"transformer"``) or a :class:`GenerativeModel` subclass, or a model
+    instance to train further (its representation, ``max_len`` and weights kept: :func:`molgen.finetune`).
     Precedence: explicit arguments > ``config`` (YAML path or dict) > :data:`DEFAULTS` (transformer on
     the embedded MOSES data). ``options`` are the keys of :data:`DEFAULTS` (e.g. ``max_molecules=300_000``,
     ``max_time=15`` minutes, ``subset=100_000``, ``representation="selfies"``); anything else is a model
@@ -444,7 +452,8 @@ def train(model: Any = None, data: SmilesSource | None = None, out: str | Path |
     from molgen.training.progress import Budget, TrainingProgress
 
     _quiet_lightning()
-    explicit = dict(options, model=model, data=data)
+    base = model if _is_model(model) else None  # fine-tuning: start from this model, not a fresh one
+    explicit = dict(options, model=type(base) if base is not None else model, data=data)
     opts = resolve_options(config, **explicit)
     cls = resolve_model_class(opts["model"])
     name = getattr(cls, "name", cls.__name__)
@@ -459,8 +468,10 @@ def train(model: Any = None, data: SmilesSource | None = None, out: str | Path |
     t0 = time.perf_counter()
     train_smiles, val_smiles, data_info = split_data(opts, policy)
     tok_path = out / "representation.json"  # the same file the model directory holds
-    nested = load_nested(cls, opts)  # saved models the family holds (the GAN's autoencoder)
-    if nested:  # such a family writes strings in its nested model's representation, fits none of its own
+    nested = {} if base is not None else load_nested(cls, opts)  # the GAN's autoencoder
+    if base is not None:  # its representation (vocabulary) and max_len are kept
+        representation = base.representation
+    elif nested:  # such a family writes strings in its nested model's representation, fits none of its own
         representation = next(iter(nested.values())).representation
     elif resume and tok_path.exists():
         from molgen.tokenizers.base import load_tokenizer
@@ -471,11 +482,13 @@ def train(model: Any = None, data: SmilesSource | None = None, out: str | Path |
         if rank0:
             representation.save(tok_path)
     conditions = _conditions(cls, opts, train_smiles + val_smiles, data_info, policy)
-    max_len = opts["max_len"] or (next(iter(nested.values())).max_len if nested else None)
+    max_len = base.max_len if base is not None else (
+        opts["max_len"] or (next(iter(nested.values())).max_len if nested else None))
     if max_len is None:
         longest = max(len(representation.tokenize(s)) for s in train_smiles[:200_000])
         max_len = int(longest * 1.1) + 1
-    net = build_model(cls, None if nested else representation, policy, max_len, opts["model_args"], nested)
+    net = base if base is not None else build_model(cls, None if nested else representation, policy, max_len,
+                                                    opts["model_args"], nested)
     data_info["prepare_seconds"] = round(time.perf_counter() - t0, 1)
     log.info("model %s: %.2fM parameters, vocabulary %d, max_len %d", name, net.n_parameters() / 1e6,
              representation.vocab_size, max_len)
@@ -504,7 +517,9 @@ def train(model: Any = None, data: SmilesSource | None = None, out: str | Path |
     precision, precision_info = choose_precision(net, dm, opts)
     max_epochs = opts["max_epochs"] if opts["max_epochs"] is not None else (-1 if budget.is_set() else 10)
     bar = _want_bar(opts)
-    cbs = [progress, ckpt, *(callbacks or [])]
+    from molgen.training.curves import curve_logger  # molecules seen + learning rate in the CSV log
+
+    cbs = [progress, ckpt, curve_logger(progress), *(callbacks or [])]
     if bar:
         cbs.append(TQDMProgressBar(refresh_rate=10))
     # Gradient clipping is for automatic optimisation (Lightning refuses it with manual optimisation,
@@ -548,6 +563,9 @@ def train(model: Any = None, data: SmilesSource | None = None, out: str | Path |
     }
     if trainer.is_global_zero:
         net.save_pretrained(out)
+        from molgen.training.curves import write_curves
+
+        write_curves(out, Path(trainer.logger.log_dir))  # curves.csv / curves.png from the CSV log
         (out / "train_options.json").write_text(json.dumps(
             {**opts, "model": name}, indent=1, default=str))
     return net
