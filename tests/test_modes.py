@@ -98,6 +98,8 @@ def test_evaluator_reports_every_diagnostic_with_its_real_value(pool):
         assert np.isfinite(r[key]) and np.isfinite(r[f"{key}/real"]), key
     assert abs(r["coverage"] - r["coverage/real"]) < 0.1
     assert r["FCD/Test/mean"] + r["FCD/Test/cov"] == pytest.approx(r["FCD/Test"], rel=1e-6)
+    table = r.mode_dropping()
+    assert "| coverage | " in table and "real vs real (same n)" in table and "FCD/Test mean / covariance" in table
     collapsed = ev.evaluate([sample[0]] * 150)
     assert collapsed["coverage"] < 0.05 and collapsed["coverage/real"] > 0.8
     assert collapsed["modes/bins_occupied"] * collapsed["modes/n_bins"] == pytest.approx(1.0)

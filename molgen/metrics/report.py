@@ -77,6 +77,28 @@ class EvaluationReport:
             lines.append(f'| {k} | {val} | {self.notes.get(k, "")} |')
         return '\n'.join(lines)
 
+    def mode_dropping(self) -> str:
+        """The mode-dropping diagnostics as a markdown table: generated value next to the real-vs-real
+        value at the same n (``molgen.metrics.modes``); empty when they were not computed."""
+        keys = [k for k in self.metrics if k.endswith('/real')]
+        if not keys:
+            return ''
+
+        def fmt(v: Any) -> str:
+            return 'NaN' if v is None or not math.isfinite(v) else f'{v:.4f}'
+
+        lines = [f"mode dropping at n = {self.metrics.get('modes/n', self.meta.get('n_valid'))} "
+                 f"({int(self.metrics.get('modes/n_bins', 0))} fingerprint bins)", '',
+                 '| diagnostic | generated | real vs real (same n) |', '|---|---:|---:|']
+        for k in keys:
+            base = k[:-len('/real')]
+            lines.append(f'| {base} | {fmt(self.metrics.get(base))} | {fmt(self.metrics[k])} |')
+        for label in sorted({k.split('/')[1] for k in self.metrics if k.startswith('FCD/') and k.endswith('/mean')}):
+            lines.append(f"| FCD/{label} mean / covariance terms | {fmt(self.metrics[f'FCD/{label}/mean'])} / "
+                         f"{fmt(self.metrics[f'FCD/{label}/cov'])} | FCDfloor/{label} "
+                         f"{fmt(self.metrics.get(f'FCDfloor/{label}'))} |")
+        return '\n'.join(lines)
+
     def __str__(self) -> str:
         return self.to_markdown()
 
