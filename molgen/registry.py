@@ -47,10 +47,11 @@ def accepted_args(obj: Callable, wiring: set[str] = frozenset()) -> dict[str, An
 class Registry(Generic[T]):
     """Maps lenient names ("Mog", "mog", "MOG") to objects; unknown names list the valid choices."""
 
-    def __init__(self, category: str, modules: tuple[str, ...] = ()) -> None:
+    def __init__(self, category: str, modules: tuple[str, ...] = (), declared: tuple[str, ...] = ()) -> None:
         self.category = category
         self._items: dict[str, T] = {}
         self._modules = modules  # imported on first lookup, so registering stays lazy
+        self._declared = tuple(sorted(_norm(n) for n in declared))  # what ``modules`` register (tested)
         self._loaded = False
 
     def register(self, name: str) -> Callable[[T], T]:
@@ -105,6 +106,11 @@ class Registry(Generic[T]):
         self._load()
         return sorted(self._items)
 
+    def declared_names(self) -> list[str]:
+        """The names the registry's modules register, without importing them (CLI choices, ``--help``);
+        ``tests/test_cli_fast.py`` checks they equal :meth:`names` after the imports."""
+        return list(self._declared)
+
     def items(self) -> Iterator[tuple[str, T]]:
         self._load()
         return iter(sorted(self._items.items()))
@@ -114,11 +120,16 @@ class Registry(Generic[T]):
         return _norm(name) in self._items
 
 
+# Each registry: the modules that register its entries, and the names they register (declared here so
+# the CLI lists choices without importing torch / Lightning; a test keeps the two in step).
 MODELS: Registry = Registry("model", ("molgen.models.transformer", "molgen.models.vae", "molgen.models.flow",
-                                   "molgen.models.diffusion", "molgen.models.gan"))
-REPRESENTATIONS: Registry = Registry("representation", ("molgen.tokenizers.smiles", "molgen.tokenizers.selfies"))
+                                   "molgen.models.diffusion", "molgen.models.gan"),
+                            ("transformer", "vae", "flow", "diffusion", "gan"))
+REPRESENTATIONS: Registry = Registry("representation", ("molgen.tokenizers.smiles", "molgen.tokenizers.selfies"),
+                                     ("smiles", "selfies"))
 TOKENIZERS = REPRESENTATIONS  # string representations are tokenizers
-ENCODERS: Registry = Registry("encoder", ("molgen.encoders.sequence", "molgen.encoders.graph"))
-PRIORS: Registry = Registry("prior", ("molgen.models.priors",))
-BACKBONES: Registry = Registry("backbone", ("molgen.nn.transformer",))
-FEATURIZERS: Registry = Registry("featurizer", ("molgen.featurizers.graph",))
+ENCODERS: Registry = Registry("encoder", ("molgen.encoders.sequence", "molgen.encoders.graph"),
+                              ("sequence", "graph"))
+PRIORS: Registry = Registry("prior", ("molgen.models.priors",), ("gaussian", "mog", "vamp"))
+BACKBONES: Registry = Registry("backbone", ("molgen.nn.transformer",), ("transformer",))
+FEATURIZERS: Registry = Registry("featurizer", ("molgen.featurizers.graph",), ("graph",))

@@ -11,16 +11,23 @@ def add_models_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run_models(args: argparse.Namespace) -> int:
-    from molgen.api import list_components, list_models
+    if args.json:  # the full rows (config options too): imports every family
+        from molgen.api import list_components, list_models
 
-    rows = list_models()
-    components = list_components()
-    if args.json:
-        print(json.dumps({"models": rows, "components": components}, indent=1))
+        print(json.dumps({"models": list_models(), "components": list_components()}, indent=1))
         return 0
-    print(f"{'model':<14}{'likelihood (nats/molecule)':<28}{'capabilities':<36}description")
+    from molgen.cli.models_table import MODELS_TABLE
+    from molgen.registry import BACKBONES, ENCODERS, MODELS, PRIORS, REPRESENTATIONS
+
+    rows = MODELS_TABLE
+    if sorted(r["name"] for r in rows) != MODELS.declared_names():  # a family the table misses: ask them
+        from molgen.cli.models_table import current_table
+
+        rows = current_table()
+    components = {reg.category: reg.declared_names() for reg in (REPRESENTATIONS, ENCODERS, PRIORS, BACKBONES)}
+    print(f"{'model':<14}{'likelihood (nats/molecule)':<28}{'capabilities':<40}description")
     for r in rows:
-        print(f"{r['name']:<14}{r['likelihood_kind'] or 'none':<28}{', '.join(r['capabilities']):<36}"
+        print(f"{r['name']:<14}{r['likelihood_kind'] or 'none':<28}{', '.join(r['capabilities']):<40}"
               f"{r['description']}")
     print("\nlikelihood object: the canonical string of the model's representation "
           "(canonical-smiles / canonical-selfies)")

@@ -25,7 +25,7 @@ def resolve_config(name: str | None) -> Path | None:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from molgen.registry import ENCODERS, MODELS, PRIORS, REPRESENTATIONS
 
-    p.add_argument("--model", choices=MODELS.names(), default=None, help="generator family (default transformer)")
+    p.add_argument("--model", choices=MODELS.declared_names(), default=None, help="generator family (default transformer)")
     p.add_argument("--data", default=None, help="'moses' (embedded), a catalog name or a .smi/.csv/.parquet/.sdf path")
     p.add_argument("--smiles-col", default=None, help="SMILES column of a .csv/.parquet file")
     p.add_argument("--val-data", default=None,
@@ -33,7 +33,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "test sets are refused)")
     p.add_argument("--out", required=True, help="output model directory")
     p.add_argument("--config", default=None, help="YAML config (path or name in configs/)")
-    p.add_argument("--representation", choices=REPRESENTATIONS.names(), default=None)
+    p.add_argument("--representation", choices=REPRESENTATIONS.declared_names(), default=None)
     p.add_argument("--max-epochs", type=int, default=None)
     p.add_argument("--max-steps", type=int, default=None)
     p.add_argument("--max-molecules", type=int, default=None, metavar="N",
@@ -50,9 +50,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--precision", default=None,
                    help="32-true | bf16-mixed | 16-mixed (default: bf16-mixed on GPU; on CPU the faster one, measured)")
     p.add_argument("--resume", default=None, help="Lightning checkpoint to resume from (OUT/checkpoints/last.ckpt)")
-    p.add_argument("--encoder", choices=ENCODERS.names(), default=None,
+    p.add_argument("--encoder", choices=ENCODERS.declared_names(), default=None,
                    help="encoder component of a model that has one (the VAE); same as --set encoder=NAME")
-    p.add_argument("--prior", choices=PRIORS.names(), default=None,
+    p.add_argument("--prior", choices=PRIORS.declared_names(), default=None,
                    help="prior component of a model that has one (the VAE); same as --set prior=NAME")
     p.add_argument("--autoencoder", default=None, metavar="DIR",
                    help="trained VAE model directory for --model gan (reused frozen, saved inside the GAN)")
