@@ -19,6 +19,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("molgen.cli.train", "train a generator on a SMILES dataset"),
     "sample": ("molgen.cli.sample", "sample molecules from a trained model"),
     "score": ("molgen.cli.score", "score a compound library by per-molecule log-likelihood"),
+    "finetune": ("molgen.cli.finetune", "fine-tune a trained model on a focused set (e.g. your actives)"),
+    "filter": ("molgen.cli.filter", "filter molecules (validity, novelty, alerts, property ranges, rules)"),
     "evaluate": ("molgen.cli.evaluate", "evaluate a file of SMILES with the MOSES/GuacaMol metrics"),
     "models": ("molgen.cli.inspect", "list the registered generator families"),
     "info": ("molgen.cli.inspect", "describe a saved model directory"),

@@ -9,7 +9,8 @@ import sys
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, help="model directory")
     p.add_argument("-n", type=int, required=True, help="number of samples (invalid ones are kept and marked)")
-    p.add_argument("-o", "--output", required=True, help=".smi (one per line) or .csv/.parquet with columns")
+    p.add_argument("-o", "--output", required=True,
+                   help=".smi (one per line), .csv / .tsv / .parquet (all columns) or .sdf (molecules and values)")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--temperature", type=float, default=1.0,
                    help="1.0 samples the model itself; other values are a different sampler")
@@ -25,23 +26,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from molgen.api import load
     from molgen.conditioning import parse_condition
-    from molgen.errors import ConfigError
+    from molgen.export import WRITE_SUFFIXES, suffix_of, write_molecules
 
-    if not args.output.endswith((".smi", ".csv", ".tsv", ".parquet")):
-        raise ConfigError(f"cannot write samples to {args.output!r}: use .smi, .csv, .tsv or .parquet")
+    suffix_of(args.output, WRITE_SUFFIXES, "write samples to")  # before any work
     model = load(args.model, map_location=args.device).to(args.device)
     res = model.sample(args.n, seed=args.seed, temperature=args.temperature, batch_size=args.batch_size,
                        condition=parse_condition(args.condition), guidance=args.guidance)
-    out = args.output
-    if out.endswith((".csv", ".tsv", ".parquet")):
-        df = res.to_frame()
-        if out.endswith(".parquet"):
-            df.to_parquet(out, index=False)
-        else:
-            df.to_csv(out, sep="\t" if out.endswith(".tsv") else ",", index=False)
-    else:
-        with open(out, "w") as f:
-            f.writelines(f"{s}\n" for s in res.smiles)
+    out = args.output  # .smi: one SMILES per line as generated; tables and .sdf: every column
+    write_molecules(res.to_frame(), out, smiles_col="smiles")
     if not args.quiet:
         print(f"wrote {len(res)} samples to {out} (valid {res.validity:.3f}, sampler {res.sampler}, "
               f"temperature {args.temperature})", file=sys.stderr)

@@ -78,6 +78,23 @@ class SampleResult:
             df["guidance"] = self.info.get("guidance", 0.0)
         return df
 
+    def filter(self, **criteria: Any) -> pd.DataFrame:
+        """:func:`molgen.filtering.filter_molecules` on these samples: every row with ``keep`` and ``reason``."""
+        from molgen.filtering import filter_molecules
+
+        return filter_molecules(self, **criteria)
+
+    def draw(self, n: int = 24, **options: Any):
+        """An HTML grid of the first ``n`` samples with their values (:func:`molgen.draw.draw`)."""
+        from molgen.draw import draw
+
+        return draw(self, n=n, **options)
+
+    def _repr_html_(self) -> str:  # Jupyter: a summary line and the first molecules
+        head = (f"<div>SampleResult: {len(self)} samples, validity {self.validity:.3f}, sampler {self.sampler}, "
+                f"seed {self.seed}{', likelihood ' + str(self.likelihood) if self.likelihood else ''}</div>")
+        return head + (self.draw(n=12)._repr_html_() if len(self) else "")
+
 
 class GenerativeModel(L.LightningModule):
     """Base class: Lightning module + molgen's sampling / likelihood / persistence contract."""
@@ -274,6 +291,33 @@ class GenerativeModel(L.LightningModule):
 
     def n_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
+
+    def summary(self) -> dict[str, str]:
+        """Family, parameters, representation, likelihood label and training data (for ``repr`` / notebooks)."""
+        rep, meta = self.representation, self.metadata or {}
+        data, training = meta.get("data") or {}, meta.get("training") or {}
+        out = {"family": self.name, "parameters": f"{self.n_parameters() / 1e6:.2f}M",
+               "representation": (f"{getattr(rep, 'name', type(rep).__name__)} (vocabulary "
+                                  f"{getattr(rep, 'vocab_size', '?')}, max_len {self.max_len})") if rep is not None
+               else "none (holds " + ", ".join(self.nested) + ")",
+               "likelihood": str(self.likelihood_label()) if "log_likelihood" in self.capabilities else "none"}
+        if data:
+            seen = training.get("molecules_seen")
+            out["trained on"] = (f"{data.get('source')} ({data.get('n_train')} molecules"
+                                 + (f", {seen:,} seen" if seen else "") + ")")
+        if meta.get("finetune"):
+            out["fine-tuned from"] = str(meta["finetune"]["parent"].get("path") or "a model in memory")
+        return out
+
+    def __repr__(self) -> str:  # short: the module tree is print(model.net) / ModelSummary
+        return f"{type(self).__name__}(" + ", ".join(f"{k}={v}" for k, v in self.summary().items()) + ")"
+
+    def _repr_html_(self) -> str:
+        import html
+
+        rows = "".join(f"<tr><th style='text-align:left'>{html.escape(k)}</th><td style='text-align:left'>"
+                       f"{html.escape(v)}</td></tr>" for k, v in self.summary().items())
+        return f"<table><caption>{type(self).__name__}</caption>{rows}</table>"
 
 
 def _canonical_rows(raw: list[Any], policy: Policy) -> tuple[list[str], list[str | None]]:

@@ -1,0 +1,228 @@
+"""Fine-tuning (transfer learning): train a saved model further on a focused set, e.g. one's own actives.
+
+The base model's representation (vocabulary) and ``max_len`` are kept, and so are its weights: the run
+goes through :func:`molgen.training.train.train` with the model instance as its starting point, so data
+handling, budgets, precision, checkpoints, curves and the saved directory are those of ``molgen train``.
+Molecules the base model cannot represent (invalid SMILES, tokens it has never seen, too long) cannot
+be learnt from: they are counted by status (the statuses of ``molgen score``), listed row by row in
+``OUT/finetune_data.csv``, logged, and recorded in ``metadata.json`` — never dropped silently. The
+metadata also records the parent model (path, config and weights hashes, its training data) and the
+hash of the fine-tuning data.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import logging
+import math
+import re
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from molgen.data.io import SmilesSource
+from molgen.errors import CapabilityError, ConfigError, strict
+
+log = logging.getLogger(__name__)
+
+#: molecules of the fine-tuning set scored before and after (in-sample NLL, a quick sanity number)
+NLL_PROBE = 2000
+
+
+# --- freezing ------------------------------------------------------------------------------------
+_BLOCK = re.compile(r"(?:^|\.)(?:blocks|layers|steps)\.(\d+)\.")
+
+
+def _freeze_groups(model: Any) -> dict[str, list[str]]:
+    """Freezable parts of this model -> parameter names: ``embeddings``, ``encoder``, ``prior`` and
+    ``blocks:N`` (the first N blocks of a stack), where the model has them."""
+    names = [n for n, _ in model.named_parameters()]
+    groups = {
+        "embeddings": [n for n in names if any("emb" in part for part in n.split(".")[:-1])],
+        "encoder": [n for n in names if n.startswith("encoder.")],
+        "prior": [n for n in names if n.startswith("prior.")],
+    }
+    return {k: v for k, v in groups.items() if v}
+
+
+def _n_blocks(model: Any) -> int:
+    idx = [int(m.group(1)) for n, _ in model.named_parameters() if (m := _BLOCK.search(n))]
+    return max(idx) + 1 if idx else 0
+
+
+def accepted_freeze(model: Any) -> list[str]:
+    """What ``freeze=`` accepts for this model (depends on the family's parts)."""
+    n = _n_blocks(model)
+    return [*_freeze_groups(model), *([f"blocks:N (N = 1..{n})"] if n else [])]
+
+
+def resolve_freeze(model: Any, freeze: str | Sequence[str] | None) -> list[str]:
+    """Parameter names to freeze for ``freeze`` (e.g. ``"embeddings"``, ``["embeddings", "blocks:2"]``);
+    an unknown or inapplicable value is a :class:`ConfigError` listing what this model accepts."""
+    if freeze is None:
+        return []
+    specs = [freeze] if isinstance(freeze, str) else list(freeze)
+    specs = [x.strip() for s in specs for x in str(s).split(",") if x.strip()]
+    groups, n_blocks = _freeze_groups(model), _n_blocks(model)
+    accepted = ", ".join(accepted_freeze(model)) or "nothing (this model has no freezable parts)"
+    chosen: set[str] = set()
+    for spec in specs:
+        m = re.fullmatch(r"blocks:(\d+)", spec)
+        if spec in groups:
+            chosen.update(groups[spec])
+        elif m and n_blocks and 1 <= int(m.group(1)) <= n_blocks:
+            k = int(m.group(1))
+            chosen.update(n for n, _ in model.named_parameters()
+                          if (b := _BLOCK.search(n)) and int(b.group(1)) < k)
+        else:
+            raise ConfigError(f"freeze: {spec!r} is not accepted for a {model.name} model; accepted: {accepted}")
+    if chosen and all(n in chosen for n, _ in model.named_parameters()):
+        raise ConfigError(f"freeze {specs}: every parameter would be frozen, nothing left to fine-tune")
+    return sorted(chosen)
+
+
+# --- records -------------------------------------------------------------------------------------
+def _sha256_json(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _parent_record(model: Any, path: Path | None) -> dict[str, Any]:
+    """Where the base model came from: directory, config / weights hashes, its own training data."""
+    from molgen.persistence import model_config
+
+    cfg = model_config(model)
+    rec: dict[str, Any] = {"path": str(path.resolve()) if path is not None else None, "model": model.name,
+                           "config_sha256": _sha256_json({k: v for k, v in cfg.items() if k != "molgen_version"})}
+    weights = path / "model.safetensors" if path is not None else None
+    if weights is not None and weights.exists():
+        from molgen.data.catalog import sha256_file
+
+        rec["weights_sha256"] = sha256_file(weights)
+    meta = model.metadata or {}
+    rec["data"] = {k: meta.get("data", {}).get(k) for k in ("source", "source_hash", "n_train")} if meta else None
+    rec["final"] = meta.get("final")
+    if "finetune" in meta:  # a fine-tuned parent: keep the chain
+        rec["finetune"] = meta["finetune"]
+    return rec
+
+
+def data_status(model: Any, smiles: Sequence[str | None]) -> tuple[list[str | None], list[str]]:
+    """Row-aligned (canonical, status) of ``smiles`` under the model's policy and representation:
+    ``ok`` or the ``molgen score`` status of why the model cannot represent the molecule."""
+    from molgen.scoring import _prepare
+
+    rows = [_prepare(model, s) for s in smiles]
+    return [r[0] for r in rows], [r[1] for r in rows]
+
+
+def _mean_nll(model: Any, smiles: list[str]) -> float | None:
+    if not smiles:
+        return None
+    df = model.score(smiles)
+    ok = df[df.status == "ok"]
+    return float(-ok.log_likelihood.mean()) if len(ok) else None
+
+
+# --- finetune ------------------------------------------------------------------------------------
+@strict
+def finetune(model: Any, data: SmilesSource, out: str | Path, *, max_epochs: int | None = None,
+             max_time: float | None = None, max_molecules: int | None = None, max_steps: int | None = None,
+             lr: float = 5e-4, warmup_steps: int = 10, batch_size: int = 32, weight_decay: float = 0.01,
+             freeze: str | Sequence[str] | None = None, smiles_col: str | None = None,
+             val_size: int = 200, val_every: int | None = None, log_every: int | None = None, seed: int = 0,
+             precision: str | None = None, accelerator: str = "auto", num_threads: int | None = None,
+             progress: bool = True, callbacks: list[Any] | None = None):
+    """Fine-tune ``model`` (a model directory or a loaded model, left untouched) on ``data`` and save the
+    result to ``out``; returns the fine-tuned model.
+
+    Budget: ``max_epochs`` / ``max_time`` (minutes) / ``max_molecules`` / ``max_steps``, whichever is
+    spent first (10 epochs if none is given). ``freeze``: parts kept fixed — ``"embeddings"``,
+    ``"blocks:N"`` (the first N blocks), ``"encoder"`` / ``"prior"`` (VAE); what a model accepts is
+    listed by the error for anything else. Validation molecules are carved from ``data``.
+    """
+    from molgen.api import load
+    from molgen.data.io import read_smiles, source_hash
+    from molgen.models.base import GenerativeModel
+    from molgen.training.train import train
+
+    if isinstance(model, (str, Path)):
+        base_dir: Path | None = Path(model)
+        base = load(base_dir)
+    elif isinstance(model, GenerativeModel):
+        base_dir = None
+        base = copy.deepcopy(model)  # the caller's model stays as it was
+    else:
+        raise ConfigError(f"model must be a model directory or a loaded molgen model, got {type(model).__name__}")
+    base.require("log_likelihood")  # fine-tuning maximises the model's likelihood of the new data
+    if "conditional" in base.capabilities and base.condition_space is not None:
+        raise CapabilityError(f"fine-tuning a conditional {base.name} is not supported yet (the data would need "
+                              "the conditioning properties); fine-tune an unconditional model")
+    for name, v in (("max_epochs", max_epochs), ("max_steps", max_steps), ("max_molecules", max_molecules)):
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+            raise ConfigError(f"{name} must be a positive integer, got {v!r}")
+    if max_time is not None and not (isinstance(max_time, (int, float)) and max_time > 0):
+        raise ConfigError(f"max_time must be a number of minutes > 0, got {max_time!r}")
+    if not (isinstance(lr, (int, float)) and lr > 0):
+        raise ConfigError(f"lr must be a number > 0, got {lr!r}")
+    if not any(v is not None for v in (max_epochs, max_time, max_molecules, max_steps)):
+        max_epochs = 10
+    frozen = resolve_freeze(base, freeze)
+    out = Path(out)
+
+    # What the base model can learn from: every row gets a status, counted and written out.
+    raw = read_smiles(data, smiles_col) if isinstance(data, (str, Path)) else list(data)
+    canonical, status = data_status(base, raw)
+    counts = Counter(s if not s.startswith("oov_token:") else "oov_token" for s in status)
+    usable = list(dict.fromkeys(c for c, s in zip(canonical, status) if s == "ok"))
+    n_left = len(raw) - counts.get("ok", 0)
+    if n_left:
+        log.warning("fine-tuning data: %d of %d rows cannot be represented by the base model and are left out: %s "
+                    "(rows in %s)", n_left, len(raw), dict(counts), out / "finetune_data.csv")
+    if len(usable) < 2:
+        raise ValueError(f"fine-tuning data: only {len(usable)} distinct molecule(s) the base model can represent "
+                         f"(of {len(raw)} rows: {dict(counts)}); need at least 2")
+    out.mkdir(parents=True, exist_ok=True)
+    import pandas as pd
+
+    pd.DataFrame({"input": raw, "canonical": canonical, "status": status}).to_csv(out / "finetune_data.csv",
+                                                                                  index=False)
+    parent = _parent_record(base, base_dir)  # before training changes it
+    probe = usable[:NLL_PROBE]
+    nll_before = _mean_nll(base, probe)
+
+    base.train()  # a loaded model is in eval mode
+    for name, p in base.named_parameters():
+        p.requires_grad_(name not in frozen)
+    n_val = min(val_size, max(1, len(usable) // 10))
+    if val_every is None:  # validate about once per epoch on a small set
+        val_every = max(1, min(500, math.ceil((len(usable) - n_val) / batch_size)))
+    if log_every is None:  # curves with a few points per validation even on a small set
+        log_every = max(1, min(10, val_every // 2))
+    try:
+        net = train(base, data=usable, out=out, max_epochs=max_epochs, max_time=max_time,
+                    max_molecules=max_molecules, max_steps=max_steps, lr=lr, warmup_steps=warmup_steps,
+                    batch_size=batch_size, weight_decay=weight_decay, val_size=val_size, val_every=val_every,
+                    log_every=log_every, seed=seed, precision=precision, accelerator=accelerator,
+                    num_threads=num_threads, progress=progress, policy=base.policy.to_dict(),
+                    callbacks=callbacks)
+    finally:
+        for p in base.parameters():
+            p.requires_grad_(True)
+    net.eval()
+    nll_after = _mean_nll(net, probe)
+    net.metadata["finetune"] = {
+        "parent": parent,
+        "data": {"source": str(data) if isinstance(data, (str, Path)) else "<list>",
+                 "sha256": source_hash(data, smiles_col) if isinstance(data, (str, Path)) else source_hash(raw),
+                 "rows": len(raw), "status_counts": dict(counts), "left_out": n_left,
+                 "distinct_usable": len(usable), "rows_file": "finetune_data.csv"},
+        "freeze": [freeze] if isinstance(freeze, str) else (list(freeze) if freeze else []),
+        "frozen_parameters": int(sum(p.numel() for n, p in net.named_parameters() if n in frozen)),
+        "finetune_set_nll": {"before": nll_before, "after": nll_after, "n": len(probe),
+                             "note": "in-sample: molecules of the fine-tuning set (validation NLL is in final)"},
+    }
+    net.save_pretrained(out)
+    return net
