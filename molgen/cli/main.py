@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("molgen.cli.evaluate", "evaluate a file of SMILES with the MOSES/GuacaMol metrics"),
     "models": ("molgen.cli.inspect", "list the registered generator families"),
     "info": ("molgen.cli.inspect", "describe a saved model directory"),
+    "data": ("molgen.cli.data", "the dataset catalog: list, download and verify (MOSES, GuacaMol, ZINC250k)"),
     "quickstart": ("molgen.cli.quickstart", "train the quick-start model, sample it and evaluate it"),
 }
 
@@ -45,6 +46,9 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
 
 def _setup_logging(verbose: int, quiet: bool) -> None:
+    from molgen.progress import set_quiet
+
+    set_quiet(quiet)
     level = logging.WARNING if quiet else (logging.DEBUG if verbose > 1 else logging.INFO)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", force=True)
     # Lightning is chatty at INFO (tips, accelerator lines); keep it at WARNING unless -vv.
@@ -69,10 +73,16 @@ def main(argv: list[str] | None = None) -> int:
     module = importlib.import_module(COMMANDS[args.command][0])
     run = getattr(module, f"run_{args.command}", getattr(module, "run", None))
     try:
+        _check_device(args)
         return int(run(args) or 0)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `molgen data list | head`: stop quietly
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except (ValueError, FileNotFoundError, KeyError, NotImplementedError) as e:
         # Expected user errors (bad path, corrupt model, unknown option): one clear line, no traceback.
         if args.verbose > 1:
@@ -80,6 +90,20 @@ def main(argv: list[str] | None = None) -> int:
         msg = e.args[0] if isinstance(e, KeyError) and e.args else e
         print(f"molgen {args.command}: error: {msg}", file=sys.stderr)
         return 2
+
+
+def _check_device(args: argparse.Namespace) -> None:
+    """``--device cuda`` / ``--accelerator gpu`` on a machine without CUDA: one clear line, not a trace."""
+    dev = str(getattr(args, "device", None) or "")
+    acc = str(getattr(args, "accelerator", None) or "")
+    if dev.startswith("cuda") or acc in ("gpu", "cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            flag = f"--device {dev}" if dev.startswith("cuda") else f"--accelerator {acc}"
+            raise ValueError(f"{flag}: no CUDA device is available on this machine (torch {torch.__version__}, "
+                             f"built {'with' if torch.backends.cuda.is_built() else 'without'} CUDA); "
+                             "use --device cpu / --accelerator cpu")
 
 
 if __name__ == "__main__":  # pragma: no cover

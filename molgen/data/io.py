@@ -60,7 +60,7 @@ def iter_smiles_batches(source: SmilesSource, smiles_col: str | None = None,
         for i in range(0, len(items), batch_size):
             yield list(items[i:i + batch_size])
         return
-    if isinstance(source, str) and catalog.is_named(source):
+    if catalog.looks_named(source):  # a catalog name (an unknown one lists the known ones)
         path, col = catalog.resolve(source)
         smiles_col = smiles_col or col
     else:
@@ -127,7 +127,7 @@ def read_smiles(source: SmilesSource, smiles_col: str | None = None) -> list[str
 
 def source_hash(source: SmilesSource, smiles_col: str | None = None) -> str:
     """Stable content hash of a source (file sha256 or hash of the list), for cache keys."""
-    if isinstance(source, str) and catalog.is_named(source):
+    if catalog.looks_named(source):
         path, _ = catalog.resolve(source)
         return catalog.sha256_file(path)[:16]
     if isinstance(source, (str, Path)):
