@@ -102,8 +102,12 @@ class EvaluationReport:
     def __str__(self) -> str:
         return self.to_markdown()
 
-    def plot(self, folder: str | Path) -> list[Path]:
-        """Histograms of logP / SA / QED / weight against the reference, one PNG each."""
-        from molgen.metrics.plots import property_plots
+    def plot(self, folder: str | Path | None = None):
+        """Histograms of logP / SA / QED / weight against the reference (shared bins over both ranges, the
+        distance in each title). With ``folder``: one PNG each, their paths returned; without: one figure
+        that also shows the distance metrics (inline in a notebook)."""
+        from molgen.metrics.plots import property_plots, report_figure
 
-        return property_plots(self.properties, self.reference_properties, Path(folder))
+        if folder is None:
+            return report_figure(self.properties, self.reference_properties, self.metrics)
+        return property_plots(self.properties, self.reference_properties, Path(folder), self.metrics)
