@@ -83,11 +83,12 @@ class FlowConfig(ModelConfig):
     whose conditioners are ``cond_layers``-layer bidirectional transformers of width ``cond_d_model``,
     the coupling scale clamp, and the Monte-Carlo estimators (samples, chunking, seed salt)."""
 
-    dim: int = 8
-    n_blocks: int = 8
-    cond_d_model: int = 96
-    cond_layers: int = 2
+    dim: int = 6
+    n_blocks: int = 6
+    cond_d_model: int = 64
+    cond_layers: int = 1
     cond_heads: int = 4
+    cond_mlp_ratio: int = 2
     clamp: float = 2.0
     init_scale: float = 0.5
     bound_samples: int = 8
@@ -97,7 +98,8 @@ class FlowConfig(ModelConfig):
 
     def validate(self) -> None:
         super().validate()
-        for name in ("dim", "n_blocks", "cond_d_model", "cond_layers", "cond_heads", "bound_samples", "iw_k",
+        for name in ("dim", "n_blocks", "cond_d_model", "cond_layers", "cond_heads", "cond_mlp_ratio",
+                     "bound_samples", "iw_k",
                      "iw_chunk"):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
@@ -138,7 +140,8 @@ class FlowModel(GenerativeModel):
         self.register_buffer("id_to_cat", id_to_cat, persistent=False)
         self.n_categories = len(cat_to_id)
         self.dequantizer = CategoricalGaussians(self.n_categories, c.dim, self.length, c.init_scale)
-        self.flow = Flow(c.dim, self.length, c.n_blocks, c.cond_d_model, c.cond_layers, c.cond_heads, c.clamp)
+        self.flow = Flow(c.dim, self.length, c.n_blocks, c.cond_d_model, c.cond_layers, c.cond_heads, c.clamp,
+                         mlp_ratio=c.cond_mlp_ratio)
 
     # --- data ----------------------------------------------------------------------------------
     def featurize(self, canonical_smiles: str) -> list[int]:

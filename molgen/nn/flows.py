@@ -118,13 +118,14 @@ class AffineCoupling(nn.Module):
     """y_a = x_a, y_b = x_b * exp(s) + t, (s_raw, t) = net(x_a), s = clamp * tanh(s_raw / clamp)."""
 
     def __init__(self, channels: int, max_positions: int, d_model: int, n_layers: int, n_heads: int,
-                 clamp: float = 2.0) -> None:
+                 clamp: float = 2.0, mlp_ratio: int = 4) -> None:
         super().__init__()
         if channels < 2:
             raise ValueError(f"an affine coupling needs at least 2 channels, got {channels}")
         self.split = channels // 2
         self.clamp = float(clamp)
-        self.net = Conditioner(self.split, channels - self.split, max_positions, d_model, n_layers, n_heads)
+        self.net = Conditioner(self.split, channels - self.split, max_positions, d_model, n_layers, n_heads,
+                               mlp_ratio)
 
     def _st(self, xa: Tensor) -> tuple[Tensor, Tensor]:
         s, t = self.net(xa)
@@ -146,10 +147,11 @@ class FlowStep(nn.Module):
     """ActNorm -> invertible 1x1 mixing -> affine coupling."""
 
     def __init__(self, channels: int, max_positions: int, d_model: int, n_layers: int, n_heads: int,
-                 clamp: float, generator: torch.Generator | None = None) -> None:
+                 clamp: float, generator: torch.Generator | None = None, mlp_ratio: int = 4) -> None:
         super().__init__()
         self.layers = nn.ModuleList([ActNorm(channels), InvertibleLinear(channels, generator),
-                                     AffineCoupling(channels, max_positions, d_model, n_layers, n_heads, clamp)])
+                                     AffineCoupling(channels, max_positions, d_model, n_layers, n_heads, clamp,
+                                                    mlp_ratio)])
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         total = torch.zeros(x.shape[0], dtype=torch.float64, device=x.device)
@@ -168,10 +170,10 @@ class Flow(nn.Module):
     """A stack of :class:`FlowStep`; ``forward`` is data -> base with the summed log-determinant (float64)."""
 
     def __init__(self, channels: int, max_positions: int, n_blocks: int, d_model: int, n_layers: int,
-                 n_heads: int, clamp: float = 2.0, seed: int = 0) -> None:
+                 n_heads: int, clamp: float = 2.0, seed: int = 0, mlp_ratio: int = 4) -> None:
         super().__init__()
         g = torch.Generator().manual_seed(seed)  # the 1x1 mixings' start does not consume the global stream
-        self.steps = nn.ModuleList(FlowStep(channels, max_positions, d_model, n_layers, n_heads, clamp, g)
+        self.steps = nn.ModuleList(FlowStep(channels, max_positions, d_model, n_layers, n_heads, clamp, g, mlp_ratio)
                                    for _ in range(n_blocks))
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
