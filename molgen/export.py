@@ -91,7 +91,9 @@ def read_table(path: str | Path, *, smiles_col: str | None = None) -> pd.DataFra
         rows = []
         with open(path, encoding="utf-8", errors="replace") as f:
             for i, line in enumerate(f):
-                parts = line.split(maxsplit=1)
+                line = line.rstrip("\r\n")  # SMILES<tab>name as written here, else SMILES<space>name
+                parts = line.split("\t", 1) if "\t" in line else line.split(maxsplit=1)
+                parts = [p for p in parts if p.strip()]
                 if i == 0 and parts and parts[0].lower() in ("smiles", "smi"):
                     continue  # header line
                 rows.append({"smiles": parts[0] if parts else None,

@@ -117,7 +117,6 @@ def _frame(data: Any, smiles_col: str | None) -> tuple[pd.DataFrame, str]:
 
 def _reference_set(novel_against: Any, policy: Any) -> set[str]:
     from molgen.chem import standardize
-    from molgen.data.datamodule import load_canonical
 
     if isinstance(novel_against, (set, frozenset)):
         novel_against = list(novel_against)
@@ -125,6 +124,8 @@ def _reference_set(novel_against: Any, policy: Any) -> set[str]:
         novel_against = novel_against.tolist()
     if isinstance(novel_against, (list, tuple)):
         return {c for s in novel_against if (c := standardize(s, policy)[0]) is not None}
+    from molgen.data.datamodule import load_canonical
+
     smiles, _ = load_canonical(novel_against, policy)  # a file or catalog name, cached on disk
     return set(smiles)
 
