@@ -1,19 +1,24 @@
 """Score a compound library by likelihood: one output row per input row, never a crash on one row.
 
 Columns: ``input, canonical, status, log_likelihood, nll_per_token, n_tokens, likelihood_kind,
-likelihood_object, likelihood_unit``. ``status`` is ``ok``, ``invalid_smiles``,
-``oov_token:<tok>[,<tok>...]`` (every unknown token), ``too_long`` or ``error`` (reason in the log).
-``log_likelihood`` is log p (or the labelled lower bound) in nats per molecule, NaN unless ``ok``;
-``nll_per_token`` is a secondary diagnostic (not comparable across representations). The label
-columns come from ``model.likelihood_label(kind)``, the same object as everywhere else; the
-DataFrame also carries it in ``df.attrs["likelihood"]``.
+likelihood_object, likelihood_unit, note``. ``status`` is ``ok``, ``invalid_smiles`` (RDKit cannot
+read it; ``canonical`` empty), ``oov_token:<tok>[,<tok>...]`` (every unknown token), ``too_long``,
+``unrepresentable`` (a valid molecule the representation cannot write, e.g. a dative bond in SELFIES;
+``canonical`` kept) or ``error`` (reason in ``note``). ``note`` says why in words: the elements the
+model never saw, the fragments stripped, the token count over ``max_len``. ``log_likelihood`` is log p
+(or the labelled lower bound) in nats per molecule, NaN unless ``ok``; ``nll_per_token`` is a
+secondary diagnostic (not comparable across representations). The label columns come from
+``model.likelihood_label(kind)``, the same object as everywhere else; the DataFrame also carries it
+in ``df.attrs["likelihood"]``. Files keep their ID column (``keep_cols``), placed first.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import re
 from collections.abc import Iterator, Sequence
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +27,65 @@ import pandas as pd
 import torch
 
 from molgen.chem import Status, standardize
-from molgen.errors import ConfigError, row_status
+from molgen.errors import ConfigError, OOVError, TokenizeError, TooLongError, row_status
 
 log = logging.getLogger(__name__)
 COLUMNS = ["input", "canonical", "status", "log_likelihood", "nll_per_token", "n_tokens", "likelihood_kind",
-           "likelihood_object", "likelihood_unit"]
+           "likelihood_object", "likelihood_unit", "note"]
+_ORGANIC = {"B", "C", "N", "O", "S", "P", "F", "I", "Cl", "Br", "b", "c", "n", "o", "s", "p"}
+_ATOM = re.compile(r"^\[?[=#/\\:~$-]*\d*([A-Z][a-z]?|[a-z][a-z]?)")
+
+
+@lru_cache(maxsize=4096)
+def _token_element(token: str) -> str | None:
+    """The element a SMILES or SELFIES token writes (``[13CH3+]`` -> C, ``[=Se]`` -> Se), else None."""
+    from rdkit import Chem
+
+    if token in _ORGANIC:
+        return token.capitalize()
+    if not token.startswith("[") or token.startswith(("[Branch", "[Ring", "[=Branch", "[#Branch", "[=Ring")):
+        return None
+    m = _ATOM.match(token)
+    if not m:
+        return None
+    sym = m.group(1)
+    table = Chem.GetPeriodicTable()
+    for cand in (sym.capitalize(), sym[0].upper()):
+        try:
+            if table.GetAtomicNumber(cand) > 0:
+                return cand
+        except RuntimeError:
+            continue
+    return None
+
+
+_KNOWN: dict[int, frozenset[str]] = {}
+
+
+def known_elements(tokenizer: Any) -> frozenset[str]:
+    """Elements written by some token of the vocabulary (what the model has seen)."""
+    key = id(tokenizer)
+    if key not in _KNOWN or len(_KNOWN) > 64:
+        if len(_KNOWN) > 64:
+            _KNOWN.clear()
+        _KNOWN[key] = frozenset(e for t in getattr(tokenizer, "itos", ()) if (e := _token_element(t)))
+    return _KNOWN[key]
+
+
+def _unseen_elements(model, canonical: str) -> list[str]:
+    from molgen.chem import to_mol
+
+    tok = getattr(model, "representation", None)
+    mol = to_mol(canonical)
+    if tok is None or mol is None or not hasattr(tok, "itos"):
+        return []
+    known = known_elements(tok)
+    return sorted({a.GetSymbol() for a in mol.GetAtoms()} - known - {"*"})
+
+
+def _fragments_note(smiles: str) -> str:
+    n = smiles.count(".") + 1
+    return f"largest of {n} fragments kept" if n > 1 else ""
 
 
 def as_smiles_list(smiles: Any, what: str = "smiles") -> list[str | None]:
@@ -39,23 +98,44 @@ def as_smiles_list(smiles: Any, what: str = "smiles") -> list[str | None]:
     return list(smiles)
 
 
-def _prepare(model, smiles: str | None) -> tuple[str | None, str, Any, int]:
-    """(canonical, status, features, n_tokens) for one input row."""
+def _prepare(model, smiles: str | None) -> tuple[str | None, str, Any, int, str]:
+    """(canonical, status, features, n_tokens, note) for one input row; status and canonical agree:
+    ``invalid_smiles`` has no canonical, every other status has one."""
     canonical, status = standardize(smiles, model.policy)
     if status is not Status.OK:
-        return canonical, status.value, None, 0
+        if status is Status.TOO_LONG:
+            note = "longer than the policy's character limit"
+        elif not isinstance(smiles, str) or not smiles.strip():
+            note = "empty"
+        else:
+            note = "RDKit cannot read it"
+        return None, status.value, None, 0, note
+    note = _fragments_note(smiles) if isinstance(smiles, str) else ""
     try:
         feats = model.featurize(canonical)
     except (KeyError, ValueError) as e:  # OOVError / TooLongError / TokenizeError, or an exotic failure
+        if isinstance(e, TokenizeError):  # valid chemistry the representation cannot write
+            return canonical, "unrepresentable", None, 0, _join(note, str(e))
         status = row_status(e)
-        if status == "error":
-            log.warning("featurize failed for %r: %s", smiles, e)
-        return canonical, status, None, 0
+        if isinstance(e, OOVError):
+            unseen = _unseen_elements(model, canonical)
+            why = f"token(s) {', '.join(e.tokens)} not in the vocabulary"
+            if unseen:
+                why = f"element(s) {', '.join(unseen)} never seen in training; " + why
+            return canonical, status, None, 0, _join(note, why)
+        if isinstance(e, TooLongError):
+            return canonical, status, None, 0, _join(note, f"{e.n_tokens} tokens > max_len {e.max_len}")
+        log.warning("featurize failed for %r: %s", smiles, e)
+        return canonical, status, None, 0, _join(note, f"{type(e).__name__}: {e}")
     except Exception as e:  # featurizer bug on exotic input: keep the row, say error
         log.warning("featurize failed for %r: %s", smiles, e)
-        return canonical, "error", None, 0
+        return canonical, "error", None, 0, _join(note, f"{type(e).__name__}: {e}")
     n_tok = len(feats) + 1 if isinstance(feats, (list, tuple)) else int(getattr(feats, "n_tokens", 0))
-    return canonical, "ok", feats, n_tok
+    return canonical, "ok", feats, n_tok, note
+
+
+def _join(*parts: str) -> str:
+    return "; ".join(p for p in parts if p)
 
 
 @torch.no_grad()
@@ -87,6 +167,7 @@ def score_smiles(model, smiles: Sequence[str | None], *, batch_size: int = 256, 
     # Sort by length so batches carry little padding; results go back to their rows.
     ok.sort(key=lambda i: rows[i][3])
     status = [r[1] for r in rows]
+    notes = [r[4] for r in rows]
     it = range(0, len(ok), batch_size)
     if progress:
         from tqdm.auto import tqdm
@@ -105,11 +186,13 @@ def score_smiles(model, smiles: Sequence[str | None], *, batch_size: int = 256, 
                     except Exception as e2:
                         log.warning("scoring failed for %r: %s", smiles[i], e2)
                         status[i] = "error"
+                        notes[i] = _join(notes[i], f"{type(e2).__name__}: {e2}")
     finally:
         model.train(was_training)
     for i in ok:
         if status[i] == "ok" and not math.isfinite(ll[i]):
             status[i] = "error"  # NaN / -inf likelihood: say so instead of writing a number
+            notes[i] = _join(notes[i], f"non-finite likelihood {ll[i]}")
             ll[i] = np.nan
     n_tok = np.array([r[3] if s == "ok" else 0 for r, s in zip(rows, status)], dtype=np.int64)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -117,7 +200,7 @@ def score_smiles(model, smiles: Sequence[str | None], *, batch_size: int = 256, 
     df = pd.DataFrame({
         "input": smiles, "canonical": [r[0] for r in rows], "status": status,
         "log_likelihood": ll, "nll_per_token": per_tok, "n_tokens": n_tok, "likelihood_kind": label.kind,
-        "likelihood_object": label.object, "likelihood_unit": label.unit,
+        "likelihood_object": label.object, "likelihood_unit": label.unit, "note": notes,
     }, columns=COLUMNS, index=index)
     df.attrs["likelihood"] = label.to_dict()
     if condition is not None:
@@ -131,14 +214,44 @@ def condition_text(condition: dict[str, float]) -> str:
     return ";".join(f"{k}={v:g}" for k, v in condition.items())
 
 
-def iter_score_file(model, source: str | Path, *, smiles_col: str | None = None, chunk_size: int = 10_000,
-                    batch_size: int = 256, kind: str | None = None,
-                    condition: dict[str, float] | None = None) -> Iterator[pd.DataFrame]:
-    """Stream a file through the model chunk by chunk (memory stays flat on huge libraries)."""
-    from molgen.data.io import iter_smiles_batches
+def with_kept_columns(scores: pd.DataFrame, extra: pd.DataFrame | None) -> pd.DataFrame:
+    """The input's carried columns first, then the score columns (a clash gets an ``input_`` prefix)."""
+    if extra is None or extra.shape[1] == 0:
+        return scores
+    extra = extra.rename(columns={c: f"input_{c}" for c in extra.columns if c in scores.columns})
+    extra.index = scores.index
+    out = pd.concat([extra, scores], axis=1)
+    out.attrs = scores.attrs
+    return out
 
-    for chunk in iter_smiles_batches(source, smiles_col, batch_size=chunk_size):
-        yield score_smiles(model, chunk, batch_size=batch_size, kind=kind, condition=condition)
+
+def iter_score_chunks(model, source: str | Path | Sequence[str | None], *, smiles_col: str | None = None,
+                      chunk_size: int = 10_000, batch_size: int = 256, kind: str | None = None,
+                      condition: dict[str, float] | None = None, keep_cols: str | Sequence[str] | None = None,
+                      select: Any = None) -> Iterator[tuple[int, pd.DataFrame | None]]:
+    """(chunk index, scores) for every chunk of ``source``; chunks that ``select(index)`` rejects are
+    read but not scored (``None``): how shards and resumed runs skip work without losing the order."""
+    from molgen.data.io import iter_table_batches
+
+    for i, (chunk, extra) in enumerate(iter_table_batches(source, smiles_col, batch_size=chunk_size,
+                                                          keep_cols=keep_cols)):
+        if select is not None and not select(i):
+            yield i, None
+            continue
+        df = score_smiles(model, chunk, batch_size=batch_size, kind=kind, condition=condition)
+        yield i, with_kept_columns(df, extra)
+
+
+def iter_score_file(model, source: str | Path, *, smiles_col: str | None = None, chunk_size: int = 10_000,
+                    batch_size: int = 256, kind: str | None = None, condition: dict[str, float] | None = None,
+                    keep_cols: str | Sequence[str] | None = None) -> Iterator[pd.DataFrame]:
+    """Stream a file through the model chunk by chunk (memory stays flat on huge libraries).
+
+    ``keep_cols``: the input's columns carried into every row (None: an ID column / the ``.smi`` name;
+    ``"all"``, ``"none"`` or names)."""
+    for _, df in iter_score_chunks(model, source, smiles_col=smiles_col, chunk_size=chunk_size,
+                                   batch_size=batch_size, kind=kind, condition=condition, keep_cols=keep_cols):
+        yield df
 
 
 TABLE_SUFFIXES = (".csv", ".tsv", ".parquet")
@@ -151,13 +264,16 @@ def write_table(df_iter: Iterator[pd.DataFrame], out: str | Path) -> int:
         raise ConfigError(f"cannot write a table to {out.name!r}: use one of {', '.join(TABLE_SUFFIXES)}")
     n = 0
     if out.suffix == ".parquet":
-        import pyarrow as pa
         import pyarrow.parquet as pq
+
+        from molgen.sharding import _arrow_table
 
         writer = None
         try:
             for df in df_iter:
-                table = pa.Table.from_pandas(df, preserve_index=False)
+                table = _arrow_table(df)
+                if writer is not None and table.schema != writer.schema:
+                    table = table.cast(writer.schema)  # e.g. a chunk whose canonical column is all None
                 writer = writer or pq.ParquetWriter(out, table.schema)
                 writer.write_table(table)
                 n += len(df)

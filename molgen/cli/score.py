@@ -1,8 +1,15 @@
-"""``molgen score``: per-molecule log-likelihood of every row of a library, streamed in chunks."""
+"""``molgen score``: per-molecule log-likelihood of every row of a library, streamed in chunks.
+
+Chunks are scored into ``OUT.parts/`` and merged in input order into ``OUT`` at the end (see
+:mod:`molgen.sharding`): ``--devices N`` scores with N processes, ``--num-nodes M --node-rank R``
+across nodes sharing a file system, and ``--resume`` continues an interrupted run from its parts. The
+output is the same file whichever way it was computed.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 
@@ -11,6 +18,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, help="model directory")
     p.add_argument("-o", "--output", required=True, help=".csv / .tsv / .parquet (one row per input row)")
     p.add_argument("--smiles-col", default=None)
+    p.add_argument("--keep-cols", default=None, metavar="COLS",
+                   help="input columns carried into the output, first: comma-separated names, 'all' or 'none' "
+                        "(default: an ID-like column of a table, the name column of a .smi / .sdf)")
     p.add_argument("--batch-size", type=int, default=512)
     p.add_argument("--chunk-size", type=int, default=20_000, help="rows read and written at a time")
     p.add_argument("--kind", default=None,
@@ -19,17 +29,44 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--condition", action="append", default=None, metavar="PROPERTY=VALUE",
                    help="conditional models: score log p(x | c) for this condition (repeatable)")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--devices", type=int, default=1, metavar="N",
+                   help="processes on this node (the output is the same file as with one)")
+    p.add_argument("--num-nodes", type=int, default=1, metavar="M",
+                   help="nodes sharing the output's file system (one `molgen score` per node, e.g. srun)")
+    p.add_argument("--node-rank", type=int, default=None, metavar="R",
+                   help="this node's rank (default: $SLURM_NODEID, $NODE_RANK or $GROUP_RANK, else 0)")
+    p.add_argument("--threads", type=int, default=None, help="torch threads per process (default: cores / N)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue an interrupted run (the chunks in OUTPUT.parts/ are not scored again)")
+
+
+def _node_rank(args: argparse.Namespace) -> int:
+    if args.node_rank is not None:
+        return args.node_rank
+    for var in ("SLURM_NODEID", "NODE_RANK", "GROUP_RANK"):
+        if os.environ.get(var, "").isdigit():
+            return int(os.environ[var])
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:
     from collections import Counter
+    from pathlib import Path
 
     from tqdm.auto import tqdm
 
     from molgen.api import load
     from molgen.conditioning import parse_condition
-    from molgen.scoring import iter_score_file, write_table
+    from molgen.data.io import _resolve
+    from molgen.scoring import TABLE_SUFFIXES
+    from molgen.sharding import score_file
 
+    out = Path(args.output)
+    if out.suffix not in TABLE_SUFFIXES:  # before any work
+        raise ValueError(f"cannot write a table to {out.name!r}: use one of {', '.join(TABLE_SUFFIXES)}")
+    if not out.parent.exists() or not os.access(out.parent, os.W_OK):
+        raise ValueError(f"cannot write {out}: the directory {out.parent} does not exist or is not writable")
+    _resolve(args.input, args.smiles_col)  # a missing / empty file or an unknown dataset: before loading
     model = load(args.model, map_location=args.device).to(args.device)
     model.require("log_likelihood")
     label = model.likelihood_label(args.kind)
@@ -39,17 +76,22 @@ def run(args: argparse.Namespace) -> int:
     counts: Counter[str] = Counter()
     bar = tqdm(desc="scoring", unit="mol", disable=args.quiet)
 
-    def chunks():
-        for df in iter_score_file(model, args.input, smiles_col=args.smiles_col, chunk_size=args.chunk_size,
-                                  batch_size=args.batch_size, kind=args.kind, condition=condition):
-            counts.update(s if not s.startswith("oov_token") else "oov_token" for s in df.status)
-            bar.update(len(df))
-            yield df
+    def progress(df) -> None:
+        counts.update(s.split(":", 1)[0] for s in df.status)
+        bar.update(len(df))
 
-    n = write_table(chunks(), args.output)
+    n = score_file(model, args.model, args.input, out, devices=args.devices, num_nodes=args.num_nodes,
+                   node_rank=_node_rank(args), resume=args.resume, device=args.device, threads=args.threads,
+                   progress=progress, smiles_col=args.smiles_col, chunk_size=args.chunk_size,
+                   batch_size=args.batch_size, kind=args.kind, condition=condition, keep_cols=args.keep_cols)
     bar.close()
     if not args.quiet:
         given = f" given {condition}" if condition else ""
-        print(f"scored {n} rows -> {args.output} (likelihood: {label}{given}); "
-              + ", ".join(f"{k}: {v}" for k, v in counts.most_common()), file=sys.stderr)
+        if n is None:
+            print(f"this node's shards are scored; another node merges them into {out}", file=sys.stderr)
+            return 0
+        mine = ", ".join(f"{k}: {v}" for k, v in counts.most_common())
+        print(f"scored {n} rows -> {out} (likelihood: {label}{given})"
+              + (f"; this process: {mine}" if args.devices * args.num_nodes > 1 else f"; {mine}" if mine else ""),
+              file=sys.stderr)
     return 0

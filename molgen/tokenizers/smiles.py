@@ -15,7 +15,7 @@ from molgen.registry import REPRESENTATIONS
 from molgen.tokenizers.base import Tokenizer
 
 SMILES_REGEX = re.compile(
-    r"(\[[^\]]+]|Br?|Cl?|N|O|S|P|F|I|b|c|n|o|s|p|\(|\)|\.|=|#|-|\+|\\|\/|:|~|@|\?|>|\*|\$|%[0-9]{2}|[0-9])"
+    r"(\[[^\]]+]|Br?|Cl?|N|O|S|P|F|I|b|c|n|o|s|p|\(|\)|\.|=|#|-|\+|\\|\/|:|~|@|\?|>|<|\*|\$|%[0-9]{2}|[0-9])"
 )
 
 
