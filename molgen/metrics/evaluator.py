@@ -17,7 +17,7 @@ import numpy as np
 from molgen.metrics import featurize as fz
 from molgen.metrics import moses as M
 from molgen.metrics.generated import GeneratedSet, activations, featurize_generated
-from molgen.metrics.guacamol import fcd_score, kl_score
+from molgen.metrics.guacamol import fcd_score, kl_divergences
 from molgen.metrics.nll import NLLSummary, model_label, summarize_scores
 from molgen.metrics.reference import ReferenceStats, get_reference, versions
 from molgen.metrics.report import EvaluationReport
@@ -138,6 +138,7 @@ class Evaluator:
         if isinstance(smiles, (str, Path)):
             smiles = read_smiles(smiles)
         self._timings = {}
+        self._guac_kl: dict[str, Any] | None = None
         refs = self.references
         t_prep = time.perf_counter()
         gen = self.featurize(smiles)
@@ -217,6 +218,7 @@ class Evaluator:
             'n_jobs': self.n_jobs,
             'device': self.device,
             'sample_preview': [s for s in gen.raw[:10]],
+            'guacamol/KL': self._guac_kl,
         }
         return EvaluationReport(metrics=m, meta=meta, notes=dict(gen.notes),
                                 properties=gen.props, reference_properties=refs['Test'].props)
@@ -238,8 +240,11 @@ class Evaluator:
 
             g = fz.merge(map_chunks(fz.featurize, uniq, self.n_jobs, chunk_size=2500, what=('guac', 'fp4096'),
                                     generated=False))
-            score, _ = kl_score(ref.guac, ref.guac_sim, g['guac'], nn_similarity(g['fp4096']))
-            out['guacamol/KL'] = score
+            kl = kl_divergences(ref.guac, ref.guac_sim, g['guac'], nn_similarity(g['fp4096']))
+            out['guacamol/KL'] = kl.score
+            self._guac_kl = kl.to_dict()  # per-descriptor KLs, kept in the report (meta 'guacamol/KL')
+            if kl.note():
+                gen.notes['guacamol/KL'] = kl.note()
         else:
             out['guacamol/KL'] = M.NAN
             gen.notes['guacamol/KL'] = 'needs at least 2 unique valid molecules'
