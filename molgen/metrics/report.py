@@ -75,6 +75,9 @@ class EvaluationReport:
             else:
                 val = f'{v:.4f}'
             lines.append(f'| {k} | {val} | {self.notes.get(k, "")} |')
+        for k, note in self.notes.items():  # metrics not computed at all (too few molecules): say why
+            if k not in self.metrics:
+                lines.append(f'| {k} | – | {note} |')
         return '\n'.join(lines)
 
     def mode_dropping(self) -> str:
