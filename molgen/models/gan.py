@@ -136,7 +136,7 @@ class LatentGAN(GenerativeModel):
     capabilities = frozenset({"sample"})
     config_class = GANConfig
     nested = ("autoencoder",)
-    featurize_cacheable = False  # items are canonical SMILES (encoded once at the start of the fit)
+    featurize_cacheable = False  # items are (SMILES, VAE input) pairs, encoded once at the start of the fit
     no_likelihood_reason = ("an implicit model (a generator network pushing noise through a decoder) has no "
                             "density; judge it by FCD and the mode-dropping diagnostics")
 
@@ -182,21 +182,21 @@ class LatentGAN(GenerativeModel):
         return self
 
     # --- data: canonical SMILES -> standardised latent means ------------------------------------
-    def featurize(self, canonical_smiles: str) -> str:
-        """The canonical SMILES, if the VAE can encode it (raises its OOVError / TooLongError / TokenizeError)."""
-        self.autoencoder.featurize(canonical_smiles)
-        return canonical_smiles
+    def featurize(self, canonical_smiles: str) -> tuple[str, Any]:
+        """(canonical SMILES, the VAE's input for it); raises the VAE's OOVError / TooLongError /
+        TokenizeError for a molecule it cannot encode (the DataModule counts those per status)."""
+        return canonical_smiles, self.autoencoder.featurize(canonical_smiles)
 
     def item_length(self, item: Any) -> int:
         return 1  # latents have one size: no length bucketing
 
-    def collate(self, items: Sequence[str]) -> dict[str, Tensor]:
+    def collate(self, items: Sequence[tuple[str, Any]]) -> dict[str, Tensor]:
         """``{"z": standardised latent means [B, d_z], "lengths": ones [B]}`` (rows the encoder returns as NaN
         are left out; they are counted in ``latent_info`` when the training set is encoded)."""
-        if self._latents is not None and all(s in self._table for s in items):
-            z = self._latents[[self._table[s] for s in items]]
+        if self._latents is not None and all(s in self._table for s, _ in items):
+            z = self._latents[[self._table[s] for s, _ in items]]
         else:
-            z = self.standardise(self.autoencoder.encode(list(items)))
+            z = self.standardise(self._encode_items([x for _, x in items]))
         z = z[torch.isfinite(z).all(1)]
         return {"z": z, "lengths": torch.ones(z.shape[0], dtype=torch.long)}
 
@@ -207,11 +207,31 @@ class LatentGAN(GenerativeModel):
         return u * self.z_std + self.z_mean
 
     @torch.no_grad()
+    def _encode_items(self, items: Sequence[Any], batch_size: int = 512) -> Tensor:
+        """Posterior means [N, d_z] of already featurized VAE inputs (what ``vae.encode`` computes after
+        standardising and featurizing, without doing those again)."""
+        vae = self.autoencoder
+        out = []
+        for i in range(0, len(items), batch_size):
+            batch = vae.collate(items[i:i + batch_size])
+            batch = {k: v.to(vae.device) for k, v in batch.items()}  # tensors, or a PyG graph batch
+            out.append(vae.encoder(batch)[0].float().cpu())
+        return torch.cat(out) if out else torch.zeros(0, self.d_z)
+
+    def encode_training_items(self, items: Sequence[tuple[str, Any]]) -> dict[str, Any]:
+        """Encode featurized training items (``featurize`` output) once; see :meth:`encode_training_set`."""
+        return self._set_latents([s for s, _ in items], self._encode_items([x for _, x in items]))
+
+    @torch.no_grad()
     def encode_training_set(self, smiles: Sequence[str]) -> dict[str, Any]:
-        """Encode the training molecules once (``vae.encode``: posterior means), set the standardisation
-        buffers from them and fit the latent bins; returns (and keeps) the counts, NaN rows included."""
+        """Encode the training molecules once (``vae.encode``: posterior means, NaN rows for molecules the VAE
+        cannot featurize), set the standardisation buffers from them and fit the latent bins; returns (and
+        keeps) the counts, NaN rows included."""
         smiles = list(smiles)
-        mu = self.autoencoder.encode(smiles).float()
+        return self._set_latents(smiles, self.autoencoder.encode(smiles).float())
+
+    @torch.no_grad()
+    def _set_latents(self, smiles: list[str], mu: Tensor) -> dict[str, Any]:
         ok = torch.isfinite(mu).all(1)
         n_nan = int((~ok).sum())
         self.latent_info = {"n": len(smiles), "n_encoded": int(ok.sum()), "n_nan": n_nan,
@@ -291,11 +311,12 @@ class LatentGAN(GenerativeModel):
     @torch.no_grad()
     @strict
     def sample(self, n: int, *, temperature: float = 1.0, seed: int | None = None, batch_size: int | None = None,
-               condition: dict[str, float] | None = None, guidance: float | None = None) -> SampleResult:
+               condition: dict[str, float] | None = None, guidance: float | None = None,
+               progress: bool = False) -> SampleResult:
         """Draw ``n`` molecules: z from the generator, x ~ p(x|z) from the VAE decoder (the seed is
         recorded). With ``decode="argmax"`` the sampler is labelled ``latent+argmax-decoder``."""
         res = super().sample(n, temperature=temperature, seed=seed, batch_size=batch_size, condition=condition,
-                             guidance=guidance)
+                             guidance=guidance, progress=progress)
         if self.config.decode == "argmax":
             res.sampler = "latent+argmax-decoder"
         res.info["decoder"] = "argmax" if self.config.decode == "argmax" else "sampled"
@@ -310,12 +331,12 @@ class LatentGAN(GenerativeModel):
         return [opt_c, opt_g]
 
     def on_fit_start(self) -> None:
-        """Encode the training molecules once (the DataModule's featurized items are canonical SMILES)."""
+        """Encode the training molecules once (the DataModule's featurized items: SMILES + VAE inputs)."""
         dm = getattr(self.trainer, "datamodule", None)
         items = getattr(dm, "train_items", None)
         if items is None:
             raise ValueError("the GAN trains through molgen.train (a MoleculeDataModule with train_items)")
-        info = self.encode_training_set(items)
+        info = self.encode_training_items(items)
         log.info("GAN: %d training molecules encoded once (%d NaN rows left out)", info["n_encoded"], info["n_nan"])
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
