@@ -44,8 +44,13 @@ class ActNorm(nn.Module):
     def initialize(self, x: Tensor) -> None:
         """Zero mean, unit variance per channel over the batch and positions of ``x``."""
         flat = x.detach().float().reshape(-1, x.shape[-1])
-        self.bias.copy_(-flat.mean(0))
-        self.log_scale.copy_(-torch.log(flat.std(0).clamp_min(1e-3)))
+        moments = torch.stack([flat.mean(0), (flat * flat).mean(0)])
+        if torch.distributed.is_available() and torch.distributed.is_initialized():  # same init on every rank
+            torch.distributed.all_reduce(moments)
+            moments /= torch.distributed.get_world_size()
+        mean, var = moments[0], (moments[1] - moments[0] ** 2).clamp_min(1e-6)
+        self.bias.copy_(-mean)
+        self.log_scale.copy_(-0.5 * torch.log(var))
         self.initialized.fill_(1.0)
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
