@@ -48,17 +48,26 @@ def shutdown_pools() -> None:
 atexit.register(shutdown_pools)
 
 
-def map_chunks(fn: Callable, items: Sequence, n_jobs: int, chunk_size: int = 2000, **kwargs) -> list:
-    """``fn(chunk, **kwargs)`` over consecutive chunks of ``items``; results in order."""
+def map_chunks(fn: Callable, items: Sequence, n_jobs: int, chunk_size: int = 2000, *, desc: str | None = None,
+               **kwargs) -> list:
+    """``fn(chunk, **kwargs)`` over consecutive chunks of ``items``; results in order. With ``desc``, a
+    progress bar over the chunks (when there are several; see :mod:`molgen.progress`)."""
     chunks = [items[i:i + chunk_size] for i in range(0, len(items), chunk_size)]
     if not chunks:
         return []
     pool = get_pool(n_jobs) if len(chunks) > 1 else None
     call = partial(fn, **kwargs)
+
+    def bar(it):
+        if desc is None or len(chunks) < 2:
+            return it
+        from molgen.progress import progress_bar
+
+        return progress_bar(it, desc=desc, total=len(chunks), unit="chunk")
     if pool is None:
-        return [call(c) for c in chunks]
+        return [call(c) for c in bar(chunks)]
     try:
-        return list(pool.map(call, chunks))
+        return list(bar(pool.map(call, chunks)))
     except Exception as exc:  # a broken pool (worker killed): drop it so the next call starts fresh
         if type(exc).__name__ == 'BrokenProcessPool':
             _POOLS.pop(n_jobs, None)

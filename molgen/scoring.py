@@ -170,7 +170,7 @@ def score_smiles(model, smiles: Sequence[str | None], *, batch_size: int = 256, 
     notes = [r[4] for r in rows]
     it = range(0, len(ok), batch_size)
     if progress:
-        from tqdm.auto import tqdm
+        from molgen.progress import progress_bar as tqdm
 
         it = tqdm(it, desc="scoring", unit="batch")
     try:

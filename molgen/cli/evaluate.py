@@ -26,6 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='skip FCD floor, precision/recall/coverage and scaffold coverage')
     parser.add_argument('--no-guacamol', action='store_true', help='skip the GuacaMol scores')
     parser.add_argument('--no-cache', action='store_true', help='do not read or write cached reference statistics')
+    parser.add_argument('--model', default=None, metavar='DIR',
+                        help='trained model directory: adds its NLL/Test on the reference (as the Python API does)')
 
 
 def run(args: argparse.Namespace) -> int:
@@ -40,7 +42,12 @@ def run(args: argparse.Namespace) -> int:
     ev = Evaluator(reference=args.reference, train=args.train, scaffold_reference=args.scaffold_reference,
                    n_jobs=args.n_jobs, device=args.device, extras=not args.no_extras,
                    guacamol=not args.no_guacamol, use_cache=not args.no_cache)
-    report = ev.evaluate(smiles, name=str(args.input))
+    model = None
+    if args.model:
+        from molgen.api import load
+
+        model = load(args.model, map_location=args.device).to(args.device)
+    report = ev.evaluate(smiles, model=model, name=str(args.input))
     print(report.to_markdown())
     if args.output:
         report.to_json(args.output)

@@ -31,10 +31,11 @@ def run(args: argparse.Namespace) -> int:
     suffix_of(args.output, WRITE_SUFFIXES, "write samples to")  # before any work
     model = load(args.model, map_location=args.device).to(args.device)
     res = model.sample(args.n, seed=args.seed, temperature=args.temperature, batch_size=args.batch_size,
-                       condition=parse_condition(args.condition), guidance=args.guidance)
+                       condition=parse_condition(args.condition), guidance=args.guidance, progress=not args.quiet)
     out = args.output  # .smi: one SMILES per line as generated; tables and .sdf: every column
     write_molecules(res.to_frame(), out, smiles_col="smiles")
     if not args.quiet:
+        drawn = " (drawn; pass --seed to repeat it)" if args.seed is None else ""
         print(f"wrote {len(res)} samples to {out} (valid {res.validity:.3f}, sampler {res.sampler}, "
-              f"temperature {args.temperature})", file=sys.stderr)
+              f"temperature {args.temperature}, seed {res.seed}{drawn})", file=sys.stderr)
     return 0

@@ -42,9 +42,10 @@ class ChemNet:
             self._fcd = FCD(device=self.device, n_jobs=1, batch_size=BATCH_SIZE, canonize=False)
         self.profile = {}
 
-    def activations(self, smiles: Sequence[str], batch_size: int = BATCH_SIZE, n_threads: int | None = None
-                    ) -> np.ndarray:
-        """[n, 512] float32 activations of ``smiles`` (used as given: pass canonical SMILES)."""
+    def activations(self, smiles: Sequence[str], batch_size: int = BATCH_SIZE, n_threads: int | None = None,
+                    desc: str | None = None) -> np.ndarray:
+        """[n, 512] float32 activations of ``smiles`` (used as given: pass canonical SMILES); with
+        ``desc``, a progress bar over chunks of 16 batches (the same batches, so the same bits)."""
         import torch
 
         n = len(smiles)
@@ -56,9 +57,18 @@ class ChemNet:
         t0 = time.perf_counter()
         try:
             self._fcd.batch_size = batch_size
+            step = 16 * batch_size
+            starts = range(0, n, step)
+            if desc is not None and len(starts) > 1:
+                from molgen.progress import progress_bar
+
+                starts = progress_bar(starts, desc=desc, total=len(starts), unit='chunk')
+            parts = []
             with warnings.catch_warnings():
                 warnings.simplefilter('ignore')  # numpy's row_stack deprecation inside fcd_torch
-                out = self._fcd.get_predictions(list(smiles))
+                for i in starts:
+                    parts.append(self._fcd.get_predictions(list(smiles[i:i + step])))
+            out = np.concatenate(parts)
         finally:
             if n_threads:
                 torch.set_num_threads(old_threads)

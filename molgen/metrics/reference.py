@@ -190,12 +190,13 @@ def compute_components(stats: ReferenceStats, smiles: list, components: set[str]
         what.add('props')
     if what:
         feats = fz.merge(map_chunks(fz.featurize, smiles, n_jobs, chunk_size=4000, what=tuple(what),
-                                    generated=False))
+                                    generated=False, desc=f'reference statistics: RDKit ({len(smiles)} molecules)'))
         stats.n = len(smiles)
         if 'fcd' in what:
             from molgen.metrics.chemnet import gaussian_stats, get_chemnet
 
-            act = get_chemnet(device).activations(feats['fcd'], batch_size=batch_size, n_threads=n_jobs)
+            act = get_chemnet(device).activations(feats['fcd'], batch_size=batch_size, n_threads=n_jobs,
+                                                  desc='reference statistics: ChemNet')
             g = gaussian_stats(act)
             stats.fcd_mu, stats.fcd_sigma = g['mu'], g['sigma']
         if 'fp' in what:

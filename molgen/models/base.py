@@ -200,8 +200,10 @@ class GenerativeModel(L.LightningModule):
     @torch.no_grad()
     @strict
     def sample(self, n: int, *, temperature: float = 1.0, seed: int | None = None, batch_size: int | None = None,
-               condition: dict[str, float] | None = None, guidance: float | None = None) -> SampleResult:
-        """Draw ``n`` molecules x ~ p(x) (temperature 1 is the model itself; the seed is recorded)."""
+               condition: dict[str, float] | None = None, guidance: float | None = None,
+               progress: bool = False) -> SampleResult:
+        """Draw ``n`` molecules x ~ p(x) (temperature 1 is the model itself; the seed is recorded);
+        ``progress``: a bar over the batches (:mod:`molgen.progress`)."""
         self.require("sample")
         if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 0:
             raise ConfigError(f"n must be an integer >= 0, got {n!r}")
@@ -219,8 +221,13 @@ class GenerativeModel(L.LightningModule):
         bs = batch_size or 1024
         raw: list[Any] = []
         lls: list[Tensor] = []
+        starts = range(0, n, bs)
+        if progress and len(starts) > 1:
+            from molgen.progress import progress_bar
+
+            starts = progress_bar(starts, desc="sampling", total=len(starts), unit="batch")
         try:
-            for start in range(0, n, bs):
+            for start in starts:
                 out, ll = self._sample(min(bs, n - start), temperature=float(temperature), generator=g,
                                        condition=condition, guidance=guidance)
                 raw.extend(out)

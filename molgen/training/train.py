@@ -430,6 +430,35 @@ def _is_model(model: Any) -> bool:
 def train(model: Any = None, data: SmilesSource | None = None, out: str | Path | None = None, *,
           config: str | Path | dict | None = None, resume: str | Path | None = None,
           callbacks: list[Any] | None = None, **options: Any):
+    made: list[Path] = []  # the output folder, if this run created it
+    try:
+        return _train(model, data, out, config=config, resume=resume, callbacks=callbacks, _made=made, **options)
+    except BaseException:
+        if made and _launch_rank() == 0:
+            _discard_partial(made[0])
+        raise
+
+
+def _discard_partial(out: Path) -> None:
+    """A failed run leaves no half-written model folder: removed, or, once it holds a checkpoint (hours
+    of training), renamed to ``OUT.failed`` so it can be resumed from."""
+    import shutil
+
+    if any((out / "checkpoints").glob("*.ckpt")):
+        dest, n = out.with_name(out.name + ".failed"), 1
+        while dest.exists():
+            n += 1
+            dest = out.with_name(f"{out.name}.failed-{n}")
+        out.rename(dest)
+        log.warning("training failed; its checkpoints are kept in %s (--resume %s)", dest,
+                    dest / "checkpoints" / "last.ckpt")
+    else:
+        shutil.rmtree(out, ignore_errors=True)
+
+
+def _train(model: Any = None, data: SmilesSource | None = None, out: str | Path | None = None, *,
+           config: str | Path | dict | None = None, resume: str | Path | None = None,
+           callbacks: list[Any] | None = None, _made: list[Path] | None = None, **options: Any):
     """Train a generator and write its portable directory to ``out``; returns the trained model.
 
     ``model`` is a registry name (``"transformer"``) or a :class:`GenerativeModel` subclass, or a model
@@ -459,6 +488,8 @@ def train(model: Any = None, data: SmilesSource | None = None, out: str | Path |
     name = getattr(cls, "name", cls.__name__)
     out = Path(out or opts.get("out") or f"runs/{name}-{datetime.now():%Y%m%d-%H%M%S}")
     rank0 = _launch_rank() == 0
+    if _made is not None and not out.exists() and not resume:
+        _made.append(out)  # removed again if the run fails (see train)
     out.mkdir(parents=True, exist_ok=True)
     if opts["num_threads"]:
         torch.set_num_threads(int(opts["num_threads"]))
@@ -544,7 +575,7 @@ def train(model: Any = None, data: SmilesSource | None = None, out: str | Path |
     net.eval()
     final: dict[str, Any] = {}
     if trainer.is_global_zero and "log_likelihood" in net.capabilities and val_smiles:
-        scores = net.score(val_smiles)
+        scores = net.score(val_smiles, progress=bool(opts["progress"]))  # the final validation: a bar
         ok = scores[scores.status == "ok"]
         label = net.likelihood_label()
         final = {"val_nll_nats_per_molecule": float(-ok.log_likelihood.mean()), "val_n": len(ok),
@@ -570,3 +601,8 @@ def train(model: Any = None, data: SmilesSource | None = None, out: str | Path |
         (out / "train_options.json").write_text(json.dumps(
             {**opts, "model": name}, indent=1, default=str))
     return net
+
+
+train.__doc__ = (_train.__doc__ or "") + """
+    A run that fails leaves no half-written ``out``: a folder it created is removed (or renamed to
+    ``OUT.failed`` once it holds a checkpoint)."""
