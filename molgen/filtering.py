@@ -68,6 +68,17 @@ def molecule_properties(mol: Any) -> dict[str, float]:
             "rotb": rdMolDescriptors.CalcNumRotatableBonds(mol)}
 
 
+def _properties_chunk(smiles: Sequence[str]) -> np.ndarray:
+    """[k, len(PROPERTIES)] for canonical SMILES (runs in a worker for large inputs)."""
+    from rdkit import Chem
+
+    from molgen.chem import quiet_rdkit
+
+    with quiet_rdkit():
+        rows = [molecule_properties(Chem.MolFromSmiles(s)) for s in smiles]
+    return np.array([[r[k] for k in PROPERTIES] for r in rows], dtype=float).reshape(-1, len(PROPERTIES))
+
+
 def _rule_fails(rule: str, p: dict[str, float]) -> bool:
     if rule == "lipinski":
         return sum([p["mw"] > 500, p["logp"] > 5, p["hbd"] > 5, p["hba"] > 10]) > 1
@@ -134,13 +145,14 @@ def _reference_set(novel_against: Any, policy: Any) -> set[str]:
 def filter_molecules(data: Any, *, smiles_col: str | None = None, valid: bool = True, unique: bool = True,
                      novel_against: Any = None, alerts: str | Sequence[str] | None = ALERTS,
                      ranges: dict[str, tuple[float | None, float | None]] | None = None,
-                     rules: str | Sequence[str] | None = (), policy: Any = None) -> pd.DataFrame:
+                     rules: str | Sequence[str] | None = (), policy: Any = None, n_jobs: int = 1) -> pd.DataFrame:
     """Every input row with ``canonical``, the properties, ``keep`` and ``reason`` (see the module docstring).
 
     ``alerts``: any of ``"mcf"``, ``"pains"`` (None or ``()`` for none); ``ranges``: ``{"qed": (0.5, None),
     "mw": (None, 500)}`` over :data:`PROPERTIES`; ``rules``: any of ``"lipinski"``, ``"veber"``;
     ``valid=False`` keeps invalid rows (no property can be computed for them), ``unique=False`` keeps
     duplicates. ``policy``: the :class:`~molgen.chem.Policy` for canonical forms (default molgen's).
+    ``n_jobs`` > 1 computes the properties in worker processes (worth it above a few thousand rows).
     """
     from rdkit import Chem
     from rdkit.Chem import rdSubstructLibrary
@@ -176,9 +188,14 @@ def filter_molecules(data: Any, *, smiles_col: str | None = None, valid: bool = 
                 seen.add(c)
             if reference is not None and c in reference:
                 reasons[i].append("not_novel")
-            p = molecule_properties(mol)
-            for k, v in p.items():
-                props[k][i] = v
+        ok = [i for i, m in enumerate(mols) if m is not None]
+        if ok:
+            from molgen.parallel import map_chunks
+
+            values = np.concatenate(map_chunks(_properties_chunk, [canonical[i] for i in ok], n_jobs,
+                                               chunk_size=2000, desc="properties"))
+            for j, k in enumerate(PROPERTIES):
+                props[k][ok] = values[:, j]
         if alert_names:
             idx = [i for i, m in enumerate(mols) if m is not None]
             lib = rdSubstructLibrary.SubstructLibrary(rdSubstructLibrary.MolHolder(),

@@ -23,6 +23,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="drug-likeness rule (repeatable)")
     p.add_argument("--keep-invalid", action="store_true", help="do not remove invalid SMILES")
     p.add_argument("--keep-duplicates", action="store_true", help="do not remove repeated molecules")
+    p.add_argument("--n-jobs", type=int, default=1, help="worker processes for the properties (large files)")
     p.add_argument("--only-kept", action="store_true",
                    help="write only the molecules that pass (default: every row, with keep and reason)")
     for key, name in _RANGE_FLAGS.items():
@@ -44,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     df = read_table(args.input, smiles_col=args.smiles_col)
     out = filter_molecules(df, smiles_col=args.smiles_col, valid=not args.keep_invalid,
                            unique=not args.keep_duplicates, novel_against=args.novel_against, alerts=alerts,
-                           ranges=ranges, rules=args.rule or ())
+                           ranges=ranges, rules=args.rule or (), n_jobs=args.n_jobs)
     write_molecules(out[out.keep] if args.only_kept else out, args.output, smiles_col=args.smiles_col)
     if not args.quiet:
         print(f"{summary(out)} -> {args.output}", file=sys.stderr)
