@@ -569,6 +569,7 @@ def _train(model: Any = None, data: SmilesSource | None = None, out: str | Path 
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")  # in-process loading is faster
         warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")  # small data: fine
         warnings.filterwarnings("ignore", message=".*LeafSpec.*")  # a torch deprecation inside Lightning
+        warnings.filterwarnings("ignore", message=".*exists and is not empty.*")  # a re-run into the same OUT
         trainer.fit(net, datamodule=dm, ckpt_path=str(resume) if resume else None)
     fit_seconds = time.perf_counter() - t_fit
 
