@@ -184,11 +184,6 @@ def finetune(model: Any, data: SmilesSource, out: str | Path, *, max_epochs: int
     if len(usable) < 2:
         raise ValueError(f"fine-tuning data: only {len(usable)} distinct molecule(s) the base model can represent "
                          f"(of {len(raw)} rows: {dict(counts)}); need at least 2")
-    out.mkdir(parents=True, exist_ok=True)
-    import pandas as pd
-
-    pd.DataFrame({"input": raw, "canonical": canonical, "status": status}).to_csv(out / "finetune_data.csv",
-                                                                                  index=False)
     parent = _parent_record(base, base_dir)  # before training changes it
     probe = usable[:NLL_PROBE]
     nll_before = _mean_nll(base, probe)
@@ -212,6 +207,11 @@ def finetune(model: Any, data: SmilesSource, out: str | Path, *, max_epochs: int
         for p in base.parameters():
             p.requires_grad_(True)
     net.eval()
+    import pandas as pd
+
+    # written after training: a failed run leaves no folder behind (train removes the one it created)
+    pd.DataFrame({"input": raw, "canonical": canonical, "status": status}).to_csv(out / "finetune_data.csv",
+                                                                                  index=False)
     nll_after = _mean_nll(net, probe)
     net.metadata["finetune"] = {
         "parent": parent,
