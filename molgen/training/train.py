@@ -118,7 +118,7 @@ def _catalog_test_set(src: Any) -> str | None:
     """The catalog name if ``src`` is a test set (by name, alias or file content), else None."""
     if isinstance(src, str):
         name = catalog.ALIASES.get(src, src)
-        if name.startswith("moses:test"):
+        if name in catalog.CATALOG and ":test" in name:  # moses:test, moses:test_scaffolds, guacamol:test
             return name
     if isinstance(src, (str, Path)) and Path(src).is_file():
         digest = catalog.sha256_file(src)
