@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     model = train(model=None, data=None, out=out, config=resolve_config(args.config),
                   max_molecules=args.max_molecules, max_time=args.max_time,
                   seed=args.seed, progress=not args.quiet)
-    samples = model.sample(args.n, seed=args.seed, temperature=1.0)
+    samples = model.sample(args.n, seed=args.seed, temperature=1.0, progress=not args.quiet)
     (out / "samples.smi").write_text("".join(f"{s}\n" for s in samples.smiles))
     evaluator = Evaluator(reference="moses:test", train="moses:train", n_jobs=args.n_jobs)
     report = evaluator.evaluate(samples.smiles, model=model, name="quickstart samples (temperature 1)")
