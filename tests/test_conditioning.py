@@ -80,7 +80,7 @@ def test_rdkit_properties_are_row_aligned_with_nan_for_bad_rows():
         compute_properties(["CCO"], ["colour"])
 
 
-TINY = {**TINY_MODEL_ARGS["transformer"]}
+TINY = TINY_MODEL_ARGS["transformer"]
 
 
 @pytest.fixture(scope="module")
@@ -90,12 +90,13 @@ def alkanes_and_alcohols():
     return chains * 20
 
 
-@pytest.fixture(scope="module")
-def mw_model(tmp_path_factory, alkanes_and_alcohols):
+@pytest.fixture(scope="module", params=["transformer", "diffusion"])
+def mw_model(request, tmp_path_factory, alkanes_and_alcohols):
     out = tmp_path_factory.mktemp("cond")
-    return molgen.train("transformer", data=alkanes_and_alcohols, out=out, conditions=["mw"], max_steps=250,
+    return molgen.train(request.param, data=alkanes_and_alcohols, out=out, conditions=["mw"], max_steps=250,
                         val_every=1000, val_size=24, batch_size=32, lr=1e-2, warmup_steps=10, progress=False,
-                        precision="32-true", num_threads=1, model_args=TINY, cond_dropout=0.2)
+                        precision="32-true", num_threads=1, model_args=TINY_MODEL_ARGS[request.param],
+                        cond_dropout=0.2)
 
 
 def test_a_mw_condition_moves_sampled_molecular_weight_the_right_way(mw_model):

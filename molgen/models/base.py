@@ -248,8 +248,10 @@ class GenerativeModel(L.LightningModule):
 
     @property
     def condition_space(self):
-        """The :class:`~molgen.conditioning.ConditionSpace` of a conditional model (else None)."""
-        return None
+        """The :class:`~molgen.conditioning.ConditionSpace` of a conditional model (else None); a
+        conditional family holds a :class:`~molgen.conditioning.Conditioner` as ``self.conditioner``."""
+        conditioner = getattr(self, "conditioner", None)
+        return None if conditioner is None else conditioner.space
 
     def _check_condition(self, condition: dict[str, float] | None, guidance: float | None
                          ) -> tuple[dict[str, float] | None, float | None]:

@@ -61,13 +61,20 @@ before the first ``<eos>``. Samples come without log p (only a bound is tractabl
 
 Per-call steps: ``model.set_sampling(steps=..., sampler=...)`` overrides the config for later
 ``sample`` calls (not saved); ``set_sampling()`` restores the config's values.
+
+**Conditional** (``condition`` set, by ``molgen train --model diffusion --condition qed``): the
+condition embedding is the backbone's input ``offset`` at every position; condition dropout in
+training makes the same denoiser the unconditional model. ``score(condition=...)`` is the ELBO of
+p(x | c). Classifier-free guidance mixes the per-position log-probs of p_theta(x_l | z_t, c) and
+p_theta(x_l | z_t) (one doubled batch) as ``(1 + w) log p_c - w log p_u``, renormalised, *before*
+the unmasking draw (Schiff et al. 2024); guided samples have no bound.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from itertools import combinations
 from typing import Any
@@ -77,6 +84,7 @@ import torch
 from torch import Tensor
 
 from molgen.chem import DEFAULT_POLICY, Policy
+from molgen.conditioning import Conditioner, guided_log_probs, validate_condition_fields
 from molgen.errors import ConfigError, check_choice, strict
 from molgen.likelihood import row_rand, row_seeds
 from molgen.models.autoregressive import StringDecoding
@@ -105,9 +113,12 @@ class DiffusionConfig(ModelConfig):
     elbo_samples: int = 16              # mask draws per molecule in score() (kind elbo-K)
     val_elbo_samples: int = 4           # ... in validation during training
     mc_seed: int = 0                    # salt of the per-molecule Monte-Carlo seeds
+    condition: dict[str, Any] = field(default_factory=dict)  # a ConditionSpace dict; empty: unconditional
+    cond_dropout: float = 0.1           # probability of dropping the condition in training (guidance)
 
     def validate(self) -> None:
         super().validate()
+        validate_condition_fields(self)
         check_choice("sampler", self.sampler, SAMPLERS)
         if self.sampling_steps is not None and (not isinstance(self.sampling_steps, int)
                                                 or isinstance(self.sampling_steps, bool)
@@ -146,6 +157,9 @@ class DiffusionModel(GenerativeModel):
         self.register_buffer("_is_symbol", symbol, persistent=False)
         self._sampling_override: dict[str, Any] = {}
         self.last_sample_stats: dict[str, Any] = {}
+        self.conditioner = Conditioner.from_config(config, self.net.cfg.d_model)
+        if self.conditioner is not None:
+            self.capabilities = type(self).capabilities | {"conditional"}
 
     @property
     def canvas_len(self) -> int:
@@ -201,6 +215,12 @@ class DiffusionModel(GenerativeModel):
         tok = logp.gather(-1, x.unsqueeze(-1)).squeeze(-1)
         return -(tok.masked_fill(~mask, 0.0)).sum(-1)
 
+    def _offset(self, batch: dict[str, Any], n: int) -> Tensor | None:
+        """The batch's condition embedding as an input offset [n, 1, D] (None: unconditional family)."""
+        if self.conditioner is None:
+            return None
+        return self.conditioner(batch, n, self.device)[:, None, :]
+
     @staticmethod
     def _masks_of_size(scores: Tensor, k: Tensor) -> Tensor:
         """Boolean masks with the ``k`` positions of smallest ``scores`` (uniform size-k subsets)."""
@@ -221,7 +241,7 @@ class DiffusionModel(GenerativeModel):
     def log_likelihood(self, batch: dict[str, Any], *, kind: str | None = None) -> Tensor:
         """[B] ELBO on log p(string) in nats, K stratified mask draws per molecule (kind ``elbo-K``)."""
         kind = self.likelihood_kind(self.config, kind)
-        return self.elbo(batch, int(kind.split("-")[1]))
+        return self.elbo(batch, int(kind.split("-")[1]), self._offset(batch, batch["ids"].shape[0]))
 
     def elbo(self, batch: dict[str, Any], k: int, offset: Tensor | None = None, chunk_rows: int = 4096) -> Tensor:
         """[B] ELBO estimate (2) with ``k`` draws per molecule, noise seeded by each molecule's tokens."""
@@ -267,7 +287,7 @@ class DiffusionModel(GenerativeModel):
         u = (torch.randperm(B, device=x.device) + torch.rand((), device=x.device)) / B  # stratified in [0, 1)
         counts = (1 + (u * N).floor().long()).clamp(1, N)
         mask = self._masks_of_size(torch.rand(B, N, device=x.device), counts)
-        nll = self._masked_nll(x, mask)
+        nll = self._masked_nll(x, mask, self._offset(batch, B))
         neg_elbo = (N / counts.to(nll.dtype)) * nll
         return neg_elbo.mean() / N, neg_elbo.detach()
 
@@ -280,7 +300,7 @@ class DiffusionModel(GenerativeModel):
         return loss
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        ll = self.elbo(batch, self.config.val_elbo_samples)
+        ll = self.elbo(batch, self.config.val_elbo_samples, self._offset(batch, batch["ids"].shape[0]))
         self.log("val/nll", -ll.mean(), prog_bar=True, batch_size=ll.shape[0], sync_dist=True)
 
     # --- sampling ------------------------------------------------------------------------------
@@ -307,14 +327,34 @@ class DiffusionModel(GenerativeModel):
 
     def _sample(self, n: int, *, temperature: float, generator: torch.Generator, condition=None,
                 guidance=None) -> tuple[list[str], None]:
+        denoise = self._denoiser(n, condition, guidance, temperature)
         if self.sampler == "exact":
-            z, nfe = self._sample_exact(n, temperature, generator)
+            z, nfe = self._sample_exact(n, generator, denoise)
         else:
-            z, nfe = self._sample_ancestral(n, self.sampling_steps, temperature, generator)
+            z, nfe = self._sample_ancestral(n, self.sampling_steps, generator, denoise)
         self.last_sample_stats = {"sampler": self.sampler, "steps": self.sampling_steps if self.sampler
                                   == "ancestral" else self.canvas_len, "rows": n, "network_rows": nfe,
                                   "nfe_per_row": nfe / max(n, 1)}
         return self.decode(z), None
+
+    def _denoiser(self, n: int, condition: dict[str, float] | None, guidance: float | None,
+                  temperature: float) -> Callable[[Tensor, Tensor], Tensor]:
+        """``denoise(z [m, N], rows [m]) -> log p [m, N, V]`` at the temperature: the unconditional,
+        conditional or guided model for the sampled rows ``rows`` of this call."""
+        if self.conditioner is None:
+            return lambda z, rows: self._log_probs(z, None, temperature)
+        off_c = self.conditioner(self.conditioner.space.batch(condition, n, self.device), n, self.device)[:, None]
+        w = float(guidance or 0.0)
+        if not w:
+            return lambda z, rows: self._log_probs(z, off_c[rows], temperature)
+        off_u = self.conditioner({}, n, self.device)[:, None]
+
+        def guided(z: Tensor, rows: Tensor) -> Tensor:
+            lp = self._log_probs(torch.cat([z, z]), torch.cat([off_c[rows], off_u[rows]]))
+            g = guided_log_probs(lp[:len(z)], lp[len(z):], w)
+            return g if temperature == 1.0 else torch.log_softmax(g / temperature, dim=-1)
+
+        return guided
 
     def _draw(self, logp: Tensor, generator: torch.Generator) -> Tensor:
         """One token per row of ``logp`` [M, V] (log-probs already at the sampling temperature)."""
@@ -323,8 +363,8 @@ class DiffusionModel(GenerativeModel):
         return torch.multinomial(logp.exp(), 1, generator=generator).squeeze(-1)
 
     @torch.no_grad()
-    def _sample_ancestral(self, n: int, steps: int, temperature: float, generator: torch.Generator,
-                          offset: Tensor | None = None) -> tuple[Tensor, int]:
+    def _sample_ancestral(self, n: int, steps: int, generator: torch.Generator,
+                          denoise: Callable[[Tensor, Tensor], Tensor]) -> tuple[Tensor, int]:
         """MDLM ancestral sampling in ``steps`` steps with the network cache; (canvases, network rows)."""
         N, dev = self.canvas_len, self.device
         z = torch.full((n, N), self.mask_id, dtype=torch.long, device=dev)
@@ -341,7 +381,7 @@ class DiffusionModel(GenerativeModel):
             need = rows & stale  # the network runs only for rows that change now and changed before
             if bool(need.any()):
                 idx = need.nonzero().squeeze(1)
-                logp[idx] = self._log_probs(z[idx], offset[idx] if offset is not None else None, temperature)
+                logp[idx] = denoise(z[idx], idx)
                 stale[idx] = False
                 network_rows += int(idx.numel())
             z[unmask] = self._draw(logp[unmask], generator)
@@ -349,8 +389,8 @@ class DiffusionModel(GenerativeModel):
         return z, network_rows
 
     @torch.no_grad()
-    def _sample_exact(self, n: int, temperature: float, generator: torch.Generator,
-                      offset: Tensor | None = None) -> tuple[Tensor, int]:
+    def _sample_exact(self, n: int, generator: torch.Generator,
+                      denoise: Callable[[Tensor, Tensor], Tensor]) -> tuple[Tensor, int]:
         """The T -> infinity limit: one uniformly random masked position revealed per network call."""
         N, dev = self.canvas_len, self.device
         z = torch.full((n, N), self.mask_id, dtype=torch.long, device=dev)
@@ -358,6 +398,6 @@ class DiffusionModel(GenerativeModel):
         for _ in range(N):
             scores = torch.rand((n, N), generator=generator, device=dev).masked_fill(z != self.mask_id, -1.0)
             pos = scores.argmax(1)
-            logp = self._log_probs(z, offset, temperature)
+            logp = denoise(z, rows)
             z[rows, pos] = self._draw(logp[rows, pos], generator)
         return z, n * N

@@ -84,10 +84,6 @@ class TransformerModel(GenerativeModel):
             raise ConfigError(f"the transformer reports one likelihood kind: exact; got {kind!r}")
         return "exact"
 
-    @property
-    def condition_space(self):
-        return None if self.conditioner is None else self.conditioner.space
-
     def _prefix(self, batch: dict[str, Tensor], n: int, T: int) -> Tensor | None:
         """The condition embedding at the BOS position, as a [n, T, D] input offset (None: unconditional)."""
         if self.conditioner is None:
