@@ -21,10 +21,13 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from molgen.data.io import SmilesSource
 from molgen.errors import CapabilityError, ConfigError, strict
+
+if TYPE_CHECKING:  # pragma: no cover
+    from molgen.models.base import GenerativeModel
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +137,7 @@ def finetune(model: Any, data: SmilesSource, out: str | Path, *, max_epochs: int
              freeze: str | Sequence[str] | None = None, smiles_col: str | None = None,
              val_size: int = 200, val_every: int | None = None, log_every: int | None = None, seed: int = 0,
              precision: str | None = None, accelerator: str = "auto", num_threads: int | None = None,
-             progress: bool = True, callbacks: list[Any] | None = None):
+             progress: bool = True, callbacks: list[Any] | None = None) -> GenerativeModel:
     """Fine-tune ``model`` (a model directory or a loaded model, left untouched) on ``data`` and save the
     result to ``out``; returns the fine-tuned model.
 
@@ -173,7 +176,12 @@ def finetune(model: Any, data: SmilesSource, out: str | Path, *, max_epochs: int
     out = Path(out)
 
     # What the base model can learn from: every row gets a status, counted and written out.
-    raw = read_smiles(data, smiles_col) if isinstance(data, (str, Path)) else list(data)
+    if isinstance(data, (str, Path)):
+        raw = read_smiles(data, smiles_col)
+    else:  # a list or Series of SMILES (a DataFrame: pass its SMILES column)
+        from molgen.scoring import as_smiles_list
+
+        raw = as_smiles_list(data, "data")
     canonical, status = data_status(base, raw)
     counts = Counter(s if not s.startswith("oov_token:") else "oov_token" for s in status)
     usable = list(dict.fromkeys(c for c, s in zip(canonical, status) if s == "ok"))
