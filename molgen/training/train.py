@@ -440,18 +440,14 @@ def train(model: Any = None, data: SmilesSource | None = None, out: str | Path |
 
 
 def _discard_partial(out: Path) -> None:
-    """A failed run leaves no half-written model folder: removed, or, once it holds a checkpoint (hours
-    of training), renamed to ``OUT.failed`` so it can be resumed from."""
+    """A failed run leaves no half-written model folder: one it created is removed, unless it already
+    holds a training checkpoint (hours of work; the error names it for ``--resume``), which is kept in
+    place without any model file."""
     import shutil
 
     if any((out / "checkpoints").glob("*.ckpt")):
-        dest, n = out.with_name(out.name + ".failed"), 1
-        while dest.exists():
-            n += 1
-            dest = out.with_name(f"{out.name}.failed-{n}")
-        out.rename(dest)
-        log.warning("training failed; its checkpoints are kept in %s (--resume %s)", dest,
-                    dest / "checkpoints" / "last.ckpt")
+        log.warning("training failed; %s holds only its checkpoints (resume with --resume %s)", out,
+                    out / "checkpoints" / "last.ckpt")
     else:
         shutil.rmtree(out, ignore_errors=True)
 
@@ -476,7 +472,7 @@ def _train(model: Any = None, data: SmilesSource | None = None, out: str | Path 
 
     from molgen.data.datamodule import MoleculeDataModule
     from molgen.registry import REPRESENTATIONS
-    from molgen.training.callbacks import ClipGradNorm
+    from molgen.training.callbacks import ClipGradNorm, NonFiniteGuard
     from molgen.training.optim import OptimConfig
     from molgen.training.progress import Budget, TrainingProgress
 
@@ -490,7 +486,9 @@ def _train(model: Any = None, data: SmilesSource | None = None, out: str | Path 
     rank0 = _launch_rank() == 0
     if _made is not None and not out.exists() and not resume:
         _made.append(out)  # removed again if the run fails (see train)
-    out.mkdir(parents=True, exist_ok=True)
+    from molgen.persistence import check_writable
+
+    check_writable(out)  # an unwritable folder is an error now, not after the data preparation
     if opts["num_threads"]:
         torch.set_num_threads(int(opts["num_threads"]))
     L.seed_everything(opts["seed"], workers=True, verbose=False)
@@ -521,6 +519,8 @@ def _train(model: Any = None, data: SmilesSource | None = None, out: str | Path 
     net = base if base is not None else build_model(cls, None if nested else representation, policy, max_len,
                                                     opts["model_args"], nested)
     data_info["prepare_seconds"] = round(time.perf_counter() - t0, 1)
+    if rank0:  # weights, the checkpoint (weights + two AdamW moments) and logs must fit: checked before fit
+        check_writable(out, need_bytes=20 * net.n_parameters() + 64 * 2**20)
     log.info("model %s: %.2fM parameters, vocabulary %d, max_len %d", name, net.n_parameters() / 1e6,
              representation.vocab_size, max_len)
 
@@ -550,7 +550,9 @@ def _train(model: Any = None, data: SmilesSource | None = None, out: str | Path 
     bar = _want_bar(opts)
     from molgen.training.curves import curve_logger  # molecules seen + learning rate in the CSV log
 
-    cbs = [progress, ckpt, curve_logger(progress), *(callbacks or [])]
+    # NonFiniteGuard: a NaN / inf loss stops the run naming the step; the checkpoint written after each
+    # validation (when every weight is finite) is the last good one (a family's own guard replaces it)
+    cbs = [progress, ckpt, curve_logger(progress), NonFiniteGuard(), *(callbacks or [])]
     if bar:
         cbs.append(TQDMProgressBar(refresh_rate=10))
     # Gradient clipping is for automatic optimisation (Lightning refuses it with manual optimisation,
@@ -605,5 +607,5 @@ def _train(model: Any = None, data: SmilesSource | None = None, out: str | Path 
 
 
 train.__doc__ = (_train.__doc__ or "") + """
-    A run that fails leaves no half-written ``out``: a folder it created is removed (or renamed to
-    ``OUT.failed`` once it holds a checkpoint)."""
+    A run that fails leaves no half-written ``out``: a folder it created is removed (kept, with only its
+    checkpoints, once it holds one, so the run can be resumed)."""
