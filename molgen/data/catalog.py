@@ -142,7 +142,7 @@ def cache_dir() -> Path:
 
 
 def offline() -> bool:
-    """``MOLGEN_OFFLINE=1`` (or ``molgen --offline``): never touch the network."""
+    """``MOLGEN_OFFLINE=1`` (or ``molgen data get --offline``): never touch the network."""
     return os.environ.get("MOLGEN_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
 
 
