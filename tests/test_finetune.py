@@ -80,6 +80,8 @@ def test_finetune_options_are_checked(base_dir, focused, tmp_path):
         molgen.finetune(base_dir, focused, tmp_path / "x", epochs=3)
     with pytest.raises(ValueError, match="only 0 distinct"):
         molgen.finetune(base_dir, BAD, tmp_path / "x")
+    with pytest.raises(ConfigError, match="representation cannot be given"):  # train() from a model keeps it
+        molgen.train(molgen.load(base_dir), data=focused, out=tmp_path / "x", representation="selfies")
     assert not (tmp_path / "x").exists()
 
 

@@ -478,6 +478,11 @@ def _train(model: Any = None, data: SmilesSource | None = None, out: str | Path 
 
     _quiet_lightning()
     base = model if _is_model(model) else None  # fine-tuning: start from this model, not a fresh one
+    fixed = sorted(k for k, v in options.items() if v and (k not in DEFAULTS or k in (
+        "representation", "max_len", "model_args", "conditions", "autoencoder", "config")))
+    if base is not None and (fixed or config is not None):
+        raise ConfigError(f"training an existing {base.name} model further keeps its representation and "
+                          f"architecture: {', '.join(fixed or ['config'])} cannot be given")
     explicit = dict(options, model=type(base) if base is not None else model, data=data)
     opts = resolve_options(config, **explicit)
     cls = resolve_model_class(opts["model"])
