@@ -114,7 +114,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--name", default="diffusion")
     ap.add_argument("--estimator-only", action="store_true",
-                    help="with --skip-train: only the spread of elbo-4/16/64 on 100 test molecules")
+                    help="with --skip-train: only the spread of elbo-4/16/64 on 50 test molecules")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -130,10 +130,10 @@ def main() -> None:
     if args.estimator_only:
         for rep in args.representations:
             diff = load(out / f"diffusion-{rep}")
-            spread = _estimator_spread(diff, test[:100])
+            spread = _estimator_spread(diff, test[:50], salts=3)
             payload["representations"][rep] = spread
             rows += [{"representation": rep, "kind": k, **v} for k, v in spread.items()]
-        notes.append("Spread over 4 Monte-Carlo salts on 100 test molecules. Command: python "
+        notes.append("Spread over 3 Monte-Carlo salts on 50 test molecules. Command: python "
                      "benchmarks/diffusion.py " + " ".join(sys.argv[1:]))
         _, md = write_results(f"{args.name}_estimator", payload, rows, "Diffusion ELBO estimator spread", notes)
         print(md.read_text())
