@@ -20,6 +20,7 @@ that says what to do. Lightning ``.ckpt`` files are for resuming training only.
 from __future__ import annotations
 
 import json
+import os
 import platform
 from datetime import datetime, timezone
 from pathlib import Path
@@ -30,7 +31,7 @@ from molgen.errors import ConfigError, ModelFormatError
 FORMAT = "molgen-model"
 FORMAT_VERSION = 2
 
-__all__ = ["ModelFormatError", "load_pretrained", "read_config", "save_pretrained"]
+__all__ = ["ModelFormatError", "OutputError", "check_writable", "load_pretrained", "read_config", "save_pretrained"]
 
 
 def versions() -> dict[str, str]:
@@ -70,14 +71,69 @@ def _nested_prefixes(model) -> tuple[str, ...]:
     return tuple(f"{name}." for name in model.nested)
 
 
-def save_pretrained(model, path: str | Path) -> Path:
-    from safetensors.torch import save_file
+class OutputError(ValueError):
+    """An output location that cannot be written (missing permission, full disk): said before work starts."""
+
+
+def check_writable(path: str | Path, need_bytes: int = 0) -> Path:
+    """Make ``path`` (a directory) and prove it writable with a probe file, and that ``need_bytes`` fit
+    on its disk; an :class:`OutputError` naming the problem otherwise. Called before hours of work."""
+    import errno
+    import shutil
 
     path = Path(path)
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".molgen-write-probe-{os.getpid()}"
+        probe.write_bytes(b"x")
+        probe.unlink()
+    except OSError as e:
+        why = "no space left on the device" if e.errno == errno.ENOSPC else (e.strerror or str(e))
+        raise OutputError(f"cannot write to {path}: {why}") from None
+    free = shutil.disk_usage(path).free
+    if need_bytes and free < need_bytes:
+        raise OutputError(f"{path}: {free / 2**20:.0f} MiB free on its disk, this run needs about "
+                          f"{need_bytes / 2**20:.0f} MiB (model, checkpoints and logs)")
+    return path
+
+
+def save_pretrained(model, path: str | Path) -> Path:
+    """Write ``model``'s directory atomically: everything goes to a temporary sibling first; a new
+    directory is then renamed into place, an existing one (a training run's folder) gets its files
+    replaced one by one with ``config.json`` removed first and written last, so a crash or a full disk
+    never leaves a directory that loads with a mix of old and new files."""
+    import shutil
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.saving-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        _write_model(model, tmp)
+        if not path.exists():
+            os.rename(tmp, path)
+            return path
+        (path / "config.json").unlink(missing_ok=True)  # from here on the old directory does not load
+        for item in sorted(tmp.iterdir(), key=lambda p: p.name == "config.json"):  # config.json last
+            dest = path / item.name
+            if item.is_dir():
+                shutil.rmtree(dest, ignore_errors=True)
+            os.replace(item, dest)
+    except OSError as e:
+        raise OutputError(f"cannot save the model to {path}: {e.strerror or e}; nothing loadable was left "
+                          "half-written there") from e
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return path
+
+
+def _write_model(model, path: Path) -> None:
+    from safetensors.torch import save_file
+
+    path.mkdir(parents=True)
     config = model_config(model)
     for name, sub in config["nested"].items():
-        save_pretrained(getattr(model, name), path / sub)
+        _write_model(getattr(model, name), path / sub)
     if model.representation is not None:
         model.representation.save(path / "representation.json")
     skip = _nested_prefixes(model)
@@ -88,7 +144,15 @@ def save_pretrained(model, path: str | Path) -> Path:
     (path / "metadata.json").write_text(json.dumps(meta, indent=1, default=str))
     # config.json last: a directory without it is visibly incomplete
     (path / "config.json").write_text(json.dumps(config, indent=1))
-    return path
+
+
+def _inside(root: Path, name: str) -> Path:
+    """``root / name``, refused if it (through ``..`` or a symbolic link) resolves outside ``root``."""
+    target = (root / name).resolve()
+    base = root.resolve()
+    if target != base and base not in target.parents:
+        raise ModelFormatError(f"{root}: {name} points outside the model directory ({target}); refused")
+    return target
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -111,14 +175,18 @@ def read_config(path: str | Path) -> dict[str, Any]:
             raise ModelFormatError(f"{path} is a Lightning training checkpoint (for resuming with "
                                    "`molgen train --resume`); load the model directory written next to it")
         raise ModelFormatError(f"{path} is a file; a molgen model is a directory with config.json")
-    cfg = _read_json(path / "config.json")
+    cfg = _read_json(_inside(path, "config.json"))
     if cfg.get("format") != FORMAT:
         raise ModelFormatError(f"{path}/config.json is not a molgen model config (format "
                                f"{cfg.get('format')!r}); a Hugging Face or foreign config cannot be loaded")
     version = cfg.get("format_version", 0)
     if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise ModelFormatError(f"{path} was written by a newer molgen (format {version} > "
-                               f"{FORMAT_VERSION}); upgrade molgen to load it")
+        from molgen._version import __version__
+
+        writer = cfg.get("molgen_version")
+        raise ModelFormatError(f"{path} was written by a newer molgen ({'molgen ' + str(writer) + ', ' if writer else ''}"
+                               f"model format {version}); this molgen {__version__} reads format {FORMAT_VERSION}: "
+                               f"upgrade molgen{' to >= ' + str(writer) if writer else ''} to load it")
     if version < FORMAT_VERSION:
         raise ModelFormatError(f"{path} has the old model format {version} (molgen 0.1 before the contract "
                                f"change); retrain it with this molgen (format {FORMAT_VERSION})")
@@ -145,7 +213,7 @@ def load_pretrained(path: str | Path, map_location: str = "cpu"):
     representation = None
     if cfg.get("representation") is not None:
         try:
-            representation = load_tokenizer(path / "representation.json")
+            representation = load_tokenizer(_inside(path, "representation.json"))
         except (ValueError, KeyError) as e:
             raise ModelFormatError(f"{path}/representation.json: {e}") from None
     nested_dirs = cfg.get("nested") or {}
@@ -157,9 +225,12 @@ def load_pretrained(path: str | Path, map_location: str = "cpu"):
         sub_path = (path / str(sub)).resolve()
         if path.resolve() not in sub_path.parents:
             raise ModelFormatError(f"{path}/config.json: nested model path {sub!r} leaves the model directory")
+        _inside(path, str(sub))
         nested[name] = load_pretrained(sub_path, map_location)
     model = cls(config, representation=representation, policy=policy, **nested)
     wfile = path / "model.safetensors"
+    if wfile.exists():
+        _inside(path, "model.safetensors")
     if not wfile.exists():
         raise ModelFormatError(f"{path}: model.safetensors is missing")
     try:
@@ -177,6 +248,6 @@ def load_pretrained(path: str | Path, map_location: str = "cpu"):
         raise ModelFormatError(f"{wfile} does not match a {cfg['model']} with this config "
                                f"(missing {missing[:5]}, unexpected {unexpected[:5]})")
     meta_path = path / "metadata.json"
-    model.metadata = _read_json(meta_path) if meta_path.exists() else {}
+    model.metadata = _read_json(_inside(path, "metadata.json")) if meta_path.exists() else {}
     model.eval()
     return model
