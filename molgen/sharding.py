@@ -96,15 +96,16 @@ def run_key(model_path: str | Path, source: str | Path, options: dict[str, Any])
             "input_stamp": stamp(source) if source.is_file() else "", **options}
 
 
-def prepare_parts(out: str | Path, key: dict[str, Any], *, resume: bool) -> tuple[Path, int]:
+def prepare_parts(out: str | Path, key: dict[str, Any], *, resume: bool, join: bool = False) -> tuple[Path, int]:
     """The parts directory of ``out`` and the number of chunks already scored there (0 for a new run).
 
     Without ``resume`` a leftover parts directory is an error (it holds an interrupted run's work);
-    with it, a parts directory written with another model, input or options is an error."""
+    with it, a parts directory written with another model, input or options is an error. ``join``:
+    another node of this run may have made it (multi-node runs share it)."""
     d = parts_dir(out)
     run_file = d / "run.json"
     if d.exists() and run_file.exists():
-        if not resume:
+        if not (resume or join):
             raise ConfigError(f"{d} holds an interrupted run: pass --resume to continue it, or delete it")
         old = json.loads(run_file.read_text())
         diff = sorted(k for k in set(old) | set(key) if old.get(k) != key.get(k))
@@ -216,7 +217,7 @@ def score_file(model, model_path: str | Path, source: str | Path, out: str | Pat
         raise ConfigError(f"node_rank must be in [0, {num_nodes}), got {node_rank}")
     n_shards = devices * num_nodes
     key = run_key(model_path, source, {**{k: v for k, v in options.items()}, "n_shards": n_shards})
-    parts, n_done = prepare_parts(out, key, resume=resume)
+    parts, n_done = prepare_parts(out, key, resume=resume, join=num_nodes > 1)
     if n_done:
         log.info("resuming: %d chunk(s) already scored in %s", n_done, parts)
     shards = [node_rank * devices + j for j in range(devices)]

@@ -17,6 +17,7 @@ canonical strings exactly.
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 
@@ -26,6 +27,9 @@ from rdkit.Chem.MolStandardize import rdMolStandardize
 from molgen.chem.rdlog import quiet_rdkit
 
 MAX_SMILES_CHARS = 10_000  # longer inputs are refused before RDKit sees them (hostile input guard)
+#: a SMILES is printable ASCII without spaces; anything else (an inner space or tab, Unicode, control
+#: characters) is invalid, because RDKit silently reads only the part before it
+_SMILES_CHARS = re.compile(r"[!-~]+")
 
 
 class Status(str, enum.Enum):
@@ -69,6 +73,8 @@ def to_mol(smiles: str | None):
         return None
     s = smiles.strip()
     if not s or len(s) > MAX_SMILES_CHARS:
+        return None
+    if not _SMILES_CHARS.fullmatch(s):  # RDKit would read "CCO name", "CCO\u200b" or "CCÖ" as a prefix
         return None
     with quiet_rdkit():
         try:

@@ -3,7 +3,7 @@
 ``corpus.jsonl``: one row per hostile string, ``{"id", "category", "smiles", "status"}``, where
 ``status`` is what ``model.score`` says for the test suite's tiny transformer (trained on the first
 600 MOSES test molecules): ``ok``, ``invalid_smiles``, ``too_long``, ``unrepresentable`` or a status
-prefix ``oov_token`` / ``oov_element``. JSON keeps every string exactly (empty, tabs, Unicode, NUL).
+prefix ``oov_token``. JSON keeps every string exactly (empty, tabs, Unicode, NUL).
 The file formats (``*.smi``, ``*.csv``, a truncated gzip, UTF-16, CRLF) are written from it.
 """
 
@@ -43,13 +43,13 @@ ROWS: list[tuple[str, str, str]] = [  # (category, smiles, expected status for t
                    "CCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCO",
      "too_long"),
     ("heavy_150", "OCC" * 50, "too_long"),
-    ("heavy_150", "c1ccc(cc1)" * 0 + "".join("c1ccc(cc1)" for _ in range(24)) + "C", "invalid_smiles"),
+    ("heavy_150", "".join("c1ccc(cc1)" for _ in range(24)) + "C", "oov_token"),  # 145 heavy atoms, ring bonds 6..24
     ("salt", "CC(=O)Oc1ccccc1C(=O)O.[Na+]", "ok"),
     ("salt", "CN.Cl", "ok"),
     ("mixture", "CCO.O", "ok"),
     ("mixture", "CCOC(=O)c1ccccc1.CCOC(=O)c1ccccc1", "ok"),
     ("charged", "C[N+](C)(C)C", "oov_token"),
-    ("charged", "O=[N+]([O-])c1ccccc1", "ok"),
+    ("charged", "O=[N+]([O-])c1ccccc1", "oov_token"),
     ("charged", "CC(=O)[O-]", "oov_token"),
     ("isotope", "[13CH3]O", "oov_token"),
     ("isotope", "[2H]OC", "oov_token"),
@@ -61,20 +61,22 @@ ROWS: list[tuple[str, str, str]] = [  # (category, smiles, expected status for t
     ("wildcard", "[*]C(=O)O", "oov_token"),
     ("unknown_element", "[Xx]", "invalid_smiles"),
     ("unknown_element", "[Uue]", "invalid_smiles"),
-    ("unknown_element", "CC[Se]CC", "oov_element"),
-    ("unknown_element", "C[Si](C)(C)C", "oov_element"),
-    ("unknown_element", "[Te]", "oov_element"),
-    ("metal", "[NH3]->[Pt](<-[NH3])(Cl)Cl", "oov_element"),
-    ("metal", "N->[Pt](<-N)(Cl)Cl", "oov_element"),
-    ("metal", "[NH3][Pt]([NH3])(Cl)Cl", "oov_element"),
+    ("unknown_element", "CC[Se]CC", "oov_token"),
+    ("unknown_element", "C[Si](C)(C)C", "oov_token"),
+    ("unknown_element", "[Te]", "oov_token"),
+    ("metal", "[NH3]->[Pt](<-[NH3])(Cl)Cl", "oov_token"),
+    ("metal", "N->[Pt](<-N)(Cl)Cl", "oov_token"),
+    ("metal", "[NH3][Pt]([NH3])(Cl)Cl", "oov_token"),
     ("metal", "[Fe+2].[O-]C(=O)C", "oov_token"),
-    ("metal", "C[Hg]Cl", "oov_element"),
-    ("metal", "[Na]Cl", "oov_element"),
-    ("unicode", "CCO\u200b", "ok"),
+    ("metal", "C[Hg]Cl", "oov_token"),
+    ("metal", "[Na]Cl", "oov_token"),
+    ("unicode", "CCO\u200b", "invalid_smiles"),
     ("unicode", "\ufeffCCO", "invalid_smiles"),
     ("unicode", "\uff23\uff23\uff2f", "invalid_smiles"),
     ("unicode", "C\u2013C", "invalid_smiles"),
-    ("unicode", "CC\u00d6", "invalid_smiles"),
+    ("unicode", "CC\u00d6", "invalid_smiles"),  # RDKit alone reads "CC" here
+    ("garbage", "C C", "invalid_smiles"),  # RDKit alone reads "C" (the rest as a name)
+    ("garbage", "CCO\tethanol", "invalid_smiles"),
     ("unicode", "\U0001f600", "invalid_smiles"),
     ("control", "\x00CC", "invalid_smiles"),
     ("control", "C\x7fC", "invalid_smiles"),
@@ -103,7 +105,7 @@ def main() -> None:
         'a7,,empty smiles\n'
         'a8,"C C",space inside\n', encoding="utf-8")
     good = "\n".join(["CCO", "c1ccccc1", "CC(=O)O", "CCN", "CCCl"] * 40) + "\n"
-    data = gzip.compress(good.encode())
+    data = gzip.compress(good.encode(), mtime=0)  # reproducible bytes
     (HERE / "truncated.smi.gz").write_bytes(data[: len(data) // 2])
     (HERE / "utf16.smi").write_bytes(codecs.BOM_UTF16_LE + "CCO\nc1ccccc1\nCC(=O)O\n".encode("utf-16-le"))
     (HERE / "utf8_bom.smi").write_bytes(codecs.BOM_UTF8 + b"CCO\nc1ccccc1\nCC(=O)O\n")
