@@ -29,6 +29,7 @@ from _common import write_results
 
 PROPERTIES = ("qed", "logp")
 GUIDANCE = (0.0, 1.0, 2.0, 4.0)
+#: family -> config (``family:config`` on the command line picks another, e.g. diffusion:diffusion-selfies)
 CONFIGS = {"transformer": "quickstart", "diffusion": "diffusion"}
 
 
@@ -55,7 +56,8 @@ def main() -> None:
     from molgen.training.train import train
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--families", default="transformer,diffusion")
+    ap.add_argument("--families", default="transformer,diffusion",
+                    help="comma-separated FAMILY or FAMILY:CONFIG (a name in configs/)")
     ap.add_argument("--molecules", type=int, default=300_000, help="training budget in molecules seen")
     ap.add_argument("--max-time", type=float, default=30, metavar="MINUTES", help="safety cap per model")
     ap.add_argument("--subset", type=int, default=200_000, help="training molecules (properties are computed once)")
@@ -71,12 +73,14 @@ def main() -> None:
     rows, payload = [], {"budget": {"molecules": args.molecules, "max_time_min": args.max_time,
                                     "subset": args.subset, "n_per_cell": args.n}, "families": {}}
     notes = []
-    for family in args.families.split(","):
-        out = Path(args.out) / family
+    for spec in args.families.split(","):
+        family, _, config = spec.partition(":")
+        config = config or CONFIGS[family]
+        out = Path(args.out) / (family if config == CONFIGS[family] else f"{family}-{config}")
         if args.reuse and (out / "config.json").exists():
             model = load(out)
         else:
-            model = train(config=resolve_config(CONFIGS[family]), out=out, model=family, seed=args.seed,
+            model = train(config=resolve_config(config), out=out, model=family, seed=args.seed,
                           progress=False, max_molecules=args.molecules, max_time=args.max_time,
                           subset=args.subset, conditions=list(PROPERTIES), num_threads=args.threads)
         space = model.condition_space
@@ -98,7 +102,7 @@ def main() -> None:
                 best_w = min(per_w, key=lambda w: np.nan_to_num(per_w[w]["mae"], nan=np.inf))
                 best = per_w[best_w]
                 rows.append({
-                    "family": family, "property": prop, "target": round(target, 3),
+                    "family": family, "representation": t.get("representation"), "property": prop, "target": round(target, 3),
                     "MAE uncond": base["mae"], **{f"MAE w={w:g}": per_w[w]["mae"] for w in GUIDANCE},
                     "best w": best_w, "MAE ratio": best["mae"] / base["mae"],
                     "valid uncond": base["valid"], "valid best": best["valid"], "unique best": best["unique"],
@@ -106,8 +110,9 @@ def main() -> None:
                 })
         fam["sampling_seconds"] = round(time.perf_counter() - t0, 1)
         fam["unconditional"] = {"valid": free.validity}
-        payload["families"][family] = fam
-        notes.append(f"{family}: trained on {t.get('molecules_seen')} molecules at {t.get('molecules_per_s')} "
+        fam["config"] = config
+        payload["families"][spec] = fam
+        notes.append(f"{family} ({config}): trained on {t.get('molecules_seen')} molecules at {t.get('molecules_per_s')} "
                      f"molecules/s ({t.get('precision')}); {args.n} samples per cell.")
     notes.append("Targets: best-w MAE <= 0.5 x unconditional MAE with validity >= 0.9 x unconditional "
                  "(column 'MAE target met'). Guided samples (w > 0) have no tractable likelihood; w = 0 is the "
