@@ -222,8 +222,10 @@ def test_a_sigkilled_training_resumes_to_the_same_weights(tmp_path, tiny_train_s
     env = {**os.environ, "MOLGEN_CACHE": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1",
            "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     tiny = [a for k, v in TINY_MODEL_ARGS["transformer"].items() for a in ("--set", f"{k}={v}")]
+    config = tmp_path / "run.yaml"  # a checkpoint after every validation, every 4 steps
+    config.write_text("val_every: 4\nval_size: 20\n")
     common = [sys.executable, "-m", "molgen.cli.main", "train", "--model", "transformer", "--data", str(data),
-              "--max-steps", "60", "--val-every", "4", "--val-size", "20", "--batch-size", "16", "--lr", "3e-3",
+              "--config", str(config), "--max-steps", "60", "--batch-size", "16", "--lr", "3e-3",
               "--precision", "32-true", "--accelerator", "cpu", "--seed", "0", *tiny, "-q"]
 
     whole = subprocess.run([*common, "--out", str(tmp_path / "whole")], env=env, capture_output=True, text=True,
