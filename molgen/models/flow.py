@@ -68,7 +68,6 @@ from molgen.models.base import GenerativeModel
 from molgen.models.config import ModelConfig
 from molgen.nn.flows import CategoricalGaussians, Flow, standard_normal_log_prob
 from molgen.registry import MODELS
-from molgen.training.callbacks import NonFiniteGuard
 from molgen.training.optim import adamw_warmup_cosine
 from molgen.training.progress import log_due
 
@@ -213,10 +212,6 @@ class FlowModel(GenerativeModel):
             self.log("train/loss", loss.detach(), prog_bar=True, batch_size=cats.shape[0])
             self.log("train/bound", bound.mean().detach().float(), batch_size=cats.shape[0])
         return loss
-
-    def configure_callbacks(self):
-        """NaN / inf in the loss stops training naming the step; the last good checkpoint is kept."""
-        return [NonFiniteGuard()]
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         seeds = row_seeds(batch["ids"], self.tokenizer.pad_id, salt=self.config.mc_seed)

@@ -29,7 +29,7 @@ class NonFiniteGuard(L.Callback):
     After every validation of a fit it writes ``<checkpoint dir>/last.ckpt`` when all parameters are
     finite (``molgen.train``'s ModelCheckpoint with ``save_top_k=0`` writes ``last.ckpt`` only when
     training ends); before a backward pass with a non-finite loss it raises :class:`FloatingPointError`,
-    so no bad step reaches the weights or that file. A family opts in from ``configure_callbacks``.
+    so no bad step reaches the weights or that file. ``molgen.train`` adds it for every family.
     """
 
     def __init__(self) -> None:
