@@ -86,6 +86,7 @@ def test_scaffold_coverage_and_its_real_value():
     assert modes.real_scaffold_coverage(counts, n_ref, 50) < 0.5
 
 
+@pytest.mark.slow  # ~13 s (reference statistics + ChemNet); the Evaluator's extras also run in test_metrics
 def test_evaluator_reports_every_diagnostic_with_its_real_value(pool):
     from molgen.metrics import Evaluator
 
