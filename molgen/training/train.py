@@ -592,8 +592,9 @@ def _train(model: Any = None, data: SmilesSource | None = None, out: str | Path 
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "data": data_info, "dropped": {k: dict(v) for k, v in dm.dropped.items()},
         "training": {**{k: opts[k] for k in ("seed", "subset", "batch_size", "lr", "max_time", "max_steps",
-                                              "max_molecules", "max_epochs", "representation", "strategy",
+                                              "max_molecules", "max_epochs", "strategy",
                                               "conditions")},
+                     "representation": getattr(representation, "name", opts["representation"]),  # the one used
                      "world_size": trainer.world_size, "global_batch_size": opts["batch_size"] * trainer.world_size,
                      "steps": progress.steps, "optimizer_steps": trainer.global_step,
                      "epochs": _epochs(progress.steps, trainer), "fit_seconds": round(fit_seconds, 1),
