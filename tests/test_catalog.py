@@ -5,6 +5,7 @@ import hashlib
 import http.server
 import threading
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -17,11 +18,11 @@ PAYLOAD = b"SMILES\n" + b"".join(f"C{'C' * (i % 7)}O\n".encode() for i in range(
 class _Handler(http.server.BaseHTTPRequestHandler):
     """Serves ``files`` with HTTP Range support; ``cut`` sends only the first bytes then drops the line."""
 
-    files: dict[str, bytes] = {}
-    cut: dict[str, int] = {}
-    seen: list[tuple[str, str | None]] = []
+    files: ClassVar[dict[str, bytes]] = {}
+    cut: ClassVar[dict[str, int]] = {}
+    seen: ClassVar[list[tuple[str, str | None]]] = []
 
-    def do_GET(self):  # noqa: N802
+    def do_GET(self):
         body = self.files.get(self.path)
         self.seen.append((self.path, self.headers.get("Range")))
         if body is None:
