@@ -20,9 +20,9 @@ _LAZY = {
     "train": ("molgen.api", "train"),
     "load": ("molgen.api", "load"),
     "list_models": ("molgen.api", "list_models"),
-    "finetune": ("molgen.finetune", "finetune"),
+    "finetune": ("molgen.training.finetune", "finetune"),
     "filter_molecules": ("molgen.filtering", "filter_molecules"),
-    "draw": ("molgen.draw", "draw"),
+    "draw": ("molgen.drawing", "draw"),
     "write_molecules": ("molgen.export", "write_molecules"),
     "read_table": ("molgen.export", "read_table"),
     "Evaluator": ("molgen.metrics", "Evaluator"),
@@ -36,12 +36,12 @@ __all__ = ["__version__", *_LAZY]
 if TYPE_CHECKING:  # pragma: no cover
     from molgen.api import list_models, load, train  # noqa: F401
     from molgen.chem import Policy  # noqa: F401
-    from molgen.draw import draw  # noqa: F401
+    from molgen.drawing import draw  # noqa: F401
     from molgen.export import read_table, write_molecules  # noqa: F401
     from molgen.filtering import filter_molecules  # noqa: F401
-    from molgen.finetune import finetune  # noqa: F401
     from molgen.metrics import Evaluator  # noqa: F401
     from molgen.models.base import GenerativeModel, SampleResult  # noqa: F401
+    from molgen.training.finetune import finetune  # noqa: F401
 
 
 def __getattr__(name: str) -> Any:

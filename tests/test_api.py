@@ -49,3 +49,18 @@ def test_load_sample_score(trained_transformer, tmp_path):
     # the loaded model gives the saved model's numbers
     assert df.log_likelihood[0] == pytest.approx(trained_transformer.score(["CCO"]).log_likelihood[0], abs=1e-5)
     assert {m["name"] for m in molgen.list_models()} == {name for name, _ in MODELS.items()} >= {"transformer"}
+
+
+def test_lazy_public_names_are_not_shadowed_by_submodules():
+    """``molgen.draw`` / ``molgen.finetune`` stay functions after every submodule has been imported
+    (a submodule of the same name would replace the attribute on import)."""
+    import importlib
+    import pkgutil
+
+    import molgen
+
+    names = {m.name.rsplit(".", 1)[-1] for m in pkgutil.iter_modules(molgen.__path__)}
+    assert not names & set(molgen._LAZY), "a public lazy name must not also be a submodule of molgen"
+    for mod, _ in molgen._LAZY.values():
+        importlib.import_module(mod)
+    assert callable(molgen.draw) and callable(molgen.finetune) and callable(molgen.train)

@@ -27,7 +27,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from molgen.finetune import finetune
+    from molgen.training.finetune import finetune
 
     model = finetune(args.base, args.data, args.out, max_epochs=args.max_epochs, max_steps=args.max_steps,
                      max_molecules=args.max_molecules, max_time=args.max_time, lr=args.lr,

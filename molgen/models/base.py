@@ -85,8 +85,8 @@ class SampleResult:
         return filter_molecules(self, **criteria)
 
     def draw(self, n: int = 24, **options: Any):
-        """An HTML grid of the first ``n`` samples with their values (:func:`molgen.draw.draw`)."""
-        from molgen.draw import draw
+        """An HTML grid of the first ``n`` samples with their values (:func:`molgen.drawing.draw`)."""
+        from molgen.drawing import draw
 
         return draw(self, n=n, **options)
 
