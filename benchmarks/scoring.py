@@ -49,12 +49,16 @@ def run_cli(args: list[str], threads: int) -> tuple[float, float]:
     return wall, usage.ru_maxrss / 1024
 
 
-def train(kind: str, out: Path, data: Path, steps: int) -> Path:
+def train(kind: str, out: Path, data: Path, steps: int, val_size: int | None = None) -> Path:
     config = {"transformer": "quickstart", "vae": "vae"}[kind]
     args = ["train", "--config", str(ROOT / "configs" / f"{config}.yaml"), "--data", str(data), "--out", str(out),
-            "--max-steps", str(steps), "--subset", "20000", "--max-time", "30", "-q"]
+            "--max-steps", str(steps), "--subset", "20000", "-q"]
     if kind == "vae":
         args += ["--max-molecules", str(10**9)]
+    if val_size:
+        cfg = out.with_suffix(".yaml")
+        cfg.write_text((ROOT / "configs" / f"{config}.yaml").read_text() + f"\nval_size: {val_size}\n")
+        args[args.index("--config") + 1] = str(cfg)
     run_cli(args, 2)
     return out
 
@@ -83,7 +87,8 @@ def main() -> None:
     train_data.write_text("".join(train_rows))
     models = {"transformer": Path(args.transformer) if args.transformer else train("transformer", tmp / "tf", train_data,
                                                                                    args.train_steps),
-              "vae": Path(args.vae) if args.vae else train("vae", tmp / "vae", train_data, args.train_steps)}
+              "vae": Path(args.vae) if args.vae else train("vae", tmp / "vae", train_data, args.train_steps,
+                                                           val_size=500)}
     meta = json.loads((models["transformer"] / "metadata.json").read_text())
     train_rate = float(meta["training"]["molecules_per_s"])
 
