@@ -109,3 +109,18 @@ def test_training_resumes_from_its_lightning_checkpoint(tmp_path, tiny_train_smi
 def test_train_refuses_a_test_set_for_validation(tmp_path, capsys):
     assert main(["train", "--out", str(tmp_path / "x"), "--val-data", "moses:test_scaffolds", "--max-steps", "1"]) == 2
     assert "test sets are for reported metrics only" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("error", [FloatingPointError("non-finite training loss (nan) at step 7"),
+                                   OSError(28, "No space left on device")])
+def test_a_nan_stop_or_a_full_disk_is_one_line(error, monkeypatch, capsys):
+    import molgen.cli.inspect as inspect_cli
+
+    def fail(args):
+        raise error
+
+    monkeypatch.setattr(inspect_cli, "run_info", fail, raising=False)
+    monkeypatch.setattr(inspect_cli, "run", fail, raising=False)
+    assert main(["info", "somewhere"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("molgen info: error:") and "Traceback" not in err and len(err.strip().splitlines()) == 1

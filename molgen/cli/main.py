@@ -83,8 +83,9 @@ def main(argv: list[str] | None = None) -> int:
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    except (ValueError, FileNotFoundError, KeyError, NotImplementedError) as e:
-        # Expected user errors (bad path, corrupt model, unknown option): one clear line, no traceback.
+    except (ValueError, OSError, KeyError, NotImplementedError, FloatingPointError) as e:
+        # Expected user errors (bad path, corrupt model, unknown option, a full or unwritable disk, a
+        # NaN loss that stopped training and names its checkpoint): one clear line, no traceback.
         if args.verbose > 1:
             raise
         msg = e.args[0] if isinstance(e, KeyError) and e.args else e
