@@ -104,6 +104,8 @@ def test_training_resumes_from_its_lightning_checkpoint(tmp_path, tiny_train_smi
     assert main([*common, "--max-steps", "5", "--resume", str(ckpt)]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["steps"] == 5 and summary["molecules_seen"] == 5 * 20
+    # one checkpoint to resume from, always the newest (never a stale last.ckpt beside last-v1.ckpt)
+    assert sorted(p.name for p in ckpt.parent.iterdir()) == ["last.ckpt"]
 
 
 def test_train_refuses_a_test_set_for_validation(tmp_path, capsys):

@@ -549,7 +549,8 @@ def _train(model: Any = None, data: SmilesSource | None = None, out: str | Path 
                     max_time_s=opts["max_time"] * 60 if opts["max_time"] else None,
                     max_molecules=opts["max_molecules"] or None)
     progress = TrainingProgress(budget)
-    ckpt = ModelCheckpoint(dirpath=out / "checkpoints", save_last=True, save_top_k=0)
+    ckpt = ModelCheckpoint(dirpath=out / "checkpoints", save_last=True, save_top_k=0,
+                           enable_version_counter=False)  # one last.ckpt, also written by NonFiniteGuard
     precision, precision_info = choose_precision(net, dm, opts)
     max_epochs = opts["max_epochs"] if opts["max_epochs"] is not None else (-1 if budget.is_set() else 10)
     bar = _want_bar(opts)
