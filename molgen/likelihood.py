@@ -73,3 +73,21 @@ def row_rand(seeds: list[int], shape: tuple[int, ...], device: torch.device | st
     """Uniform [0, 1) noise [B, *shape], per-row generators as in :func:`row_randn`."""
     rows = [torch.rand(shape, generator=torch.Generator().manual_seed((s + offset) % (2**63))) for s in seeds]
     return torch.stack(rows).to(device) if rows else torch.zeros((0, *shape), device=device)
+
+
+def resolve_k_kind(kind: str | None, *, prefix: str, default_k: int, fixed: tuple[str, ...] = (),
+                   family: str, unit: str = "samples") -> str:
+    """The kind of a K-sample estimator: None -> ``{prefix}-{default_k}``; ``prefix`` or ``prefix-K``
+    (K >= 1); or one of the family's ``fixed`` kinds. Anything else is a ConfigError listing them."""
+    from molgen.errors import ConfigError
+
+    if kind is None:
+        return f"{prefix}-{default_k}"
+    if kind in fixed:
+        return kind
+    head, dash, k = str(kind).partition("-")
+    if head == prefix and (not dash or (k.isdigit() and int(k) >= 1)):
+        return f"{prefix}-{k or default_k}"
+    accepted = [repr(f) for f in fixed] + [f"'{prefix}' (K = {default_k} {unit})", f"'{prefix}-K' (K >= 1)"]
+    raise ConfigError(f"{family} reports kind {', '.join(accepted[:-1])} or {accepted[-1]}; got {kind!r}")
+

@@ -73,7 +73,6 @@ the unmasking draw (Schiff et al. 2024); guided samples have no bound.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from itertools import combinations
@@ -86,7 +85,7 @@ from torch import Tensor
 from molgen.chem import DEFAULT_POLICY, Policy
 from molgen.conditioning import Conditioner, guided_log_probs, validate_condition_fields
 from molgen.errors import ConfigError, check_choice, strict
-from molgen.likelihood import row_rand, row_seeds
+from molgen.likelihood import resolve_k_kind, row_rand, row_seeds
 from molgen.models.autoregressive import StringDecoding
 from molgen.models.base import GenerativeModel
 from molgen.models.config import ModelConfig
@@ -97,7 +96,6 @@ from molgen.training.progress import log_due
 __all__ = ["DiffusionConfig", "DiffusionModel"]
 
 SAMPLERS = ("ancestral", "exact")
-_ELBO = re.compile(r"^elbo(?:-(\d+))?$")
 
 
 @dataclass
@@ -230,13 +228,8 @@ class DiffusionModel(GenerativeModel):
     # --- likelihood ----------------------------------------------------------------------------
     @classmethod
     def likelihood_kind(cls, config: ModelConfig, kind: str | None = None) -> str:
-        if kind is None:
-            return f"elbo-{config.elbo_samples}"
-        m = _ELBO.match(str(kind))
-        if m and (m.group(1) is None or int(m.group(1)) >= 1):
-            return f"elbo-{m.group(1) or config.elbo_samples}"
-        raise ConfigError(f"masked diffusion reports kind 'elbo' (K = {config.elbo_samples} mask draws) or "
-                          f"'elbo-K' (K >= 1); got {kind!r}")
+        return resolve_k_kind(kind, prefix="elbo", default_k=config.elbo_samples, family="masked diffusion",
+                              unit="mask draws")
 
     def log_likelihood(self, batch: dict[str, Any], *, kind: str | None = None) -> Tensor:
         """[B] ELBO on log p(string) in nats, K stratified mask draws per molecule (kind ``elbo-K``)."""

@@ -51,7 +51,6 @@ validation while the weights are finite: the last good checkpoint is kept.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -62,7 +61,7 @@ from torch import Tensor
 
 from molgen.chem import DEFAULT_POLICY, Policy
 from molgen.errors import ConfigError
-from molgen.likelihood import row_randn, row_seeds
+from molgen.likelihood import resolve_k_kind, row_randn, row_seeds
 from molgen.models.autoregressive import StringDecoding
 from molgen.models.base import GenerativeModel
 from molgen.models.config import ModelConfig
@@ -73,7 +72,6 @@ from molgen.training.progress import log_due
 
 __all__ = ["FlowConfig", "FlowModel"]
 
-_IW = re.compile(r"^iw(?:-(\d+))?$")
 
 
 @dataclass
@@ -159,15 +157,8 @@ class FlowModel(GenerativeModel):
     # --- likelihood ----------------------------------------------------------------------------
     @classmethod
     def likelihood_kind(cls, config: ModelConfig, kind: str | None = None) -> str:
-        if kind is None:
-            return f"iw-{config.iw_k}"
-        if kind == "dequantized-bound":
-            return kind
-        m = _IW.match(str(kind))
-        if m and (m.group(1) is None or int(m.group(1)) >= 1):
-            return f"iw-{m.group(1) or config.iw_k}"
-        raise ConfigError(f"the flow reports kind 'dequantized-bound' ({config.bound_samples} samples), 'iw' "
-                          f"(K = {config.iw_k}) or 'iw-K' (K >= 1); got {kind!r}")
+        return resolve_k_kind(kind, prefix="iw", default_k=config.iw_k, fixed=("dequantized-bound",),
+                              family="the flow")
 
     def log_weights(self, cats: Tensor, eps: Tensor) -> Tensor:
         """[B] log p_flow(v) + log p(x|v) - log q(v|x) for v = mu_x + sigma_x eps (float64)."""

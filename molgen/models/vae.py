@@ -39,7 +39,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import re
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -53,7 +52,7 @@ from torch import Tensor, nn
 
 from molgen.chem import DEFAULT_POLICY, Policy, standardize
 from molgen.errors import CollapseWarning, ConfigError, TokenizeError, check_choice, strict
-from molgen.likelihood import row_randn, row_seeds
+from molgen.likelihood import resolve_k_kind, row_randn, row_seeds
 from molgen.models.autoregressive import StringDecoding
 from molgen.models.base import GenerativeModel, SampleResult, _canonical_rows
 from molgen.models.config import ModelConfig
@@ -128,7 +127,6 @@ class GraphItem:
         return len(self.ids) + 1  # symbols + EOS, as scored
 
 
-_IWAE = re.compile(r"^iwae(?:-(\d+))?$")
 
 
 @MODELS.register("vae")
@@ -229,15 +227,7 @@ class VAEModel(GenerativeModel):
     # --- bounds --------------------------------------------------------------------------------
     @classmethod
     def likelihood_kind(cls, config: ModelConfig, kind: str | None = None) -> str:
-        if kind is None:
-            return f"iwae-{config.iwae_k}"
-        if kind == "elbo":
-            return "elbo"
-        m = _IWAE.match(str(kind))
-        if m and (m.group(1) is None or int(m.group(1)) >= 1):
-            return f"iwae-{m.group(1) or config.iwae_k}"
-        raise ConfigError(f"the VAE reports kind 'elbo', 'iwae' (K = {config.iwae_k}) or 'iwae-K' (K >= 1); "
-                          f"got {kind!r}")
+        return resolve_k_kind(kind, prefix="iwae", default_k=config.iwae_k, fixed=("elbo",), family="the VAE")
 
     def log_likelihood(self, batch: dict[str, Any], *, kind: str | None = None) -> Tensor:
         """[B] lower bound on log p(x) in nats: IWAE-K (default) or the beta = 1 ELBO."""
