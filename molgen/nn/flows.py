@@ -95,7 +95,7 @@ class InvertibleLinear(nn.Module):
         return y @ w_inv.T
 
 
-class Conditioner(nn.Module):
+class CouplingNet(nn.Module):
     """Bidirectional transformer over positions: x_a [B, T, Ca] -> (s_raw, t) [B, T, Cb] each."""
 
     def __init__(self, c_in: int, c_out: int, max_positions: int, d_model: int, n_layers: int,
@@ -129,7 +129,7 @@ class AffineCoupling(nn.Module):
             raise ValueError(f"an affine coupling needs at least 2 channels, got {channels}")
         self.split = channels // 2
         self.clamp = float(clamp)
-        self.net = Conditioner(self.split, channels - self.split, max_positions, d_model, n_layers, n_heads,
+        self.net = CouplingNet(self.split, channels - self.split, max_positions, d_model, n_layers, n_heads,
                                mlp_ratio)
 
     def _st(self, xa: Tensor) -> tuple[Tensor, Tensor]:
@@ -148,7 +148,26 @@ class AffineCoupling(nn.Module):
         return torch.cat([ya, ((yb.float() - t) * torch.exp(-s)).to(y.dtype)], -1)
 
 
-class FlowStep(nn.Module):
+class Chain(nn.Module):
+    """Bijections applied in order; ``forward`` returns the summed log-determinant in float64."""
+
+    def bijections(self) -> nn.ModuleList:
+        raise NotImplementedError
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        total = torch.zeros(x.shape[0], dtype=torch.float64, device=x.device)
+        for b in self.bijections():
+            x, ld = b(x)
+            total = total + ld
+        return x, total
+
+    def inverse(self, y: Tensor) -> Tensor:
+        for b in reversed(self.bijections()):
+            y = b.inverse(y)
+        return y
+
+
+class FlowStep(Chain):
     """ActNorm -> invertible 1x1 mixing -> affine coupling."""
 
     def __init__(self, channels: int, max_positions: int, d_model: int, n_layers: int, n_heads: int,
@@ -158,20 +177,11 @@ class FlowStep(nn.Module):
                                      AffineCoupling(channels, max_positions, d_model, n_layers, n_heads, clamp,
                                                     mlp_ratio)])
 
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        total = torch.zeros(x.shape[0], dtype=torch.float64, device=x.device)
-        for layer in self.layers:
-            x, ld = layer(x)
-            total = total + ld
-        return x, total
-
-    def inverse(self, y: Tensor) -> Tensor:
-        for layer in reversed(self.layers):
-            y = layer.inverse(y)
-        return y
+    def bijections(self) -> nn.ModuleList:
+        return self.layers
 
 
-class Flow(nn.Module):
+class Flow(Chain):
     """A stack of :class:`FlowStep`; ``forward`` is data -> base with the summed log-determinant (float64)."""
 
     def __init__(self, channels: int, max_positions: int, n_blocks: int, d_model: int, n_layers: int,
@@ -181,17 +191,8 @@ class Flow(nn.Module):
         self.steps = nn.ModuleList(FlowStep(channels, max_positions, d_model, n_layers, n_heads, clamp, g, mlp_ratio)
                                    for _ in range(n_blocks))
 
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        total = torch.zeros(x.shape[0], dtype=torch.float64, device=x.device)
-        for step in self.steps:
-            x, ld = step(x)
-            total = total + ld
-        return x, total
-
-    def inverse(self, y: Tensor) -> Tensor:
-        for step in reversed(self.steps):
-            y = step.inverse(y)
-        return y
+    def bijections(self) -> nn.ModuleList:
+        return self.steps
 
 
 def standard_normal_log_prob(z: Tensor) -> Tensor:
