@@ -64,3 +64,21 @@ def trained_transformer(tmp_path_factory, tiny_train_smiles):
     return molgen.train("transformer", data=tiny_train_smiles, out=out, max_steps=40, val_every=20,
                         val_size=50, batch_size=32, lr=3e-3, warmup_steps=5, progress=False,
                         precision="32-true", num_threads=1, model_args=TINY_MODEL_ARGS["transformer"])
+
+
+@pytest.fixture(scope="session")
+def saved(trained_transformer, tmp_path_factory):
+    """The trained transformer's model directory (read-only: tests that change it use ``copy_model``)."""
+    path = tmp_path_factory.mktemp("saved") / "model"
+    trained_transformer.save_pretrained(path)
+    return path
+
+
+def copy_model(saved, tmp_path):
+    """A private copy of a saved model directory to break or edit."""
+    import shutil
+
+    dst = tmp_path / "copy"
+    shutil.copytree(saved, dst)
+    return dst
+

@@ -17,20 +17,7 @@ import torch
 
 from molgen.cli.main import main
 from molgen.persistence import ModelFormatError, OutputError, load_pretrained
-from tests.conftest import TINY_MODEL_ARGS
-
-
-@pytest.fixture(scope="module")
-def saved(trained_transformer, tmp_path_factory):
-    path = tmp_path_factory.mktemp("faults") / "model"
-    trained_transformer.save_pretrained(path)
-    return path
-
-
-def _copy(saved, tmp_path):
-    dst = tmp_path / "copy"
-    shutil.copytree(saved, dst)
-    return dst
+from tests.conftest import TINY_MODEL_ARGS, copy_model
 
 
 # --- atomic model directories ------------------------------------------------------------------
@@ -54,7 +41,7 @@ def test_a_failed_save_over_a_model_keeps_the_old_one_or_leaves_nothing_that_loa
                                                                                    tmp_path, monkeypatch):
     from molgen import persistence
 
-    d = _copy(saved, tmp_path)
+    d = copy_model(saved, tmp_path)
     before = (d / "model.safetensors").read_bytes()
     with monkeypatch.context() as m:  # the disk fills while the new files are written: the old model stays
         _disk_full(m)
@@ -79,7 +66,7 @@ def test_a_failed_save_over_a_model_keeps_the_old_one_or_leaves_nothing_that_loa
 
 
 def test_saving_over_a_run_folder_replaces_the_model_and_keeps_other_files(trained_transformer, saved, tmp_path):
-    d = _copy(saved, tmp_path)
+    d = copy_model(saved, tmp_path)
     (d / "checkpoints").mkdir()
     (d / "checkpoints" / "last.ckpt").write_bytes(b"ckpt")
     (d / "model.safetensors").write_bytes(b"stale")
@@ -146,7 +133,7 @@ def test_a_nan_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(tin
 
 # --- loading safety ------------------------------------------------------------------------------
 def test_a_newer_model_directory_is_refused_with_the_version_it_needs(saved, tmp_path):
-    d = _copy(saved, tmp_path)
+    d = copy_model(saved, tmp_path)
     cfg = json.loads((d / "config.json").read_text())
     cfg.update(format_version=cfg["format_version"] + 1, molgen_version="9.4.0")
     (d / "config.json").write_text(json.dumps(cfg))
@@ -156,7 +143,7 @@ def test_a_newer_model_directory_is_refused_with_the_version_it_needs(saved, tmp
 
 @pytest.mark.parametrize("name", ["model.safetensors", "representation.json", "metadata.json", "config.json"])
 def test_a_file_linked_from_outside_the_directory_is_refused(saved, tmp_path, name):
-    d = _copy(saved, tmp_path)
+    d = copy_model(saved, tmp_path)
     outside = tmp_path / f"outside-{name}"
     shutil.move(d / name, outside)
     os.symlink(outside, d / name)

@@ -7,21 +7,7 @@ import pytest
 import torch
 
 from molgen.persistence import ModelFormatError, load_pretrained
-
-
-@pytest.fixture(scope="module")
-def saved(trained_transformer, tmp_path_factory):
-    path = tmp_path_factory.mktemp("saved") / "model"
-    trained_transformer.save_pretrained(path)
-    return path
-
-
-def _copy(saved, tmp_path):
-    import shutil
-
-    dst = tmp_path / "copy"
-    shutil.copytree(saved, dst)
-    return dst
+from tests.conftest import copy_model
 
 
 def test_directory_layout_and_metadata(saved):
@@ -38,7 +24,7 @@ def test_directory_layout_and_metadata(saved):
 
 def _with_config(saved, tmp_path, keys: tuple, value):
     """A copy of the saved model with ``config.json[keys...] = value``."""
-    d = _copy(saved, tmp_path)
+    d = copy_model(saved, tmp_path)
     cfg = json.loads((d / "config.json").read_text())
     node = cfg
     for k in keys[:-1]:
@@ -54,14 +40,14 @@ def test_missing_directory_or_config(tmp_path):
 
 
 def test_corrupt_config(saved, tmp_path):
-    d = _copy(saved, tmp_path)
+    d = copy_model(saved, tmp_path)
     (d / "config.json").write_text("{oops")
     with pytest.raises(ModelFormatError, match="corrupt"):
         load_pretrained(d)
 
 
 def test_foreign_config(saved, tmp_path):
-    d = _copy(saved, tmp_path)
+    d = copy_model(saved, tmp_path)
     (d / "config.json").write_text(json.dumps({"architectures": ["GPT2LMHeadModel"]}))
     with pytest.raises(ModelFormatError, match="not a molgen model config"):
         load_pretrained(d)
@@ -86,7 +72,7 @@ class _Boom:
 
 def test_pickled_weights_are_never_unpickled(saved, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    d = _copy(saved, tmp_path)
+    d = copy_model(saved, tmp_path)
     (d / "model.safetensors").write_bytes(pickle.dumps({"w": _Boom()}))
     with pytest.raises(ModelFormatError, match="corrupt or not a safetensors"):
         load_pretrained(d)
@@ -94,7 +80,7 @@ def test_pickled_weights_are_never_unpickled(saved, tmp_path, monkeypatch):
 
 
 def test_truncated_weights(saved, tmp_path):
-    d = _copy(saved, tmp_path)
+    d = copy_model(saved, tmp_path)
     data = (d / "model.safetensors").read_bytes()
     (d / "model.safetensors").write_bytes(data[: len(data) // 2])
     with pytest.raises(ModelFormatError):
@@ -104,7 +90,7 @@ def test_truncated_weights(saved, tmp_path):
 def test_weights_of_another_shape(saved, tmp_path):
     from safetensors.torch import save_file
 
-    d = _copy(saved, tmp_path)
+    d = copy_model(saved, tmp_path)
     save_file({"net.tok_emb.weight": torch.zeros(3, 3)}, str(d / "model.safetensors"))
     with pytest.raises(ModelFormatError, match="does not match"):
         load_pretrained(d)
