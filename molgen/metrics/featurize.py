@@ -150,6 +150,10 @@ def scaffold(mol, min_rings: int = 2) -> str | None:
     from rdkit import Chem
     from rdkit.Chem.Scaffolds import MurckoScaffold
 
+    # The scaffold keeps every ring: too few rings is the same answer without Murcko pruning, which
+    # takes minutes on a 10,000-atom chain.
+    if len(Chem.GetSymmSSSR(mol)) < min_rings:
+        return None
     try:
         scaf = MurckoScaffold.GetScaffoldForMol(mol)
     except (ValueError, RuntimeError):
