@@ -126,7 +126,7 @@ class ConditionSpace:
                 raise ConfigError(f"condition {name!r}: fewer than 2 molecules have a finite value")
             stats.append((float(col.mean()), float(col.std()) or 1.0, float(col.min()), float(col.max())))
         mean, std, lo, hi = (list(x) for x in zip(*stats))
-        return cls(list(names), mean, std, lo, hi, list(sources or ["rdkit"] * len(names)))
+        return cls(list(names), mean, std, lo, hi, list(sources or property_sources(names)))
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> ConditionSpace:
@@ -244,8 +244,13 @@ def parse_condition(items: Sequence[str] | None) -> dict[str, float] | None:
 
 
 # --- training data -----------------------------------------------------------------------------
+def property_sources(names: Sequence[str]) -> list[str]:
+    """Where each condition's values come from: ``"rdkit"`` (computed) or ``"column"`` (the data file)."""
+    return ["rdkit" if n in PROPERTIES else "column" for n in names]
+
+
 def property_table(names: Sequence[str], smiles: Sequence[str], *, data: Any = None, smiles_col: str | None = None,
-                   policy: Any = None, n_jobs: int = 1) -> tuple[np.ndarray, list[str]]:
+                   policy: Any = None, n_jobs: int = 1) -> np.ndarray:
     """[N, k] raw values for canonical ``smiles``: RDKit properties computed, other names read from a
     numeric column of the ``data`` file (matched by canonical SMILES; the mean over duplicates)."""
     names = list(names)
@@ -256,7 +261,7 @@ def property_table(names: Sequence[str], smiles: Sequence[str], *, data: Any = N
         values[:, [names.index(n) for n in rd]] = compute_properties(smiles, rd, n_jobs=n_jobs)
     if cols:
         values[:, [names.index(n) for n in cols]] = _column_values(cols, smiles, data, smiles_col, policy)
-    return values, ["rdkit" if n in PROPERTIES else "column" for n in names]
+    return values
 
 
 def _column_values(cols: list[str], smiles: Sequence[str], data: Any, smiles_col: str | None,

@@ -154,7 +154,7 @@ def score_smiles(model, smiles: Sequence[str | None], *, batch_size: int = 256, 
     model.require("log_likelihood")
     label = model.likelihood_label(kind)  # validates kind before any work
     if condition is not None:
-        condition, _ = model._check_condition(condition, None)
+        condition, _ = model.check_condition(condition, None)
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
     index = smiles.index if isinstance(smiles, pd.Series) else None
@@ -260,8 +260,9 @@ TABLE_SUFFIXES = (".csv", ".tsv", ".parquet")
 def write_table(df_iter: Iterator[pd.DataFrame], out: str | Path) -> int:
     """Write streamed tables to .csv / .tsv / .parquet; returns the number of rows written."""
     out = Path(out)
-    if out.suffix not in TABLE_SUFFIXES:
-        raise ConfigError(f"cannot write a table to {out.name!r}: use one of {', '.join(TABLE_SUFFIXES)}")
+    from molgen.export import suffix_of
+
+    suffix_of(out, TABLE_SUFFIXES, "write a score table to")
     n = 0
     if out.suffix == ".parquet":
         import pyarrow.parquet as pq

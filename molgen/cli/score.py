@@ -58,12 +58,12 @@ def run(args: argparse.Namespace) -> int:
     from molgen.api import load
     from molgen.conditioning import parse_condition
     from molgen.data.io import _resolve
+    from molgen.export import suffix_of
     from molgen.scoring import TABLE_SUFFIXES
     from molgen.sharding import score_file
 
     out = Path(args.output)
-    if out.suffix not in TABLE_SUFFIXES:  # before any work
-        raise ValueError(f"cannot write a table to {out.name!r}: use one of {', '.join(TABLE_SUFFIXES)}")
+    suffix_of(out, TABLE_SUFFIXES, "write a score table to")  # before any work
     if not out.parent.exists() or not os.access(out.parent, os.W_OK):
         raise ValueError(f"cannot write {out}: the directory {out.parent} does not exist or is not writable")
     _resolve(args.input, args.smiles_col)  # a missing / empty file or an unknown dataset: before loading
@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     label = model.likelihood_label(args.kind)
     condition = parse_condition(args.condition)
     if condition is not None:
-        condition, _ = model._check_condition(condition, None)  # once, before any work
+        condition, _ = model.check_condition(condition, None)  # once, before any work
     counts: Counter[str] = Counter()
     bar = tqdm(desc="scoring", unit="mol", disable=args.quiet)
 

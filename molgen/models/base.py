@@ -211,7 +211,7 @@ class GenerativeModel(L.LightningModule):
             raise ConfigError(f"temperature must be a number > 0 (argmax is a different sampler), got {temperature!r}")
         if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
             raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
-        condition, guidance = self._check_condition(condition, guidance)
+        condition, guidance = self.check_condition(condition, guidance)
         was_training = self.training
         self.eval()
         if seed is None:  # still reproducible afterwards: the drawn seed is recorded
@@ -253,7 +253,7 @@ class GenerativeModel(L.LightningModule):
         conditioner = getattr(self, "conditioner", None)
         return None if conditioner is None else conditioner.space
 
-    def _check_condition(self, condition: dict[str, float] | None, guidance: float | None
+    def check_condition(self, condition: dict[str, float] | None, guidance: float | None
                          ) -> tuple[dict[str, float] | None, float | None]:
         """Validated (condition, guidance): refused by unconditional models, unknown properties listed,
         out-of-range values warned about, guidance a number >= 0 that needs a condition."""

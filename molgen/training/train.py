@@ -239,7 +239,7 @@ def _conditions(cls: type, opts: dict[str, Any], smiles: list[str], data_info: d
         return None
     import numpy as np
 
-    from molgen.conditioning import PROPERTIES, ConditionSpace, property_table
+    from molgen.conditioning import ConditionSpace, property_sources, property_table
     from molgen.registry import MODELS
 
     names = [names] if isinstance(names, str) else [str(n) for n in names]
@@ -253,8 +253,8 @@ def _conditions(cls: type, opts: dict[str, Any], smiles: list[str], data_info: d
         values = np.load(path, allow_pickle=False)
     else:
         t = time.perf_counter()
-        values, _ = property_table(names, smiles, data=opts["data"], smiles_col=opts["smiles_col"],
-                                         policy=policy, n_jobs=opts["n_jobs"])
+        values = property_table(names, smiles, data=opts["data"], smiles_col=opts["smiles_col"],
+                                policy=policy, n_jobs=opts["n_jobs"])
         log.info("condition properties %s for %d molecules in %.0f s", names, len(smiles), time.perf_counter() - t)
         path.parent.mkdir(parents=True, exist_ok=True)
         from molgen.data.datamodule import _atomic_tmp
@@ -264,7 +264,7 @@ def _conditions(cls: type, opts: dict[str, Any], smiles: list[str], data_info: d
             np.save(f, values)
         os.replace(tmp, path)
     n_train = data_info["n_train"]
-    space = ConditionSpace.fit(names, values[:n_train], ["rdkit" if n in PROPERTIES else "column" for n in names])
+    space = ConditionSpace.fit(names, values[:n_train], property_sources(names))
     missing = {n: int((~np.isfinite(values[:, j])).sum()) for j, n in enumerate(names)}
     data_info["conditions"] = {"names": names, "missing_values": missing}
     opts["model_args"]["condition"] = space.to_dict()
