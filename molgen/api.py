@@ -13,10 +13,13 @@ __all__ = ["list_components", "list_models", "load", "train"]
 
 @strict
 def load(path: str | Path, *, map_location: str = "cpu"):
-    """Load a model directory written by ``molgen train`` / ``save_pretrained`` (no pickle involved)."""
+    """Load a model directory written by ``molgen train`` / ``save_pretrained``, or a pretrained model
+    that ships with molgen by name (``molgen.load("moses-transformer")``; ``molgen pretrained`` lists
+    them; an existing path wins over a name). No pickle is involved."""
     from molgen.persistence import load_pretrained
+    from molgen.pretrained import resolve_model
 
-    return load_pretrained(path, map_location=map_location)
+    return load_pretrained(resolve_model(path), map_location=map_location)
 
 
 def list_models() -> list[dict[str, Any]]:

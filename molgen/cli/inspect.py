@@ -37,14 +37,15 @@ def run_models(args: argparse.Namespace) -> int:
 
 
 def add_info_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model", help="model directory")
+    p.add_argument("model", help="model directory or pretrained model name (molgen pretrained)")
     p.add_argument("--json", action="store_true")
 
 
 def run_info(args: argparse.Namespace) -> int:
     from molgen.persistence import load_pretrained, model_config
+    from molgen.pretrained import resolve_model
 
-    model = load_pretrained(args.model)
+    model = load_pretrained(resolve_model(args.model))
     cfg = model_config(model)
     rep = model.representation
     info = {"model": model.name, "likelihood": cfg["likelihood"], "capabilities": cfg["capabilities"],

@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "models": ("molgen.cli.inspect", "list the registered generator families"),
     "info": ("molgen.cli.inspect", "describe a saved model directory"),
     "data": ("molgen.cli.data", "the dataset catalog: list, download and verify (MOSES, GuacaMol, ZINC250k)"),
+    "pretrained": ("molgen.cli.pretrained", "list the pretrained models that ship with molgen (load them by name)"),
     "quickstart": ("molgen.cli.quickstart", "train the quick-start model, sample it and evaluate it"),
 }
 

@@ -7,7 +7,7 @@ import sys
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", required=True, help="model directory")
+    p.add_argument("--model", required=True, help="model directory or pretrained model name (molgen pretrained)")
     p.add_argument("-n", type=int, required=True, help="number of samples (invalid ones are kept and marked)")
     p.add_argument("-o", "--output", required=True,
                    help=".smi (one per line), .csv / .tsv / .parquet (all columns) or .sdf (molecules and values)")
@@ -32,8 +32,10 @@ def run(args: argparse.Namespace) -> int:
     from molgen.api import load
     from molgen.conditioning import parse_condition
     from molgen.export import WRITE_SUFFIXES, suffix_of, write_molecules
+    from molgen.pretrained import resolve_model
 
     suffix_of(args.output, WRITE_SUFFIXES, "write samples to")  # before any work
+    args.model = str(resolve_model(args.model))  # a shipped name -> its directory (workers get the path)
     model = load(args.model, map_location=args.device).to(args.device)
     shards = args.shards or args.devices
     if shards > 1 or args.devices > 1:

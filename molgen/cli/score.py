@@ -15,7 +15,7 @@ import sys
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("input", help=".smi / .csv / .parquet / .sdf library")
-    p.add_argument("--model", required=True, help="model directory")
+    p.add_argument("--model", required=True, help="model directory or pretrained model name (molgen pretrained)")
     p.add_argument("-o", "--output", required=True, help=".csv / .tsv / .parquet (one row per input row)")
     p.add_argument("--smiles-col", default=None)
     p.add_argument("--keep-cols", default=None, metavar="COLS",
@@ -59,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
     from molgen.conditioning import parse_condition
     from molgen.data.io import _resolve
     from molgen.export import suffix_of
+    from molgen.pretrained import resolve_model
     from molgen.scoring import TABLE_SUFFIXES
     from molgen.sharding import score_file
 
@@ -67,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
     if not out.parent.exists() or not os.access(out.parent, os.W_OK):
         raise ValueError(f"cannot write {out}: the directory {out.parent} does not exist or is not writable")
     _resolve(args.input, args.smiles_col)  # a missing / empty file or an unknown dataset: before loading
+    args.model = str(resolve_model(args.model))  # a shipped name -> its directory (workers get the path)
     model = load(args.model, map_location=args.device).to(args.device)
     model.require("log_likelihood")
     label = model.likelihood_label(args.kind)

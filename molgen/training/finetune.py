@@ -149,10 +149,11 @@ def finetune(model: Any, data: SmilesSource, out: str | Path, *, max_epochs: int
     from molgen.api import load
     from molgen.data.io import read_smiles, source_hash
     from molgen.models.base import GenerativeModel
+    from molgen.pretrained import resolve_model
     from molgen.training.train import train
 
     if isinstance(model, (str, Path)):
-        base_dir: Path | None = Path(model)
+        base_dir: Path | None = resolve_model(model)  # a shipped name -> its directory (recorded as parent)
         base = load(base_dir)
     elif isinstance(model, GenerativeModel):
         base_dir = None

@@ -205,6 +205,7 @@ def load_nested(cls: type, opts: dict[str, Any]) -> dict[str, Any]:
     """The saved models a family holds (``cls.nested``, e.g. the GAN's ``autoencoder``), loaded from the
     directories given as the options of the same names; an error if one is missing or not wanted."""
     from molgen.persistence import load_pretrained
+    from molgen.pretrained import resolve_model
 
     wanted = tuple(getattr(cls, "nested", ()))
     if opts.get("autoencoder") and "autoencoder" not in wanted:
@@ -214,7 +215,7 @@ def load_nested(cls: type, opts: dict[str, Any]) -> dict[str, Any]:
     if missing:
         raise ConfigError(f"model {cls.name!r} holds a trained {', '.join(missing)}: give its model directory "
                           f"({', '.join(f'--{n} DIR' for n in missing)})")
-    return {n: load_pretrained(opts[n]) for n in wanted}
+    return {n: load_pretrained(resolve_model(opts[n])) for n in wanted}
 
 
 def build_model(cls: type, representation: Any, policy: Policy, max_len: int, model_args: dict[str, Any],
