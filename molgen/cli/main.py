@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "data": ("molgen.cli.data", "the dataset catalog: list, download and verify (MOSES, GuacaMol, ZINC250k)"),
     "pretrained": ("molgen.cli.pretrained", "list the pretrained models that ship with molgen (load them by name)"),
     "quickstart": ("molgen.cli.quickstart", "train the quick-start model, sample it and evaluate it"),
+    "benchmark": ("molgen.cli.benchmark", "train every family on the same data and budget, write the comparison table"),
 }
 
 
