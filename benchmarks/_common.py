@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import platform
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -13,22 +10,10 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def machine() -> dict[str, Any]:
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    import torch
+    """CPU, cores, threads, GPU, platform, versions, date: one definition, in molgen.benchmarking."""
+    from molgen.benchmarking import machine_info
 
-    from molgen.persistence import versions
-
-    return {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-            "platform": platform.platform(), "versions": versions(),
-            "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    return machine_info()
 
 
 def write_results(name: str, payload: dict[str, Any], table_rows: list[dict[str, Any]], title: str,

@@ -23,8 +23,8 @@ _LAZY = {
     "finetune": ("molgen.training.finetune", "finetune"),
     "filter_molecules": ("molgen.filtering", "filter_molecules"),
     "draw": ("molgen.drawing", "draw"),
-    "write_molecules": ("molgen.export", "write_molecules"),
-    "read_table": ("molgen.export", "read_table"),
+    "write_molecules": ("molgen.data.io", "write_molecules"),
+    "read_table": ("molgen.data.io", "read_table"),
     "Evaluator": ("molgen.metrics", "Evaluator"),
     "Policy": ("molgen.chem", "Policy"),
     "GenerativeModel": ("molgen.models.base", "GenerativeModel"),
@@ -36,8 +36,8 @@ __all__ = ["__version__", *_LAZY]
 if TYPE_CHECKING:  # pragma: no cover
     from molgen.api import list_models, load, train  # noqa: F401
     from molgen.chem import Policy  # noqa: F401
+    from molgen.data.io import read_table, write_molecules  # noqa: F401
     from molgen.drawing import draw  # noqa: F401
-    from molgen.export import read_table, write_molecules  # noqa: F401
     from molgen.filtering import filter_molecules  # noqa: F401
     from molgen.metrics import Evaluator  # noqa: F401
     from molgen.models.base import GenerativeModel, SampleResult  # noqa: F401

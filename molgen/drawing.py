@@ -94,7 +94,7 @@ def draw(data: Any, *, smiles_col: str | None = None, legend: Sequence[str] | No
     """A grid of the first ``n`` molecules of a DataFrame (score / filter / sample table), a Series, a
     list of SMILES or a :class:`~molgen.models.base.SampleResult`, with the ``legend`` columns (default:
     those of :data:`DEFAULT_LEGEND` present) under each molecule."""
-    from molgen.export import smiles_column
+    from molgen.data.io import smiles_column
 
     if not isinstance(n, int) or n < 1 or not isinstance(per_row, int) or per_row < 1:
         raise ConfigError(f"n and per_row must be positive integers, got n={n!r}, per_row={per_row!r}")

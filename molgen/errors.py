@@ -43,6 +43,10 @@ class TooLongError(ValueError):
         self.n_tokens, self.max_len = n_tokens, max_len
 
 
+class InputError(ValueError):
+    """A file that cannot be read as SMILES at all (missing, empty, binary, damaged, wrong column)."""
+
+
 class ModelFormatError(ValueError):
     """The path is not a (readable, compatible) molgen model directory."""
 

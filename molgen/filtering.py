@@ -111,7 +111,7 @@ def _as_names(value: str | Sequence[str] | None, what: str, accepted: Sequence[s
 
 
 def _frame(data: Any, smiles_col: str | None) -> tuple[pd.DataFrame, str]:
-    from molgen.export import smiles_column
+    from molgen.data.io import smiles_column
 
     if hasattr(data, "to_frame") and hasattr(data, "canonical") and hasattr(data, "smiles"):  # a SampleResult
         data = data.to_frame()

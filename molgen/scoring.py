@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import math
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -254,40 +254,9 @@ def iter_score_file(model, source: str | Path, *, smiles_col: str | None = None,
         yield df
 
 
-TABLE_SUFFIXES = (".csv", ".tsv", ".parquet")
+def write_scores(frames: Iterable[pd.DataFrame], out: str | Path) -> int:
+    """Stream score chunks into a .csv / .tsv / .parquet table (:func:`molgen.data.io.write_frames`); returns
+    the number of rows written. No chunk at all still writes the columns' header."""
+    from molgen.data.io import TABLE_SUFFIXES, write_frames
 
-
-def write_table(df_iter: Iterator[pd.DataFrame], out: str | Path) -> int:
-    """Write streamed tables to .csv / .tsv / .parquet; returns the number of rows written."""
-    out = Path(out)
-    from molgen.export import suffix_of
-
-    suffix_of(out, TABLE_SUFFIXES, "write a score table to")
-    n = 0
-    if out.suffix == ".parquet":
-        import pyarrow.parquet as pq
-
-        from molgen.sharding import _arrow_table
-
-        writer = None
-        try:
-            for df in df_iter:
-                table = _arrow_table(df)
-                if writer is not None and table.schema != writer.schema:
-                    table = table.cast(writer.schema)  # e.g. a chunk whose canonical column is all None
-                writer = writer or pq.ParquetWriter(out, table.schema)
-                writer.write_table(table)
-                n += len(df)
-        finally:
-            if writer is not None:
-                writer.close()
-        return n
-    sep = "\t" if out.suffix == ".tsv" else ","
-    first = True
-    for df in df_iter:
-        df.to_csv(out, sep=sep, index=False, mode="w" if first else "a", header=first)
-        first = False
-        n += len(df)
-    if first:
-        pd.DataFrame(columns=COLUMNS).to_csv(out, sep=sep, index=False)
-    return n
+    return write_frames(frames, out, accepted=TABLE_SUFFIXES, what="write a score table to", columns=COLUMNS)

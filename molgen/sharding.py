@@ -57,20 +57,13 @@ def parts_dir(out: str | Path) -> Path:
     return out.with_name(out.name + ".parts")
 
 
-def _arrow_table(df: pd.DataFrame):
-    import pyarrow as pa
-
-    table = pa.Table.from_pandas(df, preserve_index=False)
-    # an all-None column would be typed null in one chunk and string in the next: always string
-    fields = [pa.field(f.name, pa.string()) if pa.types.is_null(f.type) else f for f in table.schema]
-    return table.cast(pa.schema(fields))
-
-
 def _write_part(df: pd.DataFrame, path: Path) -> None:
     import pyarrow.parquet as pq
 
+    from molgen.data.io import arrow_table
+
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    pq.write_table(_arrow_table(df), tmp)
+    pq.write_table(arrow_table(df), tmp)
     os.replace(tmp, path)
 
 
@@ -181,12 +174,12 @@ def iter_parts(parts: Path, n_chunks: int) -> Iterator[pd.DataFrame]:
 
 def merge(parts: Path, out: str | Path, n_chunks: int) -> int:
     """Stream the parts in chunk order into ``out`` (temporary name, then renamed); remove the parts."""
-    from molgen.scoring import write_table
+    from molgen.scoring import write_scores
 
     out = Path(out)
     tmp = out.with_name(f".{out.stem}.{os.getpid()}.tmp{out.suffix}")
     try:
-        n = write_table(iter_parts(parts, n_chunks), tmp)
+        n = write_scores(iter_parts(parts, n_chunks), tmp)
         os.replace(tmp, out)
     finally:
         if tmp.exists():

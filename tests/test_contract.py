@@ -195,14 +195,14 @@ def test_save_load_round_trip_gives_identical_likelihoods_and_samples(model, tmp
 def test_score_keeps_every_row_of_a_file_with_bad_rows_in_order(model, tiny_train_smiles, tmp_path):
     if not _has_ll(model):
         pytest.skip("no likelihood")
-    from molgen.scoring import iter_score_file, write_table
+    from molgen.scoring import iter_score_file, write_scores
 
     good = tiny_train_smiles[:6]
     rows = [good[0], "not a smiles", "", good[1], "CC[Se]CC", "C" * 80, good[2], good[3] + ".[Na+]", good[4]]
     src = tmp_path / "lib.csv"
     pd.DataFrame({"id": range(len(rows)), "smiles": rows}).to_csv(src, index=False)
     out = tmp_path / "scores.csv"
-    assert write_table(iter_score_file(model, src, smiles_col="smiles", chunk_size=4, batch_size=3), out) == len(rows)
+    assert write_scores(iter_score_file(model, src, smiles_col="smiles", chunk_size=4, batch_size=3), out) == len(rows)
     df = pd.read_csv(out, keep_default_na=False)
     assert df.input.tolist() == rows
     assert df.status.tolist() == ["ok", "invalid_smiles", "invalid_smiles", "ok", "oov_token:[Se]", "too_long",

@@ -65,7 +65,7 @@ def test_filter_options_are_checked(library):
 def test_sdf_round_trip_through_rdkit(library, tmp_path):
     from rdkit import Chem
 
-    from molgen.export import read_table, write_molecules
+    from molgen.data.io import read_table, write_molecules
     from molgen.filtering import filter_molecules
 
     out = filter_molecules(library, alerts=None)
@@ -82,7 +82,7 @@ def test_sdf_round_trip_through_rdkit(library, tmp_path):
 
 
 def test_writers_by_extension_and_unknown_refused(library, tmp_path):
-    from molgen.export import read_table, write_molecules
+    from molgen.data.io import read_table, write_molecules
 
     with pytest.raises(ConfigError, match=r"\.smi, \.csv, \.tsv, \.parquet, \.sdf"):
         write_molecules(library, tmp_path / "x.xlsx")

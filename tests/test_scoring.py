@@ -51,13 +51,13 @@ def test_nan_likelihood_becomes_an_error_row(trained_transformer, tiny_train_smi
 
 
 def test_stream_scoring_of_a_file_writes_every_row(trained_transformer, tiny_train_smiles, tmp_path):
-    from molgen.scoring import iter_score_file, write_table
+    from molgen.scoring import iter_score_file, write_scores
 
     rows = [*tiny_train_smiles[:25], "garbage", "", *tiny_train_smiles[25:30]]
     src = tmp_path / "lib.csv"
     pd.DataFrame({"id": range(len(rows)), "smi": rows}).to_csv(src, index=False)
     for out in (tmp_path / "out.csv", tmp_path / "out.parquet"):
-        n = write_table(iter_score_file(trained_transformer, src, smiles_col="smi", chunk_size=8), out)
+        n = write_scores(iter_score_file(trained_transformer, src, smiles_col="smi", chunk_size=8), out)
         df = pd.read_parquet(out) if out.suffix == ".parquet" else pd.read_csv(out, keep_default_na=False)
         assert n == len(df) == len(rows)
         assert df.status.tolist()[25:27] == ["invalid_smiles", "invalid_smiles"]

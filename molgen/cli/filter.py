@@ -32,10 +32,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from molgen.export import read_table, suffix_of, write_molecules
+    from molgen.data.io import WRITE_SUFFIXES, read_table, suffix_of, write_molecules
     from molgen.filtering import filter_molecules, summary
 
-    suffix_of(args.output, (".smi", ".csv", ".tsv", ".parquet", ".sdf"), "write molecules to")  # before any work
+    suffix_of(args.output, WRITE_SUFFIXES, "write molecules to")  # before any work
     alerts = [] if args.alerts.strip().lower() == "none" else [a.strip() for a in args.alerts.split(",") if a.strip()]
     ranges = {}
     for key in _RANGE_FLAGS:

@@ -31,7 +31,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from molgen.api import load
     from molgen.conditioning import parse_condition
-    from molgen.export import WRITE_SUFFIXES, suffix_of, write_molecules
+    from molgen.data.io import WRITE_SUFFIXES, suffix_of, write_molecules
     from molgen.pretrained import resolve_model
 
     suffix_of(args.output, WRITE_SUFFIXES, "write samples to")  # before any work
@@ -56,7 +56,7 @@ def _run_sharded(args: argparse.Namespace, model, shards: int) -> int:
     import torch
 
     from molgen.conditioning import parse_condition
-    from molgen.export import write_molecules
+    from molgen.data.io import write_molecules
     from molgen.sharding import sample_sharded
 
     seed = args.seed if args.seed is not None else int(torch.randint(0, 2**62, (1,)).item())

@@ -57,17 +57,15 @@ def run(args: argparse.Namespace) -> int:
 
     from molgen.api import load
     from molgen.conditioning import parse_condition
-    from molgen.data.io import _resolve
-    from molgen.export import suffix_of
+    from molgen.data.io import TABLE_SUFFIXES, resolve_source, suffix_of
     from molgen.pretrained import resolve_model
-    from molgen.scoring import TABLE_SUFFIXES
     from molgen.sharding import score_file
 
     out = Path(args.output)
     suffix_of(out, TABLE_SUFFIXES, "write a score table to")  # before any work
     if not out.parent.exists() or not os.access(out.parent, os.W_OK):
         raise ValueError(f"cannot write {out}: the directory {out.parent} does not exist or is not writable")
-    _resolve(args.input, args.smiles_col)  # a missing / empty file or an unknown dataset: before loading
+    resolve_source(args.input, args.smiles_col)  # a missing / empty file or an unknown dataset: before loading
     args.model = str(resolve_model(args.model))  # a shipped name -> its directory (workers get the path)
     model = load(args.model, map_location=args.device).to(args.device)
     model.require("log_likelihood")

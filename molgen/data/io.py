@@ -1,8 +1,20 @@
-"""Read SMILES from ``.smi`` / ``.txt`` / ``.csv`` / ``.tsv`` / ``.parquet`` / ``.sdf`` files, lists or catalog names.
+"""Molecule files in and out: the one module that owns the file formats.
 
-Readers never drop rows: an unparsable line stays in place (as its raw text, or None for an empty
-SDF record) so outputs can be row-aligned with inputs. ``iter_smiles_batches`` streams large files;
-``iter_table_batches`` streams the SMILES with the input's other columns (an ID, a ``.smi`` name).
+Everything about a file format lives here: which extensions are read and written
+(:data:`READ_SUFFIXES`, :data:`WRITE_SUFFIXES`, :data:`TABLE_SUFFIXES`) and the one-line
+:class:`~molgen.errors.ConfigError` listing them (:func:`suffix_of`); which column holds the SMILES or
+the ID (:func:`smiles_column`, :func:`id_column`); how each format is read, streamed
+(:func:`iter_table_batches`, :func:`read_smiles`) or whole (:func:`read_table`); and how it is
+written, one frame (:func:`write_molecules`) or chunk by chunk (:func:`write_frames`), both through the
+same per-extension :class:`TableWriter`. It stays in ``molgen/data`` because the readers were here
+first and training, metrics and benchmarks import them from here (``molgen.read_table`` and
+``molgen.write_molecules`` are these functions); :func:`molgen.scoring.write_scores` is
+:func:`write_frames` with the score table's extensions.
+
+**Reading.** Readers never drop rows: an unparsable line stays in place (as its raw text, or None for
+an empty SDF record) so outputs can be row-aligned with inputs. ``iter_smiles_batches`` streams large
+files; ``iter_table_batches`` streams the SMILES with the input's other columns (an ID, a ``.smi``
+name); :func:`read_table` reads every row and column of a file at once (``molgen filter``).
 
 Hostile files: compression is recognised by its magic bytes (a ``.gz`` that is not gzip still reads),
 a byte-order mark picks UTF-8 / UTF-16 / UTF-32, BOM-less UTF-16 is recognised by its NUL bytes,
@@ -11,6 +23,14 @@ are lines. A file that cannot be read at all (missing, empty, binary, a truncate
 is one :class:`InputError` that says what is wrong and, for a damaged stream, after how many rows.
 A CSV row with too many fields keeps its row (the extra fields are dropped, with a warning naming
 the lines); a row with too few gets empty fields.
+
+**Writing.** ``.smi`` (SMILES, then the ID as the name when there is one), ``.csv``, ``.tsv``,
+``.parquet`` and ``.sdf`` (RDKit molecules with every other column as an SD field). Every row is
+written, in order: a row whose SMILES does not parse becomes an empty SD record (its fields kept,
+``valid`` 0) and an empty ``.smi`` line, so outputs stay row-aligned with inputs. A non-default pandas
+index is written by :func:`write_molecules` as a column (``.csv`` / ``.tsv`` / ``.parquet``) or as the
+SD record's name. An unknown extension is an error listing the accepted ones, never plain text under
+another name.
 """
 
 from __future__ import annotations
@@ -18,47 +38,97 @@ from __future__ import annotations
 import codecs
 import hashlib
 import io
+import json
 import logging
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import pandas as pd
 
 from molgen.data import catalog
+from molgen.errors import ConfigError, InputError, strict
 
 log = logging.getLogger(__name__)
 
 SmilesSource = str | Path | Sequence[str | None]
-_DEFAULT_COLS = ("smiles", "SMILES", "Smiles", "canonical_smiles", "smi")
-_ID_COLS = ("id", "ID", "Id", "name", "Name", "compound_id", "mol_id", "molecule_id", "_Name")
+
+# --- formats -------------------------------------------------------------------------------------
+#: what :func:`read_table` reads (the streaming readers also undo compression and read any other
+#: name as one SMILES per line)
+READ_SUFFIXES = (".smi", ".txt", ".csv", ".tsv", ".parquet", ".sdf")
+#: what :func:`write_molecules` writes
+WRITE_SUFFIXES = (".smi", ".csv", ".tsv", ".parquet", ".sdf")
+#: plain tables, no molecule formats (score tables)
+TABLE_SUFFIXES = (".csv", ".tsv", ".parquet")
+_COMPRESSION_SUFFIXES = (".gz", ".bz2", ".xz", ".zip")
+
+# --- columns -------------------------------------------------------------------------------------
+#: the SMILES column of an input file, first found wins
+SMILES_COLUMNS = ("smiles", "SMILES", "Smiles", "canonical_smiles", "smi")
+#: the SMILES column of a DataFrame, which may be a table molgen made (a score table's ``input``)
+FRAME_SMILES_COLUMNS = (*SMILES_COLUMNS, "input", "canonical")
+#: an ID column (carried by default, the ``.smi`` name and SD record name when writing)
+ID_COLUMNS = ("id", "ID", "Id", "name", "Name", "compound_id", "mol_id", "molecule_id", "_Name")
 #: ``keep_cols`` values besides a list of column names
 KEEP_MODES = ("auto", "all", "none")
 
 
-class InputError(ValueError):
-    """A file that cannot be read as SMILES at all (missing, empty, binary, damaged, wrong column)."""
-
-
-def _pick_col(columns: Sequence[str], smiles_col: str | None, path: Path) -> str:
-    if smiles_col is not None:
-        if smiles_col not in columns:
-            raise InputError(f"{path}: no column {smiles_col!r}; columns are {list(columns)}")
-        return smiles_col
-    for c in _DEFAULT_COLS:
-        if c in columns:
-            return c
-    raise InputError(f"{path}: cannot tell which column holds SMILES ({list(columns)}); pass --smiles-col")
+def suffix_of(path: str | Path, accepted: Sequence[str], what: str) -> str:
+    """The lower-case extension of ``path`` if it is one of ``accepted`` (else a ConfigError listing them)."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in accepted:
+        raise ConfigError(f"cannot {what} {Path(path).name!r}: the extension must be one of {', '.join(accepted)}")
+    return suffix
 
 
 def _suffix(path: Path) -> str:
+    """The format extension of an input, under any compression extension (``x.smi.gz`` -> ``.smi``)."""
     suffixes = [s.lower() for s in path.suffixes]
-    if suffixes and suffixes[-1] in (".gz", ".bz2", ".xz", ".zip"):
+    if suffixes and suffixes[-1] in _COMPRESSION_SUFFIXES:
         suffixes = suffixes[:-1]
     return suffixes[-1] if suffixes else ""
 
 
+def _find_smiles(columns: Sequence[Any], smiles_col: str | None, names: Sequence[str], where: str, hint: str,
+                 error: type[ValueError]) -> str:
+    if smiles_col is not None:
+        if smiles_col not in columns:
+            raise error(f"{where}no column {smiles_col!r}; columns are {list(columns)}")
+        return smiles_col
+    for c in names:
+        if c in columns:
+            return c
+    raise error(f"{where}cannot tell which column holds SMILES ({list(columns)}); {hint}")
+
+
+def _pick_col(columns: Sequence[str], smiles_col: str | None, path: Path) -> str:
+    """The SMILES column of the file ``path`` (an :class:`InputError` naming the file otherwise)."""
+    return _find_smiles(columns, smiles_col, SMILES_COLUMNS, f"{path}: ", "pass --smiles-col", InputError)
+
+
+def smiles_column(df: pd.DataFrame, smiles_col: str | None = None) -> str:
+    """The column of ``df`` holding SMILES: ``smiles_col`` if given, else the first usual name present."""
+    return _find_smiles(list(df.columns), smiles_col, FRAME_SMILES_COLUMNS, "", "give smiles_col", ConfigError)
+
+
+def _first_id(columns: Iterable[Any]) -> str | None:
+    columns = list(columns)
+    return next((c for c in ID_COLUMNS if c in columns), None)
+
+
+def id_column(df: pd.DataFrame) -> str | None:
+    """The ID column of ``df`` (the first of :data:`ID_COLUMNS` present), else None."""
+    return _first_id(df.columns)
+
+
+def _default_index(df: pd.DataFrame) -> bool:
+    return isinstance(df.index, pd.RangeIndex) and df.index.start == 0 and df.index.step == 1 \
+        and df.index.name is None
+
+
+# --- opening text --------------------------------------------------------------------------------
 _MAGIC = {b"\x1f\x8b": "gzip", b"BZh": "bz2", b"\xfd7zXZ\x00": "xz"}
 
 
@@ -123,6 +193,7 @@ def open_text(path: str | Path) -> IO[str]:
     return io.TextIOWrapper(raw, encoding=enc, errors="replace", newline=None)
 
 
+# --- sources ---------------------------------------------------------------------------------------
 def _check_file(path: Path) -> None:
     if not path.exists():
         raise InputError(f"{path}: no such file")
@@ -132,7 +203,9 @@ def _check_file(path: Path) -> None:
         raise InputError(f"{path}: the file is empty")
 
 
-def _resolve(source: str | Path, smiles_col: str | None) -> tuple[Path, str | None]:
+def resolve_source(source: str | Path, smiles_col: str | None = None) -> tuple[Path, str | None]:
+    """The file behind ``source`` (a path or a catalog name) and its SMILES column if the catalog names
+    one; a missing / empty file or an unknown dataset is an :class:`InputError` (call it before long work)."""
     if catalog.looks_named(source):  # a catalog name (an unknown one lists the known ones)
         path, col = catalog.resolve(source)
         return Path(path), smiles_col or col
@@ -141,12 +214,15 @@ def _resolve(source: str | Path, smiles_col: str | None) -> tuple[Path, str | No
     return path, smiles_col
 
 
+
+
+# --- streamed reading ----------------------------------------------------------------------------
 def _keep_list(keep_cols: str | Sequence[str] | None, columns: Sequence[str], smiles: str, path: Path) -> list[str]:
     """Columns to carry: ``auto`` (None) the ID column if there is one, ``all`` every other column,
     ``none`` nothing, or the named ones (an unknown name lists the columns)."""
     others = [c for c in columns if c != smiles]
     if keep_cols is None or keep_cols == "auto":
-        return [c for c in _ID_COLS if c in others][:1]
+        return [c for c in [_first_id(others)] if c is not None]
     if keep_cols == "all":
         return others
     if keep_cols == "none":
@@ -160,8 +236,10 @@ def _keep_list(keep_cols: str | Sequence[str] | None, columns: Sequence[str], sm
     return [c for c in names if c != smiles]
 
 
-def _csv_batches(path: Path, sep: str, smiles_col: str | None, keep_cols, batch_size: int
-                 ) -> Iterator[tuple[list[str | None], pd.DataFrame | None]]:
+_Batch = tuple[list[str | None], pd.DataFrame | None]
+
+
+def _csv_batches(path: Path, sep: str, smiles_col: str | None, keep_cols, batch_size: int) -> Iterator[_Batch]:
     with open_text(path) as f:
         try:
             header = pd.read_csv(f, sep=sep, nrows=0).columns
@@ -192,9 +270,51 @@ def _csv_batches(path: Path, sep: str, smiles_col: str | None, keep_cols, batch_
                     path, len(bad))
 
 
-def _smi_batches(path: Path, keep_cols, batch_size: int) -> Iterator[tuple[list[str | None], pd.DataFrame | None]]:
+def _parquet_batches(path: Path, smiles_col: str | None, keep_cols, batch_size: int) -> Iterator[_Batch]:
+    import pyarrow.parquet as pq
+
+    try:
+        pf = pq.ParquetFile(path)
+    except Exception as e:  # pyarrow.ArrowInvalid: not parquet / truncated footer
+        raise InputError(f"{path}: not a readable parquet file ({e})") from None
+    names = pf.schema_arrow.names
+    col = _pick_col(names, smiles_col, path)
+    keep = _keep_list(keep_cols, names, col, path)
+    for b in pf.iter_batches(batch_size=batch_size, columns=[col, *keep]):
+        smiles = b.column(col).to_pylist()
+        yield smiles, (b.select(keep).to_pandas() if keep else None)
+
+
+def _sdf_molecules(path: Path) -> Iterator[Any]:
+    """The records of an SD file (any compression) as RDKit molecules, None where RDKit cannot read one."""
+    from rdkit import Chem
+
+    from molgen.chem import quiet_rdkit
+
+    with quiet_rdkit(), _raw_open(path) as raw:
+        yield from Chem.ForwardSDMolSupplier(raw, sanitize=True)
+
+
+def _sdf_batches(path: Path, keep_cols, batch_size: int) -> Iterator[_Batch]:
+    """``.sdf``: each record's SMILES (None where RDKit cannot read it), its name kept as ``name``."""
+    from rdkit import Chem
+
+    keep_name = keep_cols != "none"
+    batch: list[str | None] = []
+    names: list[str] = []
+    for mol in _sdf_molecules(path):
+        batch.append(Chem.MolToSmiles(mol) if mol is not None else None)
+        names.append(mol.GetProp("_Name") if mol is not None and mol.HasProp("_Name") else "")
+        if len(batch) >= batch_size:
+            yield batch, (pd.DataFrame({"name": names}) if keep_name else None)
+            batch, names = [], []
+    if batch:
+        yield batch, (pd.DataFrame({"name": names}) if keep_name else None)
+
+
+def _smi_batches(path: Path, keep_cols, batch_size: int) -> Iterator[_Batch]:
     """``.smi``: SMILES, then an optional whitespace-separated name (kept as ``name``)."""
-    if keep_cols not in (None, "auto", "all", "none") and [c for c in (
+    if keep_cols not in (None, *KEEP_MODES) and [c for c in (
             [keep_cols] if isinstance(keep_cols, str) else keep_cols) if c != "name"]:
         raise InputError(f"{path}: a .smi file has the columns ['smiles', 'name'] to keep")
     keep_name = keep_cols != "none"
@@ -225,8 +345,7 @@ def _smi_batches(path: Path, keep_cols, batch_size: int) -> Iterator[tuple[list[
 
 
 def iter_table_batches(source: SmilesSource, smiles_col: str | None = None, batch_size: int = 10_000, *,
-                       keep_cols: str | Sequence[str] | None = None
-                       ) -> Iterator[tuple[list[str | None], pd.DataFrame | None]]:
+                       keep_cols: str | Sequence[str] | None = None) -> Iterator[_Batch]:
     """Row-aligned batches of (raw SMILES, the input's other columns to carry or None).
 
     ``keep_cols``: None / ``"auto"`` (an ID-like column of a table, the name of a ``.smi`` line),
@@ -237,40 +356,14 @@ def iter_table_batches(source: SmilesSource, smiles_col: str | None = None, batc
         for i in range(0, len(items), batch_size):
             yield list(items[i:i + batch_size]), None
         return
-    path, smiles_col = _resolve(source, smiles_col)
+    path, smiles_col = resolve_source(source, smiles_col)
     kind = _suffix(path)
     if kind in (".csv", ".tsv"):
         yield from _csv_batches(path, "\t" if kind == ".tsv" else ",", smiles_col, keep_cols, batch_size)
     elif kind == ".parquet":
-        import pyarrow.parquet as pq
-
-        try:
-            pf = pq.ParquetFile(path)
-        except Exception as e:  # pyarrow.ArrowInvalid: not parquet / truncated footer
-            raise InputError(f"{path}: not a readable parquet file ({e})") from None
-        names = pf.schema_arrow.names
-        col = _pick_col(names, smiles_col, path)
-        keep = _keep_list(keep_cols, names, col, path)
-        for b in pf.iter_batches(batch_size=batch_size, columns=[col, *keep]):
-            smiles = b.column(col).to_pylist()
-            yield smiles, (b.select(keep).to_pandas() if keep else None)
+        yield from _parquet_batches(path, smiles_col, keep_cols, batch_size)
     elif kind == ".sdf":
-        from rdkit import Chem
-
-        from molgen.chem import quiet_rdkit
-
-        keep_name = keep_cols != "none"
-        batch: list[str | None] = []
-        names: list[str] = []
-        with quiet_rdkit(), _raw_open(path) as raw:
-            for mol in Chem.ForwardSDMolSupplier(raw, sanitize=True):
-                batch.append(Chem.MolToSmiles(mol) if mol is not None else None)
-                names.append(mol.GetProp("_Name") if mol is not None and mol.HasProp("_Name") else "")
-                if len(batch) >= batch_size:
-                    yield batch, (pd.DataFrame({"name": names}) if keep_name else None)
-                    batch, names = [], []
-        if batch:
-            yield batch, (pd.DataFrame({"name": names}) if keep_name else None)
+        yield from _sdf_batches(path, keep_cols, batch_size)
     else:  # .smi, .txt, anything else: one SMILES per line
         yield from _smi_batches(path, keep_cols, batch_size)
 
@@ -305,7 +398,211 @@ def source_hash(source: SmilesSource, smiles_col: str | None = None) -> str:
     return h.hexdigest()[:16]
 
 
+# --- whole-table reading -------------------------------------------------------------------------
+@strict
+def read_table(path: str | Path, *, smiles_col: str | None = None) -> pd.DataFrame:
+    """Every row and column of a molecule file as a DataFrame with a ``smiles`` column (or ``smiles_col``).
+
+    ``.csv`` / ``.tsv`` / ``.parquet``: every column, typed; ``.smi`` / ``.txt``: SMILES then an optional
+    name (column ``name``; a tab separates them when there is one, as :func:`write_molecules` writes);
+    ``.sdf``: the record's SMILES (None where RDKit cannot read it), its name and its SD fields.
+    """
+    path = Path(path)
+    suffix = suffix_of(path, READ_SUFFIXES, "read")
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file")
+    if suffix in (".csv", ".tsv"):
+        with open_text(path) as f:
+            df = pd.read_csv(f, sep="\t" if suffix == ".tsv" else ",", keep_default_na=False, na_values=[""])
+    elif suffix == ".parquet":
+        df = pd.read_parquet(path)
+    elif suffix == ".sdf":
+        from rdkit import Chem
+
+        rows = []
+        for mol in _sdf_molecules(path):
+            if mol is None:
+                rows.append({"smiles": None})
+                continue
+            row = {"smiles": Chem.MolToSmiles(mol) if mol.GetNumAtoms() else None,
+                   "name": mol.GetProp("_Name") if mol.HasProp("_Name") else ""}
+            row.update(mol.GetPropsAsDict(includePrivate=False, includeComputed=False))
+            rows.append(row)
+        df = pd.DataFrame(rows)
+        if "name" in df and (df["name"].fillna("") == "").all():
+            df = df.drop(columns="name")
+    else:
+        rows = []
+        with open_text(path) as f:
+            for i, line in enumerate(f):
+                line = line.rstrip("\r\n")  # SMILES<tab>name as written here, else SMILES<space>name
+                parts = line.split("\t", 1) if "\t" in line else line.split(maxsplit=1)
+                parts = [p for p in parts if p.strip()]
+                if i == 0 and parts and parts[0].lower() in ("smiles", "smi"):
+                    continue  # header line
+                rows.append({"smiles": parts[0] if parts else None,
+                             "name": parts[1].strip() if len(parts) > 1 else ""})
+        df = pd.DataFrame(rows, columns=["smiles", "name"])
+        if (df["name"] == "").all():
+            df = df.drop(columns="name")
+    smiles_column(df, smiles_col)  # a clear error now rather than later
+    return df
+
+
+# --- writing -------------------------------------------------------------------------------------
+def arrow_table(df: pd.DataFrame, *, preserve_index: bool = False):
+    """``df`` as a pyarrow Table whose all-None columns are strings, not nulls (a chunk with every
+    ``canonical`` empty must have the same schema as the next chunk)."""
+    import pyarrow as pa
+
+    table = pa.Table.from_pandas(df, preserve_index=preserve_index)
+    fields = [pa.field(f.name, pa.string()) if pa.types.is_null(f.type) else f for f in table.schema]
+    return table.cast(pa.schema(fields, metadata=table.schema.metadata))
+
+
+def _sd_value(v: object) -> str:
+    if v is None or (isinstance(v, float) and v != v):
+        return ""
+    return str(v)
+
+
+class TableWriter:
+    """One output file in the format of its extension, written one DataFrame at a time.
+
+    The per-extension code behind :func:`write_molecules` (one frame) and :func:`write_frames`
+    (streamed chunks, in order): ``.csv`` / ``.tsv`` (a header, then the rows of every frame),
+    ``.parquet`` (one parquet file; the first frame's schema and ``attrs``), ``.smi`` and ``.sdf``.
+    ``index``: write the pandas index (a column; the ``.smi`` name or SD record name when there is no
+    ID column). The caller checks the extension (:func:`suffix_of`); use it as a context manager.
+    """
+
+    def __init__(self, path: str | Path, *, smiles_col: str | None = None, index: bool = False) -> None:
+        self.path = Path(path)
+        self.suffix = self.path.suffix.lower()
+        self.smiles_col, self.index = smiles_col, index
+        self.frames = self.rows = 0
+        self._sink: Any = None  # the open parquet writer, text file or SD writer
+        suffix_of(self.path, WRITE_SUFFIXES, "write")
+        self._write = {".csv": self._csv, ".tsv": self._csv, ".parquet": self._parquet, ".smi": self._smi,
+                       ".sdf": self._sdf}[self.suffix]
+
+    def write(self, df: pd.DataFrame) -> None:
+        self._write(df)
+        self.frames += 1
+        self.rows += len(df)
+
+    def close(self) -> None:
+        if self._sink is not None:
+            self._sink.close()
+            self._sink = None
+
+    def __enter__(self) -> TableWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _csv(self, df: pd.DataFrame) -> None:
+        df.to_csv(self.path, sep="\t" if self.suffix == ".tsv" else ",", index=self.index,
+                  mode="a" if self.frames else "w", header=not self.frames)
+
+    def _parquet(self, df: pd.DataFrame) -> None:
+        import pyarrow.parquet as pq
+
+        table = arrow_table(df, preserve_index=self.index)
+        if self._sink is None:
+            if df.attrs:  # as pandas' to_parquet does: read_parquet gives them back
+                table = table.replace_schema_metadata(
+                    {**(table.schema.metadata or {}), b"PANDAS_ATTRS": json.dumps(df.attrs, default=str)})
+            self._sink = pq.ParquetWriter(self.path, table.schema)
+        elif table.schema != self._sink.schema:
+            table = table.cast(self._sink.schema)  # e.g. a column all None (string) in one chunk, large_string in another
+        self._sink.write_table(table)
+
+    def _names(self, df: pd.DataFrame) -> list[str] | None:
+        ids = id_column(df)
+        return df[ids].astype(str).tolist() if ids else (list(map(str, df.index)) if self.index else None)
+
+    def _smi(self, df: pd.DataFrame) -> None:
+        col = smiles_column(df, self.smiles_col)
+        names = self._names(df)
+        if self._sink is None:
+            self._sink = open(self.path, "w")
+        _smi_lines(self._sink, df[col].tolist(), names)
+
+    def _sdf(self, df: pd.DataFrame) -> None:
+        """One SD record per row: the molecule (2D coordinates), its name (ID column or index) and every
+        other column as a field; an unparsable SMILES gives an empty molecule with ``valid`` 0."""
+        from rdkit import Chem
+        from rdkit.Chem import rdDepictor
+
+        from molgen.chem import quiet_rdkit
+
+        col = smiles_column(df, self.smiles_col)
+        if self._sink is None:
+            self._sink = Chem.SDWriter(str(self.path))
+            self._sink.SetForceV3000(False)
+        ids = id_column(df)
+        fields = [c for c in df.columns if c != col]
+        with quiet_rdkit():
+            for idx, row in df.iterrows():
+                s = row[col]
+                mol = Chem.MolFromSmiles(s) if isinstance(s, str) and s else None
+                valid = mol is not None
+                if mol is None:
+                    mol = Chem.Mol()
+                else:
+                    rdDepictor.Compute2DCoords(mol)
+                name = row[ids] if ids else (idx if self.index else None)
+                mol.SetProp("_Name", _sd_value(name) if name is not None else "")
+                mol.SetProp(str(col), _sd_value(s))
+                if "valid" not in df.columns:
+                    mol.SetProp("valid", "1" if valid else "0")
+                if self.index:
+                    mol.SetProp(str(df.index.name or "index"), _sd_value(idx))
+                for c in fields:
+                    mol.SetProp(str(c), _sd_value(row[c]))
+                self._sink.write(mol)
+
+
+def _smi_lines(f: IO[str], smiles: Iterable[Any], names: Sequence[str] | None = None) -> None:
+    """``.smi`` rows: the SMILES (empty when there is none), a tab and the name when there is one."""
+    for i, s in enumerate(smiles):
+        s = s if isinstance(s, str) else ""
+        f.write(f"{s}\t{names[i]}\n" if names is not None and s else f"{s}\n")
+
+
+@strict
+def write_molecules(df: pd.DataFrame, path: str | Path, *, smiles_col: str | None = None) -> Path:
+    """Write ``df`` to ``path`` in the format of its extension (see the module docstring); returns the path."""
+    path = Path(path)
+    suffix_of(path, WRITE_SUFFIXES, "write molecules to")
+    if not isinstance(df, pd.DataFrame):
+        raise TypeError(f"write_molecules takes a DataFrame, got {type(df).__name__}")
+    with TableWriter(path, smiles_col=smiles_col, index=not _default_index(df)) as w:
+        w.write(df)
+    return path
+
+
+def write_frames(frames: Iterable[pd.DataFrame], path: str | Path, *, accepted: Sequence[str] = WRITE_SUFFIXES,
+                 what: str = "write molecules to", columns: Sequence[str] | None = None,
+                 smiles_col: str | None = None) -> int:
+    """Stream ``frames`` (consecutive chunks of one table) into ``path``; returns the rows written.
+
+    The extension must be one of ``accepted`` (checked before the first frame is made; the error says
+    ``cannot {what} ...``). The index is not written. With no frame at all, ``columns`` (if given) is
+    written as an empty table's header."""
+    path = Path(path)
+    suffix_of(path, accepted, what)
+    with TableWriter(path, smiles_col=smiles_col) as w:
+        for df in frames:
+            w.write(df)
+        if not w.frames and columns is not None:
+            w.write(pd.DataFrame(columns=list(columns)))
+    return w.rows
+
+
 def write_smiles(smiles: Iterable[str | None], path: str | Path) -> None:
+    """One SMILES per line (an empty line where there is none), whatever the extension of ``path``."""
     with open(path, "w") as f:
-        for s in smiles:
-            f.write(f"{s or ''}\n")
+        _smi_lines(f, smiles)
