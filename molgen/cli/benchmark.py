@@ -156,7 +156,7 @@ def run(args: argparse.Namespace, *, prog: str = "molgen benchmark") -> int:
 def main(argv: list[str] | None = None, *, prog: str = "molgen benchmark", **defaults) -> int:
     """The command without the ``molgen`` entry point: the same options (``defaults`` change theirs),
     logging and one-line errors as ``molgen benchmark``."""
-    from molgen.cli.main import _check_device, _setup_logging
+    from molgen.cli.main import _setup_logging, run_guarded
 
     parser = argparse.ArgumentParser(prog=prog)
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv: debug)")
@@ -165,18 +165,7 @@ def main(argv: list[str] | None = None, *, prog: str = "molgen benchmark", **def
     parser.set_defaults(**defaults)
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     _setup_logging(args.verbose, args.quiet)
-    try:
-        _check_device(args)
-        return run(args, prog=prog)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    except (ValueError, OSError, KeyError, NotImplementedError, FloatingPointError) as e:
-        if args.verbose > 1:
-            raise
-        msg = e.args[0] if isinstance(e, KeyError) and e.args else e
-        print(f"{prog}: error: {msg}", file=sys.stderr)
-        return 2
+    return run_guarded(lambda: run(args, prog=prog), args, prog)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -74,9 +74,14 @@ def main(argv: list[str] | None = None) -> int:
     _setup_logging(args.verbose, args.quiet)
     module = importlib.import_module(COMMANDS[args.command][0])
     run = getattr(module, f"run_{args.command}", getattr(module, "run", None))
+    return run_guarded(lambda: run(args), args, f"molgen {args.command}")
+
+
+def run_guarded(call, args: argparse.Namespace, prog: str) -> int:
+    """Run a command: expected user errors become one line on stderr (exit 2), not a traceback."""
     try:
         _check_device(args)
-        return int(run(args) or 0)
+        return int(call() or 0)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
@@ -91,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.verbose > 1:
             raise
         msg = e.args[0] if isinstance(e, KeyError) and e.args else e
-        print(f"molgen {args.command}: error: {msg}", file=sys.stderr)
+        print(f"{prog}: error: {msg}", file=sys.stderr)
         return 2
 
 
