@@ -28,12 +28,13 @@ def run(args: argparse.Namespace) -> int:
     if not rows:
         print(f"no shipped models in {where}")
         return 0
-    print(f"{'name':<22}{'family':<13}{'repr.':<9}{'likelihood (kind, object)':<38}{'valid':>7}{'MB':>7}  "
+    w = max(len(r["name"]) for r in rows) + 2
+    print(f"{'name':<{w}}{'family':<13}{'repr.':<9}{'likelihood (kind, object)':<38}{'valid':>7}{'MB':>7}  "
           + ("status  " if args.verify else "") + "description")
     for r in rows:
         like = f"{r['likelihood_kind']}, {r['likelihood_object']}" if r["likelihood_kind"] else "none"
         status = f"{'ok' if r['status'] == 'ok' else 'BAD':<8}" if args.verify else ""
-        print(f"{r['name']:<22}{_fmt(r['family']):<13}{_fmt(r['representation']):<9}{like:<38}"
+        print(f"{r['name']:<{w}}{_fmt(r['family']):<13}{_fmt(r['representation']):<9}{like:<38}"
               f"{_fmt(r['validity'], '.3f'):>7}{_fmt(r['size_mb'], '.1f'):>7}  {status}{r['description']}")
     print(f"\nfrom {where}; likelihoods in nats/molecule; valid: the validity recorded when the model "
           "shipped (shipped_check.json).\nuse: molgen sample --model NAME -n 1000 -o samples.smi --seed 0; "
