@@ -215,7 +215,13 @@ def _metrics_text(rep: dict[str, Any] | None, label: dict[str, str] | None, meta
     if label is not None:
         nll = m.get("NLL/Test")
         lab = rep.get("likelihood") or label
-        if nll is None:
+        bench = rep.get("benchmark") or {}
+        if nll is None and bench.get("nll_own") is not None:  # molgen benchmark scores test molecules itself
+            lines.append(f"- **NLL/Test {_num(bench['nll_own'], '.2f')} {lab['unit']}** — kind **{lab['kind']}**, "
+                         f"object **{lab['object']}**, unit **{lab['unit']}**; {bench.get('nll_scored', '?')} test "
+                         f"molecules scored by `molgen benchmark`, {bench.get('nll_unscored', '?')} unscored. "
+                         f"Validation NLL {_num(final.get('val_nll_nats_per_molecule'))}.")
+        elif nll is None:
             lines.append(f"- **Likelihood** ({lab['kind']}, object {lab['object']}, unit {lab['unit']}): "
                          f"NLL/Test not in the report (evaluated without the model); validation NLL "
                          f"{_num(final.get('val_nll_nats_per_molecule'))} {lab['unit']}.")
