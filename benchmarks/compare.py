@@ -1,7 +1,7 @@
 """Every family on the same data under the same budget: the comparison table and its plots.
 
-    python benchmarks/compare.py [--budget-minutes 5 | --budget-molecules N] [--families ROW,...]
-        [--n 2000] [--nll-n 1000] [--seeds 0] [--subset 200000] [--out runs/benchmark] [--name compare]
+    python benchmarks/compare.py [--budget-minutes 4 | --budget-molecules N] [--families ROW,...]
+        [--n 1000] [--nll-n 500] [--seeds 0] [--subset 200000] [--out runs/benchmark] [--name compare]
 
 The same code as ``molgen benchmark`` (``molgen.benchmarking.run_benchmark``, options in
 ``molgen/cli/benchmark.py``; ``--help`` lists them with the time estimate of the default budget).

@@ -38,15 +38,13 @@ object each model reports. The masked-diffusion rows sample with ``diffusion_ste
 (default ``quarter``: N/4 of the canvas length N, 2.6x faster than N at a small cost in validity,
 ``benchmarks/results/diffusion.md``; the sampler column says which), the choice a CPU user makes.
 
-Default budget (:data:`DEFAULT_BUDGET_MINUTES` = 5 minutes per family): the 8 default rows plus
-evaluation finish in about 85 minutes on 2 CPU cores. Estimate: training 8 x 5 = 40 min; data
-preparation (standardizing the 200k subset once, tokenizing / featurizing per row, the GAN's latents,
-precision trials) ~6 min; validation during training (outside the clock) ~3 min and the end-of-
-training validation score of 1,000 molecules ~9 min (VAE IWAE-50 ~0.2 s/molecule, diffusion ELBO-16
-~0.14 s/molecule); sampling 2,000 molecules per row ~4 min, plus ~5 min for the two diffusion rows at
-N/4 steps (~0.2 s/molecule at N steps); NLL of 1,000 test molecules ~9 min (VAE ~3, each diffusion
-row ~2.3); evaluation with FCD of 2,000 samples ~1 min per row = 8 min. A first run on a fresh cache
-adds the MOSES test-set fingerprints (~3 min, cached afterwards).
+Default budget (:data:`DEFAULT_BUDGET_MINUTES` = 4 minutes of training per family, n = 1,000 samples,
+NLL on 500 test molecules): measured at 66.8 minutes for the 8 default rows on a 2-core Intel Xeon with
+one torch thread (``benchmarks/results/compare.md``): 32 min of training, the rest data preparation
+(per-row tokenization / featurization of the 200k subset: the graph encoder's ~10 min is the largest),
+validation outside the clock, sampling (the diffusion rows at N/4 steps, ~35 molecules/s), scoring and
+evaluation. Larger n or budgets grow it roughly linearly; a first run on a fresh cache adds the MOSES
+test-set statistics (~1 min).
 
 Outputs: model directories ``OUT/<row>/seed<k>/`` (with ``samples.smi``, ``nll_test.csv``,
 ``evaluation.json``) and the manifest ``OUT/benchmark.json``; ``RESULTS/<name>.json`` (machine facts,
@@ -72,9 +70,9 @@ from typing import Any
 
 from molgen.errors import ConfigError
 
-DEFAULT_BUDGET_MINUTES = 5.0
-DEFAULT_N = 2000
-DEFAULT_NLL_N = 1000
+DEFAULT_BUDGET_MINUTES = 4.0
+DEFAULT_N = 1000
+DEFAULT_NLL_N = 500
 DEFAULT_SUBSET = 200_000
 DEFAULT_VAL_SIZE = 1000
 DEFAULT_TIME_CAP_MINUTES = 120.0  # with a budget in molecules seen: the safety cap per family

@@ -34,11 +34,10 @@ vs training time). Models stay in OUT/<row>/seed<k>/, listed in OUT/benchmark.js
 
 Rows: {', '.join(ROW_NAMES)} (default: all but the conditional transformer-smiles-qed).
 
-Default budget: {DEFAULT_BUDGET_MINUTES:g} minutes of training per family, chosen so that the 8 default rows
-and their evaluation finish in about 85 minutes on 2 CPU cores: 40 min of training, ~6 of data
-preparation, ~12 of validation (during and at the end of training), ~9 of sampling 2,000 molecules
-per row (the diffusion rows at N/4 steps: ~0.2 s/molecule at N steps on CPU), ~9 of scoring 1,000
-test molecules (VAE IWAE-50 and diffusion ELBO-16 dominate) and ~1 of evaluation per row.
+Default budget: {DEFAULT_BUDGET_MINUTES:g} minutes of training per family, {DEFAULT_N} samples and {DEFAULT_NLL_N} test
+molecules per row: the 8 default rows and their evaluation took 66.8 minutes on a 2-core Intel Xeon
+(one torch thread), of which 32 training; data preparation, validation, sampling (diffusion at N/4
+steps), scoring and evaluation take the rest (benchmarks/results/compare.md).
 """
 
 
