@@ -248,3 +248,11 @@ def test_gpu_recipe_runs_on_cpu_with_a_tiny_budget(tmp_path):
     out = subprocess.run(["bash", str(GPU / "run.sh"), "--no-plots"], cwd=ROOT, env=env, capture_output=True,
                          text=True, timeout=1800)
     assert out.returncode == 0 and "reused (finished earlier)" in out.stderr
+
+
+def test_main_rejects_an_unknown_default():
+    from molgen.cli.benchmark import main
+    from molgen.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"resultz.*accepted.*results"):
+        main([], resultz="/tmp/x")

@@ -161,6 +161,9 @@ def main(argv: list[str] | None = None, *, prog: str = "molgen benchmark", **def
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv: debug)")
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
     add_arguments(parser)
+    from molgen.errors import check_options
+
+    check_options("benchmark main()", defaults, [a.dest for a in parser._actions if a.dest != "help"])
     parser.set_defaults(**defaults)
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     _setup_logging(args.verbose, args.quiet)
