@@ -166,3 +166,37 @@ def test_cli_samples_and_scores_towards_a_condition(mw_model, tmp_path, capsys):
                  "--condition", "mw=58"]) == 0
     sc = pd.read_csv(tmp_path / "sc.csv")
     assert sc.status.tolist() == ["ok", "invalid_smiles", "ok"] and (sc.condition == "mw=58").all()
+
+
+def test_finetuning_a_conditional_model_keeps_its_condition_space_and_guidance(mw_model, tmp_path):
+    """Fine-tuning data get the model's own properties (RDKit mw here); the space is not refitted."""
+    focused = ["C" * n + "O" for n in range(6, 13)] * 4  # long alcohols only
+    tuned = molgen.finetune(mw_model, focused, tmp_path / "ft", max_steps=20, lr=1e-3, batch_size=8,
+                            val_size=4, progress=False, precision="32-true", num_threads=1)
+    assert tuned.condition_space == mw_model.condition_space
+    cond = tuned.metadata["data"]["conditions"]
+    assert cond["names"] == ["mw"] and cond["missing_values"] == {"mw": 0}
+    assert tuned.condition_space == molgen.load(tmp_path / "ft").condition_space
+    s = tuned.sample(50, seed=0, condition={"mw": 150.0}, guidance=1.0)
+    assert len(s.smiles) == 50 and s.validity > 0.5
+    # the fine-tuned model prefers the focused alcohols at their own molecular weight
+    x = ["CCCCCCCCO"]
+    assert (tuned.score(x, condition={"mw": 130.2}).log_likelihood[0]
+            > mw_model.score(x, condition={"mw": 130.2}).log_likelihood[0])
+
+
+def test_finetuning_on_a_data_column_condition_reads_the_finetuning_file(tmp_path):
+    chains = ["C" * n for n in range(1, 13)] * 5
+    df = pd.DataFrame({"smiles": chains, "activity": [len(s) / 2 for s in chains]})
+    df.to_csv(tmp_path / "act.csv", index=False)
+    m = molgen.train("transformer", data=tmp_path / "act.csv", out=tmp_path / "m", conditions=["activity"],
+                     max_steps=3, val_size=6, batch_size=16, progress=False, precision="32-true", num_threads=1,
+                     model_args=TINY)
+    ft = pd.DataFrame({"smiles": ["CCCCC", "CCCCCC", "CCCCCCC", "CCC"], "activity": [7.0, 7.5, np.nan, 8.0]})
+    ft.to_csv(tmp_path / "ft.csv", index=False)
+    tuned = molgen.finetune(m, tmp_path / "ft.csv", tmp_path / "ft", max_steps=2, batch_size=4, val_size=1,
+                            progress=False, precision="32-true", num_threads=1)
+    assert tuned.condition_space == m.condition_space  # 7-8 lie outside the training range: kept, not refitted
+    assert tuned.metadata["data"]["conditions"]["missing_values"] == {"activity": 1}
+    with pytest.raises(ConfigError, match=r"numeric columns of a \.csv"):  # a plain list has no columns
+        molgen.finetune(m, ["CCCC", "CCCCC", "CCO"], tmp_path / "ft2", max_steps=1, progress=False)

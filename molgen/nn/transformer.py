@@ -26,6 +26,24 @@ class BackboneConfig:
     mlp_ratio: int = 4
     dropout: float = 0.1
     causal: bool = True
+    positions: str = "learned"  # "learned" absolute embeddings, or "rope" (rotary, relative)
+
+
+POSITIONS = ("learned", "rope")
+
+
+def rope_tables(max_positions: int, head_dim: int, base: float = 10000.0) -> tuple[Tensor, Tensor]:
+    """cos, sin [max_positions, head_dim / 2] of the rotary angles (Su et al., RoFormer)."""
+    inv = 1.0 / base ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim)
+    ang = torch.arange(max_positions, dtype=torch.float32)[:, None] * inv[None, :]
+    return ang.cos(), ang.sin()
+
+
+def apply_rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+    """Rotate the two halves of the last dimension of ``x`` [B, H, T, Dh] by the angles [T, Dh / 2]."""
+    x1, x2 = x.chunk(2, dim=-1)
+    cos, sin = cos.to(x.dtype), sin.to(x.dtype)
+    return torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)
 
 
 class KVCache:
@@ -49,10 +67,12 @@ class SelfAttention(nn.Module):
         self.causal = cfg.causal
 
     def forward(self, x: Tensor, cache: KVCache | None = None, layer: int = 0,
-                key_padding_mask: Tensor | None = None) -> Tensor:
+                key_padding_mask: Tensor | None = None, rope: tuple[Tensor, Tensor] | None = None) -> Tensor:
         B, T, D = x.shape
         q, k, v = self.qkv(x).split(D, dim=2)
         q, k, v = (t.view(B, T, self.n_heads, D // self.n_heads).transpose(1, 2) for t in (q, k, v))  # [B,H,T,Dh]
+        if rope is not None:  # rotary positions: keys are cached already rotated
+            q, k = apply_rope(q, *rope), apply_rope(k, *rope)
         p = self.dropout if self.training else 0.0
         if cache is not None:
             # Incremental decoding: write this step's keys/values, attend to everything so far.
@@ -86,19 +106,27 @@ class Block(nn.Module):
         self.drop = nn.Dropout(cfg.dropout)
 
     def forward(self, x: Tensor, cache: KVCache | None = None, layer: int = 0,
-                key_padding_mask: Tensor | None = None) -> Tensor:
-        x = x + self.drop(self.attn(self.ln1(x), cache, layer, key_padding_mask))
+                key_padding_mask: Tensor | None = None, rope: tuple[Tensor, Tensor] | None = None) -> Tensor:
+        x = x + self.drop(self.attn(self.ln1(x), cache, layer, key_padding_mask, rope))
         return x + self.drop(self.mlp(self.ln2(x)))
 
 
 class TransformerBackbone(nn.Module):
-    """Token + learned position embeddings -> N pre-LN blocks -> final LN -> tied output logits."""
+    """Token embeddings (+ learned positions, or rotary ones in attention) -> N pre-LN blocks ->
+    final LN -> tied output logits."""
 
     def __init__(self, cfg: BackboneConfig) -> None:
         super().__init__()
+        if cfg.positions not in POSITIONS:
+            raise ValueError(f"unknown positions {cfg.positions!r}; accepted: {', '.join(POSITIONS)}")
         self.cfg = cfg
         self.tok_emb = nn.Embedding(cfg.vocab_size, cfg.d_model)
-        self.pos_emb = nn.Embedding(cfg.max_positions, cfg.d_model)
+        if cfg.positions == "learned":
+            self.pos_emb = nn.Embedding(cfg.max_positions, cfg.d_model)
+        else:
+            cos, sin = rope_tables(cfg.max_positions, cfg.d_model // cfg.n_heads)
+            self.register_buffer("rope_cos", cos, persistent=False)
+            self.register_buffer("rope_sin", sin, persistent=False)
         self.drop = nn.Dropout(cfg.dropout)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
         self.ln_f = nn.LayerNorm(cfg.d_model)
@@ -126,13 +154,17 @@ class TransformerBackbone(nn.Module):
         t0 = cache.length if cache is not None else 0
         if t0 + T > self.cfg.max_positions:
             raise ValueError(f"sequence of {t0 + T} positions exceeds max_positions={self.cfg.max_positions}")
-        pos = torch.arange(t0, t0 + T, device=ids.device)
-        x = self.tok_emb(ids) + self.pos_emb(pos)
+        x = self.tok_emb(ids)
+        rope = None
+        if self.cfg.positions == "learned":
+            x = x + self.pos_emb(torch.arange(t0, t0 + T, device=ids.device))
+        else:
+            rope = (self.rope_cos[t0:t0 + T], self.rope_sin[t0:t0 + T])
         if offset is not None:
             x = x + offset
         x = self.drop(x)
         for i, block in enumerate(self.blocks):
-            x = block(x, cache, i, key_padding_mask)
+            x = block(x, cache, i, key_padding_mask, rope)
         if cache is not None:
             cache.length += T
         return self.ln_f(x) @ self.tok_emb.weight.T  # tied embeddings
@@ -141,10 +173,10 @@ class TransformerBackbone(nn.Module):
 @BACKBONES.register("transformer")
 def transformer_backbone(vocab_size: int, max_positions: int, causal: bool = True, d_model: int = 128,
                          n_layers: int = 4, n_heads: int = 4, mlp_ratio: int = 4,
-                         dropout: float = 0.1) -> TransformerBackbone:
+                         dropout: float = 0.1, positions: str = "learned") -> TransformerBackbone:
     """The registry entry: ``vocab_size``, ``max_positions`` and ``causal`` are wired by the family."""
     if d_model % n_heads:
         raise ValueError(f"d_model {d_model} must be divisible by n_heads {n_heads}")
     return TransformerBackbone(BackboneConfig(vocab_size=vocab_size, max_positions=max_positions, d_model=d_model,
                                               n_layers=n_layers, n_heads=n_heads, mlp_ratio=mlp_ratio,
-                                              dropout=dropout, causal=causal))
+                                              dropout=dropout, causal=causal, positions=positions))

@@ -7,7 +7,9 @@ Molecules the base model cannot represent (invalid SMILES, tokens it has never s
 be learnt from: they are counted by status (the statuses of ``molgen score``), listed row by row in
 ``OUT/finetune_data.csv``, logged, and recorded in ``metadata.json`` — never dropped silently. The
 metadata also records the parent model (path, config and weights hashes, its training data) and the
-hash of the fine-tuning data.
+hash of the fine-tuning data. A conditional model keeps its condition space: the fine-tuning molecules'
+RDKit properties are computed and data-column conditions read from the fine-tuning file (a row without
+a value trains unconditionally), so guidance still works afterwards.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from molgen.data.io import SmilesSource
-from molgen.errors import CapabilityError, ConfigError, strict
+from molgen.errors import ConfigError, strict
 
 if TYPE_CHECKING:  # pragma: no cover
     from molgen.models.base import GenerativeModel
@@ -129,6 +131,26 @@ def _mean_nll(model: Any, smiles: list[str]) -> float | None:
     return float(-ok.log_likelihood.mean()) if len(ok) else None
 
 
+def _condition_values(model: Any, usable: list[str], data: SmilesSource,
+                      smiles_col: str | None) -> dict[str, Any] | None:
+    """For a conditional model: canonical SMILES -> its raw property row (RDKit properties computed,
+    data columns read from the fine-tuning file; NaN where a row has no value: it trains unconditionally)."""
+    space = getattr(model, "condition_space", None)
+    if space is None:
+        return None
+    import numpy as np
+
+    from molgen.conditioning import property_table
+
+    values = property_table(space.names, usable, data=data if isinstance(data, (str, Path)) else None,
+                            smiles_col=smiles_col, policy=model.policy)
+    empty = [n for j, n in enumerate(space.names) if not np.isfinite(values[:, j]).any()]
+    if empty:
+        log.warning("fine-tuning data: no molecule has a value for %s; the model learns those rows "
+                    "unconditionally", empty)
+    return dict(zip(usable, values))
+
+
 # --- finetune ------------------------------------------------------------------------------------
 @strict
 def finetune(model: Any, data: SmilesSource, out: str | Path, *, max_epochs: int | None = None,
@@ -161,9 +183,6 @@ def finetune(model: Any, data: SmilesSource, out: str | Path, *, max_epochs: int
     else:
         raise ConfigError(f"model must be a model directory or a loaded molgen model, got {type(model).__name__}")
     base.require("log_likelihood")  # fine-tuning maximises the model's likelihood of the new data
-    if "conditional" in base.capabilities and base.condition_space is not None:
-        raise CapabilityError(f"fine-tuning a conditional {base.name} is not supported yet (the data would need "
-                              "the conditioning properties); fine-tune an unconditional model")
     for name, v in (("max_epochs", max_epochs), ("max_steps", max_steps), ("max_molecules", max_molecules)):
         if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
             raise ConfigError(f"{name} must be a positive integer, got {v!r}")
@@ -193,6 +212,7 @@ def finetune(model: Any, data: SmilesSource, out: str | Path, *, max_epochs: int
     if len(usable) < 2:
         raise ValueError(f"fine-tuning data: only {len(usable)} distinct molecule(s) the base model can represent "
                          f"(of {len(raw)} rows: {dict(counts)}); need at least 2")
+    cond_values = _condition_values(base, usable, data, smiles_col)
     parent = _parent_record(base, base_dir)  # before training changes it
     probe = usable[:NLL_PROBE]
     nll_before = _mean_nll(base, probe)
@@ -211,7 +231,7 @@ def finetune(model: Any, data: SmilesSource, out: str | Path, *, max_epochs: int
                     batch_size=batch_size, weight_decay=weight_decay, val_size=val_size, val_every=val_every,
                     log_every=log_every, seed=seed, precision=precision, accelerator=accelerator,
                     num_threads=num_threads, progress=progress, policy=base.policy.to_dict(),
-                    callbacks=callbacks)
+                    callbacks=callbacks, _condition_values=cond_values)
     finally:
         for p in base.parameters():
             p.requires_grad_(True)

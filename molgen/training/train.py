@@ -30,6 +30,7 @@ import random
 import sys
 import time
 import warnings
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -272,6 +273,25 @@ def _conditions(cls: type, opts: dict[str, Any], smiles: list[str], data_info: d
     return values
 
 
+def _base_conditions(space: Any, smiles: list[str], given: Mapping[str, Any] | None, opts: dict[str, Any],
+                     data_info: dict[str, Any], policy: Policy):
+    """Property values [N, k] for training a conditional model further. Its condition space is kept
+    (the embedding learnt its standardisation); rows without a value train unconditionally."""
+    import numpy as np
+
+    from molgen.conditioning import property_table
+
+    if given is not None:
+        values = np.array([given[s] for s in smiles], dtype=np.float64).reshape(len(smiles), space.k)
+    else:
+        values = property_table(space.names, smiles, data=opts["data"], smiles_col=opts["smiles_col"],
+                                policy=policy, n_jobs=opts["n_jobs"])
+    missing = {n: int((~np.isfinite(values[:, j])).sum()) for j, n in enumerate(space.names)}
+    data_info["conditions"] = {"names": list(space.names), "missing_values": missing,
+                               "space": "kept from the model trained further"}
+    return values
+
+
 # --- precision ---------------------------------------------------------------------------------
 def cpu_name() -> str:
     try:
@@ -430,10 +450,12 @@ def _is_model(model: Any) -> bool:
 
 def train(model: Any = None, data: SmilesSource | None = None, out: str | Path | None = None, *,
           config: str | Path | dict | None = None, resume: str | Path | None = None,
-          callbacks: list[Any] | None = None, **options: Any):
+          callbacks: list[Any] | None = None, _condition_values: Mapping[str, Any] | None = None,
+          **options: Any):
     made: list[Path] = []  # the output folder, if this run created it
     try:
-        return _train(model, data, out, config=config, resume=resume, callbacks=callbacks, _made=made, **options)
+        return _train(model, data, out, config=config, resume=resume, callbacks=callbacks, _made=made,
+                      _condition_values=_condition_values, **options)
     except BaseException:
         if made and _launch_rank() == 0:
             _discard_partial(made[0])
@@ -455,7 +477,8 @@ def _discard_partial(out: Path) -> None:
 
 def _train(model: Any = None, data: SmilesSource | None = None, out: str | Path | None = None, *,
            config: str | Path | dict | None = None, resume: str | Path | None = None,
-           callbacks: list[Any] | None = None, _made: list[Path] | None = None, **options: Any):
+           callbacks: list[Any] | None = None, _made: list[Path] | None = None,
+           _condition_values: Mapping[str, Any] | None = None, **options: Any):
     """Train a generator and write its portable directory to ``out``; returns the trained model.
 
     ``model`` is a registry name (``"transformer"``) or a :class:`GenerativeModel` subclass, or a model
@@ -465,7 +488,9 @@ def _train(model: Any = None, data: SmilesSource | None = None, out: str | Path 
     ``max_time=15`` minutes, ``subset=100_000``, ``representation="selfies"``); anything else is a model
     option (``d_model=256``, ``encoder="graph"``). ``callbacks`` are extra Lightning callbacks.
     ``resume`` is a Lightning checkpoint (``OUT/checkpoints/last.ckpt``): steps, molecules, seconds,
-    optimizer and schedule states continue from it.
+    optimizer and schedule states continue from it. A conditional model trained further keeps its
+    condition space; ``_condition_values`` (canonical SMILES -> raw property row, NaN = absent) are the
+    properties :func:`molgen.finetune` read for it, else they are computed / read from ``data``.
     """
     import lightning as L
     import torch
@@ -517,6 +542,9 @@ def _train(model: Any = None, data: SmilesSource | None = None, out: str | Path 
         if rank0:
             representation.save(tok_path)
     conditions = _conditions(cls, opts, train_smiles + val_smiles, data_info, policy)
+    if base is not None and getattr(base, "condition_space", None) is not None:
+        conditions = _base_conditions(base.condition_space, train_smiles + val_smiles, _condition_values, opts,
+                                      data_info, policy)
     max_len = base.max_len if base is not None else (
         opts["max_len"] or (next(iter(nested.values())).max_len if nested else None))
     if max_len is None:
