@@ -172,3 +172,15 @@ def test_autoencoder_option_errors(vae_dir, tiny_train_smiles, tmp_path):
                      autoencoder=str(vae_dir), progress=False)
     with pytest.raises(ConfigError, match="no representation of its own"):
         LatentGAN.build(GAN_ARGS, representation=object(), autoencoder=MODELS.get("vae").from_pretrained(vae_dir))
+
+
+def test_training_optimiser_options_the_gan_does_not_read_are_an_error(vae_dir, tiny_train_smiles, tmp_path):
+    import molgen
+
+    for opt in ({"lr": 1e-3}, {"warmup_steps": 5}):
+        with pytest.raises(ConfigError, match=r"sets its own optimiser \(model options: adam_lr, adam_betas\)"):
+            molgen.train("gan", data=tiny_train_smiles[:50], out=tmp_path / "a", max_steps=1, progress=False,
+                         autoencoder=str(vae_dir), **opt)
+    with pytest.raises(ConfigError, match="lr would not be used"):  # from a YAML config as well
+        molgen.train(data=tiny_train_smiles[:50], out=tmp_path / "b", max_steps=1, progress=False,
+                     autoencoder=str(vae_dir), config={"model": "gan", "lr": 1e-3})

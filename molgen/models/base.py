@@ -106,6 +106,9 @@ class GenerativeModel(L.LightningModule):
     nested: ClassVar[tuple[str, ...]] = ()
     #: True when ``featurize`` returns plain id lists that the DataModule may cache on disk.
     featurize_cacheable: bool = True
+    #: the training options (``molgen train --lr`` ...) that ``configure_optimizers`` reads from ``self.optim``;
+    #: a family with its own optimiser settings in its config lists fewer, and giving the others is an error.
+    optim_options: ClassVar[tuple[str, ...]] = ("lr", "weight_decay", "betas", "warmup_steps", "min_lr_ratio")
 
     def __init__(self, config: ModelConfig, *, representation: Any = None, policy: Policy = DEFAULT_POLICY) -> None:
         super().__init__()

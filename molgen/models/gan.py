@@ -137,6 +137,7 @@ class LatentGAN(GenerativeModel):
     config_class = GANConfig
     nested = ("autoencoder",)
     featurize_cacheable = False  # items are (SMILES, VAE input) pairs, encoded once at the start of the fit
+    optim_options = ()  # two Adams from the config's adam_lr / adam_betas, no schedule
     no_likelihood_reason = ("an implicit model (a generator network pushing noise through a decoder) has no "
                             "density; judge it by FCD and the mode-dropping diagnostics")
 

@@ -273,6 +273,19 @@ def _conditions(cls: type, opts: dict[str, Any], smiles: list[str], data_info: d
     return values
 
 
+def _check_optim_options(cls: type, options: dict[str, Any], config: str | Path | dict | None) -> None:
+    """Optimiser options the family does not read (its config has its own) are an error, not ignored."""
+    from molgen.models.base import GenerativeModel
+
+    cfg = (load_config(config) if not isinstance(config, dict) else config) if config is not None else {}
+    given = {k for k, v in options.items() if v is not None} | set(cfg)
+    unused = sorted(k for k in GenerativeModel.optim_options if k in given and k not in cls.optim_options)
+    if unused:
+        own = [f for f in cls.config_class.field_names() if f.startswith("adam_") or f.endswith("_lr")]
+        raise ConfigError(f"the {cls.name} family sets its own optimiser (model options: {', '.join(own) or 'none'}); "
+                          f"{', '.join(unused)} would not be used")
+
+
 def _base_conditions(space: Any, smiles: list[str], given: Mapping[str, Any] | None, opts: dict[str, Any],
                      data_info: dict[str, Any], policy: Policy):
     """Property values [N, k] for training a conditional model further. Its condition space is kept
@@ -513,6 +526,7 @@ def _train(model: Any = None, data: SmilesSource | None = None, out: str | Path 
     opts = resolve_options(config, **explicit)
     cls = resolve_model_class(opts["model"])
     name = getattr(cls, "name", cls.__name__)
+    _check_optim_options(cls, options, config)
     out = Path(out or opts.get("out") or f"runs/{name}-{datetime.now():%Y%m%d-%H%M%S}")
     rank0 = _launch_rank() == 0
     if _made is not None and not out.exists() and not resume:
@@ -621,9 +635,9 @@ def _train(model: Any = None, data: SmilesSource | None = None, out: str | Path 
     net.metadata = {
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "data": data_info, "dropped": {k: dict(v) for k, v in dm.dropped.items()},
-        "training": {**{k: opts[k] for k in ("seed", "subset", "batch_size", "lr", "max_time", "max_steps",
-                                              "max_molecules", "max_epochs", "strategy",
-                                              "conditions")},
+        "training": {**{k: opts[k] for k in ("seed", "subset", "batch_size", "max_time", "max_steps",
+                                              "max_molecules", "max_epochs", "strategy", "conditions")},
+                     **{k: opts[k] for k in ("lr", "weight_decay", "warmup_steps") if k in net.optim_options},
                      "representation": getattr(representation, "name", opts["representation"]),  # the one used
                      "world_size": trainer.world_size, "global_batch_size": opts["batch_size"] * trainer.world_size,
                      "steps": progress.steps, "optimizer_steps": trainer.global_step,
