@@ -12,11 +12,12 @@ from molgen.models.transformer import TransformerModel
 from molgen.tokenizers.smiles import SmilesTokenizer
 
 
-def _tiny(max_len=4, d_model=16):
+def _tiny(max_len=4, d_model=16, positions="learned"):
     tok = SmilesTokenizer().fit(["CO", "OC", "CC"])  # vocabulary: 2 symbols + 4 specials
     torch.manual_seed(0)
     model = TransformerModel.build({"max_len": max_len, "backbone": {"name": "transformer", "args": dict(
-        d_model=d_model, n_layers=2, n_heads=2, dropout=0.0)}}, representation=tok).double()
+        d_model=d_model, n_layers=2, n_heads=2, dropout=0.0, positions=positions)}},
+        representation=tok).double()
     # Larger weights than the 0.02 init so the distribution is far from uniform.
     with torch.no_grad():
         for p in model.parameters():
@@ -24,8 +25,12 @@ def _tiny(max_len=4, d_model=16):
     return tok, model.eval()
 
 
-def test_probabilities_over_all_strings_sum_to_one():
-    tok, model = _tiny(max_len=4)
+POSITIONS = pytest.mark.parametrize("positions", ["learned", "rope"])
+
+
+@POSITIONS
+def test_probabilities_over_all_strings_sum_to_one(positions):
+    tok, model = _tiny(max_len=4, positions=positions)
     symbols = [i for i in range(tok.vocab_size) if i not in tok.special_ids]
     strings = [list(s) for n in range(0, 5) for s in itertools.product(symbols, repeat=n)]
     batch = collate_ids(strings, tok)
@@ -49,16 +54,18 @@ def test_likelihood_is_per_molecule_sum_including_eos():
     assert torch.allclose(model.log_likelihood(batch), tok_lp.sum(1))
 
 
-def test_sampled_log_likelihood_matches_scoring_the_samples():
-    tok, model = _tiny()
+@POSITIONS
+def test_sampled_log_likelihood_matches_scoring_the_samples(positions):
+    tok, model = _tiny(positions=positions)
     res = model.sample(200, seed=1)
     ids = [tok.tokens_to_ids(tok.tokenize(s)) for s in res.smiles]
     ll = model.log_likelihood(collate_ids(ids, tok)).detach().numpy()
     np.testing.assert_allclose(res.log_likelihood, ll, atol=1e-8)
 
 
-def test_kv_cache_sampling_equals_full_recomputation():
-    _tok, model = _tiny(max_len=6)
+@POSITIONS
+def test_kv_cache_sampling_equals_full_recomputation(positions):
+    _tok, model = _tiny(max_len=6, positions=positions)
 
     def draw(use_cache):
         g = torch.Generator().manual_seed(7)
@@ -102,3 +109,17 @@ def test_uses_gelu_not_relu():
     _, model = _tiny()
     kinds = {type(m).__name__ for m in model.modules()}
     assert "GELU" in kinds and "ReLU" not in kinds
+
+
+def test_rotary_positions_round_trip_and_unknown_positions_are_refused(tmp_path):
+    import molgen
+    from molgen.errors import ConfigError
+
+    tok, model = _tiny(positions="rope")
+    assert not any("pos_emb" in n for n, _ in model.named_parameters())  # no learned position table
+    model.float().save_pretrained(tmp_path / "m")
+    back = molgen.load(tmp_path / "m")
+    batch = collate_ids([tok.encode("CO"), tok.encode("OCC")], tok)
+    assert torch.allclose(back.log_likelihood(batch), model.log_likelihood(batch))
+    with pytest.raises((ConfigError, ValueError), match="accepted: learned, rope"):
+        TransformerModel.build({"max_len": 4, "backbone.positions": "alibi"}, representation=tok)

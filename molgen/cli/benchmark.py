@@ -124,7 +124,8 @@ def _command(args: argparse.Namespace, prog: str) -> str:
 
 
 def run(args: argparse.Namespace, *, prog: str = "molgen benchmark") -> int:
-    from molgen.benchmarking import markdown_table, run_benchmark
+    from molgen.benchmark_report import markdown_table
+    from molgen.benchmarking import run_benchmark
 
     devices = args.devices
     if devices is not None and str(devices).isdigit():
