@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import Tensor
 
-OBJECTS = ("canonical-smiles", "canonical-selfies", "labelled-graph", "molecule")
+OBJECTS = ("canonical-smiles", "canonical-kekule-smiles", "canonical-selfies", "labelled-graph", "molecule")
 UNIT = "nats/molecule"
 
 

@@ -34,3 +34,33 @@ class SmilesTokenizer(Tokenizer):
 
     def detokenize(self, tokens: Sequence[str]) -> str:
         return "".join(tokens)
+
+
+def kekule_smiles(smiles: str) -> str:
+    """RDKit's SMILES of ``smiles`` written with Kekulé bonds (``C1=CC=CC=C1``, no aromatic atoms).
+
+    Applied to a canonical SMILES it is a function of the molecule: one string per molecule."""
+    from rdkit import Chem
+
+    mol = Chem.MolFromSmiles(smiles)
+    if mol is None:
+        raise TokenizeError(f"cannot parse {smiles!r} to write it in Kekulé form")
+    try:
+        Chem.Kekulize(mol, clearAromaticFlags=True)
+    except Exception as e:  # RDKit's KekulizeException
+        raise TokenizeError(f"cannot kekulize {smiles!r}: {e}") from None
+    return Chem.MolToSmiles(mol, kekuleSmiles=True)
+
+
+@REPRESENTATIONS.register("smiles-kekule")
+class KekuleSmilesTokenizer(SmilesTokenizer):
+    """Canonical SMILES in Kekulé form: aromatic rings as alternating single / double bonds, so a
+    sampled string never holds an aromatic ring that cannot be kekulized (the commonest invalid
+    sample of the aromatic form). The likelihood is of that string (``canonical-kekule-smiles``)."""
+
+    name = "smiles-kekule"
+    representation = "smiles-kekule"
+    likelihood_object = "canonical-kekule-smiles"
+
+    def tokenize(self, smiles: str) -> list[str]:
+        return super().tokenize(kekule_smiles(smiles))
