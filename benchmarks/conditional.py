@@ -30,7 +30,7 @@ from _common import write_results
 PROPERTIES = ("qed", "logp")
 GUIDANCE = (0.0, 1.0, 2.0, 4.0)
 #: family -> config (``family:config`` on the command line picks another, e.g. diffusion:diffusion-selfies)
-CONFIGS = {"transformer": "quickstart", "diffusion": "diffusion"}
+CONFIGS = {"transformer": "transformer-smiles", "diffusion": "diffusion"}
 
 
 def achieved(canonical: list[str | None], prop: str) -> np.ndarray:

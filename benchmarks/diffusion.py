@@ -1,7 +1,7 @@
 """Masked diffusion vs the autoregressive transformer at the same budget and backbone size.
 
 Trains ``configs/diffusion.yaml`` (SMILES) / ``configs/diffusion-selfies.yaml`` and, in the same run,
-the transformer peer (``configs/quickstart.yaml`` / ``configs/transformer-selfies.yaml``) at the same
+the transformer peer (``configs/transformer-smiles.yaml`` / ``configs/transformer-selfies.yaml``) at the same
 budget in molecules seen (or reuses a saved one: ``--transformer DIR``), then reports
 
 * validity, uniqueness, novelty, FCD/Test with its real-vs-real floor (the ``Evaluator``) for the
@@ -29,7 +29,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import write_results
 
-CONFIGS = {"smiles": ("diffusion", "quickstart"), "selfies": ("diffusion-selfies", "transformer-selfies")}
+CONFIGS = {"smiles": ("diffusion", "transformer-smiles"), "selfies": ("diffusion-selfies", "transformer-selfies")}
 
 
 def _train(config: str, out: Path, args: argparse.Namespace):

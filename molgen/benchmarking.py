@@ -2,12 +2,12 @@
 same n, scored on the same test molecules and evaluated with the one shared pipeline
 (:class:`molgen.metrics.Evaluator`); one table (JSON + markdown) and plots a user would put in a paper, written by :mod:`molgen.benchmark_report`.
 
-Rows (:data:`ROWS`; all but the conditional one by default):
+Rows (:data:`ROWS`; all but the last two by default):
 
 ==========================  ================================  ===========================================
 row                         config (``--config-dir``)         what
 ==========================  ================================  ===========================================
-``transformer-smiles``      ``quickstart.yaml``               decoder-only transformer on SMILES (exact NLL)
+``transformer-smiles``      ``transformer-smiles.yaml``       decoder-only transformer on SMILES (exact NLL)
 ``transformer-selfies``     ``transformer-selfies.yaml``      the same on SELFIES
 ``vae``                     ``vae.yaml``                      MoG-prior VAE, bi-GRU (sequence) encoder
 ``vae-graph``               ``vae-graph.yaml``                MoG-prior VAE, GATv2 graph encoder
@@ -15,7 +15,8 @@ row                         config (``--config-dir``)         what
 ``gan``                     ``gan.yaml``                      LatentGAN on the ``vae`` row's model (no NLL)
 ``diffusion-smiles``        ``diffusion.yaml``                masked diffusion on SMILES
 ``diffusion-selfies``       ``diffusion-selfies.yaml``        masked diffusion on SELFIES
-``transformer-smiles-qed``  ``quickstart.yaml`` + ``qed``     conditional transformer, evaluated unguided
+``transformer-smiles-qed``  ``transformer-smiles.yaml`` + qed conditional transformer, evaluated unguided
+``transformer-kekule``      ``quickstart.yaml``               the quick-start: the transformer on Kekulé SMILES
 ==========================  ================================  ===========================================
 
 A config is looked up in the config folder as ``<row>.yaml`` first, then under the name above
@@ -95,7 +96,7 @@ class Row:
 
 
 ROWS: tuple[Row, ...] = (
-    Row("transformer-smiles", "transformer", "quickstart", "transformer (decoder-only)", "smiles"),
+    Row("transformer-smiles", "transformer", "transformer-smiles", "transformer (decoder-only)", "smiles"),
     Row("transformer-selfies", "transformer", "transformer-selfies", "transformer (decoder-only)", "selfies"),
     Row("vae", "vae", "vae", "VAE, MoG prior, sequence (bi-GRU) encoder", "selfies"),
     Row("vae-graph", "vae", "vae-graph", "VAE, MoG prior, graph (GATv2) encoder", "selfies"),
@@ -103,8 +104,10 @@ ROWS: tuple[Row, ...] = (
     Row("gan", "gan", "gan", "LatentGAN (WGAN-GP) on the vae row's latents", "selfies", needs="vae"),
     Row("diffusion-smiles", "diffusion", "diffusion", "masked diffusion (MDLM)", "smiles"),
     Row("diffusion-selfies", "diffusion", "diffusion-selfies", "masked diffusion (MDLM)", "selfies"),
-    Row("transformer-smiles-qed", "transformer", "quickstart", "conditional transformer (qed), unguided",
+    Row("transformer-smiles-qed", "transformer", "transformer-smiles", "conditional transformer (qed), unguided",
         "smiles", default=False, options={"conditions": ["qed"]}),
+    Row("transformer-kekule", "transformer", "quickstart", "transformer (decoder-only), the quick-start",
+        "smiles-kekule", default=False),
 )
 ROW_NAMES: tuple[str, ...] = tuple(r.name for r in ROWS)
 DEFAULT_ROWS: tuple[str, ...] = tuple(r.name for r in ROWS if r.default)

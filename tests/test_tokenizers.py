@@ -79,3 +79,23 @@ def test_selfies_unknown_symbol_is_oov():
     tok = SelfiesTokenizer().fit(["CCO"])
     with pytest.raises(OOVError):
         tok.encode("CCN")
+
+
+def test_kekule_smiles_is_one_aromatic_free_string_per_molecule(tiny_train_smiles, tmp_path):
+    from molgen.chem import canonicalize
+    from molgen.tokenizers.smiles import KekuleSmilesTokenizer, kekule_smiles
+
+    tok = KekuleSmilesTokenizer().fit(tiny_train_smiles)
+    assert tok.likelihood_object == "canonical-kekule-smiles"
+    assert not any(t in tok.stoi for t in ("c", "n", "o", "s", "[nH]"))  # no aromatic symbols at all
+    assert any("c" in s for s in tiny_train_smiles[:50])  # ... although the data are aromatic
+    for s in tiny_train_smiles[:200]:
+        assert canonicalize(tok.decode(tok.encode(s))) == s  # the same molecule back
+    # a function of the molecule: every way of writing it gives the one string
+    assert kekule_smiles("c1ccccc1O") == kekule_smiles("Oc1ccccc1") == kekule_smiles("OC1=CC=CC=C1")
+    with pytest.raises(TokenizeError, match="cannot parse"):
+        tok.encode("C1CC")
+    with pytest.raises(TokenizeError, match=r"cannot (parse|kekulize)"):  # a ring RDKit cannot kekulize
+        kekule_smiles("c1cccc1")
+    tok.save(tmp_path / "k.json")
+    assert isinstance(load_tokenizer(tmp_path / "k.json"), KekuleSmilesTokenizer)

@@ -123,3 +123,23 @@ def test_rotary_positions_round_trip_and_unknown_positions_are_refused(tmp_path)
     assert torch.allclose(back.log_likelihood(batch), model.log_likelihood(batch))
     with pytest.raises((ConfigError, ValueError), match="accepted: learned, rope"):
         TransformerModel.build({"max_len": 4, "backbone.positions": "alibi"}, representation=tok)
+
+
+def test_a_kekule_smiles_model_trains_samples_and_scores_with_its_label(tiny_train_smiles, tmp_path):
+    import molgen
+    from molgen.chem import canonicalize
+
+    from .conftest import TINY_MODEL_ARGS
+
+    m = molgen.train("transformer", data=tiny_train_smiles, out=tmp_path / "k", representation="smiles-kekule",
+                     max_steps=20, val_size=20, batch_size=32, lr=3e-3, warmup_steps=2, progress=False,
+                     precision="32-true", num_threads=1, model_args=TINY_MODEL_ARGS["transformer"])
+    res = m.sample(20, seed=0)
+    assert len(res.smiles) == 20 and not any(ch in "cnos" for s in res.smiles for ch in s if ch.islower())
+    rows = ["c1ccccc1O", "not a smiles", "Oc1ccccc1"]
+    df = m.score(rows)
+    assert df.status.tolist() == ["ok", "invalid_smiles", "ok"]
+    assert df.likelihood_object.iloc[0] == "canonical-kekule-smiles" and df.likelihood_kind.iloc[0] == "exact"
+    assert df.log_likelihood[0] == df.log_likelihood[2]  # one string per molecule, however it was written
+    assert molgen.load(tmp_path / "k").likelihood_label().object == "canonical-kekule-smiles"
+    assert df.canonical[0] == df.canonical[2] == canonicalize("OC1=CC=CC=C1") == "Oc1ccccc1"  # rows stay aromatic

@@ -84,6 +84,10 @@ class Tokenizer(ABC):
         self.stoi = {t: i for i, t in enumerate(self.itos)}
         return self
 
+    def drop_caches(self) -> None:
+        """Release per-molecule caches built while fitting (none here; ``molgen.train`` calls it)."""
+        return None
+
     def tokens_to_ids(self, tokens: Sequence[str]) -> list[int]:
         """Ids of ``tokens``; under ``oov="error"`` an :class:`OOVError` lists every unknown token."""
         out, unknown = [], []

@@ -8,7 +8,7 @@ atoms ``Cl``/``Br`` are single tokens, ring closures ``%NN`` are single tokens. 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from molgen.errors import TokenizeError
 from molgen.registry import REPRESENTATIONS
@@ -62,5 +62,25 @@ class KekuleSmilesTokenizer(SmilesTokenizer):
     representation = "smiles-kekule"
     likelihood_object = "canonical-kekule-smiles"
 
+    def fit(self, smiles: Iterable[str], min_count: int = 1) -> KekuleSmilesTokenizer:
+        """As for every tokenizer; each molecule's Kekulé string (an RDKit round trip, ~0.3 ms) is kept
+        for the featurization that follows the fit and handed out once (see :meth:`drop_caches`)."""
+        self._memo: dict[str, str] = {}
+        self._fitting = True
+        try:
+            return super().fit(smiles, min_count)
+        finally:
+            self._fitting = False
+
+    def drop_caches(self) -> None:
+        """Forget the Kekulé strings kept by :meth:`fit` (``molgen.train`` calls it after training)."""
+        self._memo = {}
+
     def tokenize(self, smiles: str) -> list[str]:
-        return super().tokenize(kekule_smiles(smiles))
+        memo = getattr(self, "_memo", None)
+        kek = memo.pop(smiles, None) if memo else None
+        if kek is None:
+            kek = kekule_smiles(smiles)
+            if getattr(self, "_fitting", False):
+                memo[smiles] = kek
+        return super().tokenize(kek)

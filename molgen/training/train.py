@@ -623,6 +623,8 @@ def _train(model: Any = None, data: SmilesSource | None = None, out: str | Path 
         warnings.filterwarnings("ignore", message=".*exists and is not empty.*")  # a re-run into the same OUT
         trainer.fit(net, datamodule=dm, ckpt_path=str(resume) if resume else None)
     fit_seconds = time.perf_counter() - t_fit
+    if hasattr(representation, "drop_caches"):
+        representation.drop_caches()
 
     net.eval()
     final: dict[str, Any] = {}
