@@ -126,7 +126,7 @@ MODELS: Registry = Registry("model", ("molgen.models.transformer", "molgen.model
                                    "molgen.models.diffusion", "molgen.models.gan"),
                             ("transformer", "vae", "flow", "diffusion", "gan"))
 REPRESENTATIONS: Registry = Registry("representation", ("molgen.tokenizers.smiles", "molgen.tokenizers.selfies"),
-                                     ("smiles", "selfies"))
+                                     ("smiles", "smiles-kekule", "selfies"))
 TOKENIZERS = REPRESENTATIONS  # string representations are tokenizers
 ENCODERS: Registry = Registry("encoder", ("molgen.encoders.sequence", "molgen.encoders.graph"),
                               ("sequence", "graph"))
