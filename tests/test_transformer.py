@@ -143,3 +143,22 @@ def test_a_kekule_smiles_model_trains_samples_and_scores_with_its_label(tiny_tra
     assert df.log_likelihood[0] == df.log_likelihood[2]  # one string per molecule, however it was written
     assert molgen.load(tmp_path / "k").likelihood_label().object == "canonical-kekule-smiles"
     assert df.canonical[0] == df.canonical[2] == canonicalize("OC1=CC=CC=C1") == "Oc1ccccc1"  # rows stay aromatic
+
+
+def test_the_fitted_representation_is_cached_per_data_split(tiny_train_smiles, tmp_path, monkeypatch):
+    import molgen
+    from molgen.tokenizers.smiles import KekuleSmilesTokenizer
+
+    from .conftest import TINY_MODEL_ARGS
+
+    calls = []
+    fit = KekuleSmilesTokenizer.fit
+    monkeypatch.setattr(KekuleSmilesTokenizer, "fit", lambda self, *a, **k: calls.append(1) or fit(self, *a, **k))
+    opts = dict(representation="smiles-kekule", max_steps=1, val_size=20, batch_size=32, progress=False,
+                precision="32-true", num_threads=1, model_args=TINY_MODEL_ARGS["transformer"])
+    data = tiny_train_smiles[:300]
+    a = molgen.train("transformer", data=data, out=tmp_path / "a", seed=3, **opts)
+    b = molgen.train("transformer", data=data, out=tmp_path / "b", seed=3, **opts)
+    assert len(calls) == 1 and a.tokenizer.itos == b.tokenizer.itos  # the second run reloaded the fit
+    molgen.train("transformer", data=data, out=tmp_path / "c", seed=4, **opts)  # another split: fitted again
+    assert len(calls) == 2

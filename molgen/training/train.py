@@ -273,6 +273,29 @@ def _conditions(cls: type, opts: dict[str, Any], smiles: list[str], data_info: d
     return values
 
 
+def _fit_representation(opts: dict[str, Any], train_smiles: list[str], data_info: dict[str, Any], policy: Policy):
+    """The representation fitted on the training molecules, cached on disk per data split: a Kekulé or
+    SELFIES fit of 600k molecules takes minutes (an RDKit / selfies round trip each), a reload milliseconds."""
+    from molgen.data.datamodule import _atomic_tmp
+    from molgen.registry import REPRESENTATIONS
+    from molgen.tokenizers.base import load_tokenizer
+
+    key = hashlib.sha256(json.dumps([data_info["source_hash"], policy.key, opts["subset"], opts["seed"],
+                                     data_info["validation"]["sha256"], opts["representation"]]).encode())
+    path = catalog.cache_dir() / "representations" / f"{key.hexdigest()[:24]}.json"
+    if path.exists():
+        try:
+            return load_tokenizer(path)
+        except Exception as e:  # a damaged cache entry is refitted, not trusted
+            log.warning("ignoring the cached representation %s: %s", path, e)
+    representation = REPRESENTATIONS.get(opts["representation"])().fit(train_smiles)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _atomic_tmp(path)
+    representation.save(tmp)
+    os.replace(tmp, path)
+    return representation
+
+
 def _check_optim_options(cls: type, options: dict[str, Any], config: str | Path | dict | None) -> None:
     """Optimiser options the family does not read (its config has its own) are an error, not ignored."""
     from molgen.models.base import GenerativeModel
@@ -510,7 +533,6 @@ def _train(model: Any = None, data: SmilesSource | None = None, out: str | Path 
     from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
 
     from molgen.data.datamodule import MoleculeDataModule
-    from molgen.registry import REPRESENTATIONS
     from molgen.training.callbacks import ClipGradNorm, NonFiniteGuard
     from molgen.training.optim import OptimConfig
     from molgen.training.progress import Budget, TrainingProgress
@@ -552,7 +574,7 @@ def _train(model: Any = None, data: SmilesSource | None = None, out: str | Path 
 
         representation = load_tokenizer(tok_path)
     else:
-        representation = REPRESENTATIONS.get(opts["representation"])().fit(train_smiles)
+        representation = _fit_representation(opts, train_smiles, data_info, policy)
         if rank0:
             representation.save(tok_path)
     conditions = _conditions(cls, opts, train_smiles + val_smiles, data_info, policy)
