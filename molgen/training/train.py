@@ -232,6 +232,15 @@ def build_model(cls: type, representation: Any, policy: Policy, max_len: int, mo
         raise ConfigError(f"{e}; training options: {', '.join(sorted(DEFAULTS))}") from None
 
 
+def _split_cache_path(kind: str, suffix: str, opts: dict[str, Any], data_info: dict[str, Any], policy: Policy,
+                      what: Any) -> Path:
+    """``<cache>/<kind>/<key><suffix>``: a file computed from one training split (data, policy, subset,
+    seed, validation carve-out) and ``what``."""
+    key = hashlib.sha256(json.dumps([data_info["source_hash"], policy.key, opts["subset"], opts["seed"],
+                                     data_info["validation"]["sha256"], what]).encode()).hexdigest()[:24]
+    return catalog.cache_dir() / kind / f"{key}{suffix}"
+
+
 def _conditions(cls: type, opts: dict[str, Any], smiles: list[str], data_info: dict[str, Any],
                 policy: Policy):
     """Property values [N, k] for a conditional run (None otherwise); sets ``model_args["condition"]``
@@ -248,9 +257,7 @@ def _conditions(cls: type, opts: dict[str, Any], smiles: list[str], data_info: d
     if "condition" not in cls.config_class.field_names():
         able = [m for m in MODELS.names() if "condition" in MODELS.get(m).config_class.field_names()]
         raise ConfigError(f"model {cls.name!r} cannot be conditioned; conditional families: {', '.join(able)}")
-    key = hashlib.sha256(json.dumps([data_info["source_hash"], policy.key, opts["subset"], opts["seed"],
-                                     data_info["validation"]["sha256"], names]).encode()).hexdigest()[:24]
-    path = catalog.cache_dir() / "properties" / f"{key}.npy"
+    path = _split_cache_path("properties", ".npy", opts, data_info, policy, names)
     if path.exists():
         values = np.load(path, allow_pickle=False)
     else:
@@ -280,9 +287,7 @@ def _fit_representation(opts: dict[str, Any], train_smiles: list[str], data_info
     from molgen.registry import REPRESENTATIONS
     from molgen.tokenizers.base import load_tokenizer
 
-    key = hashlib.sha256(json.dumps([data_info["source_hash"], policy.key, opts["subset"], opts["seed"],
-                                     data_info["validation"]["sha256"], opts["representation"]]).encode())
-    path = catalog.cache_dir() / "representations" / f"{key.hexdigest()[:24]}.json"
+    path = _split_cache_path("representations", ".json", opts, data_info, policy, opts["representation"])
     if path.exists():
         try:
             return load_tokenizer(path)
