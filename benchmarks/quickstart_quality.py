@@ -1,5 +1,5 @@
 """Quality of the quick-start recipe: train ``configs/quickstart.yaml`` (300,000 molecules seen, at
-most 15 minutes), sample 1,000 molecules at temperature 1, evaluate them. Targets (issues 2 and 7):
+most 30 minutes), sample 1,000 molecules at temperature 1, evaluate them. Targets (issues 2 and 7):
 validity >= 0.90, uniqueness >= 0.95 at 300,000 molecules seen.
 
     python benchmarks/quickstart_quality.py [--config quickstart] [--molecules 300000] [--max-time 15]

@@ -16,7 +16,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-molecules", type=int, default=None, metavar="N",
                    help="override the training budget in molecules seen (config: 300,000)")
     p.add_argument("--max-time", type=float, default=None, metavar="MINUTES",
-                   help="override the safety cap on training minutes (config: 15)")
+                   help="override the safety cap on training minutes (config: 30)")
     p.add_argument("-n", type=int, default=1000, help="number of samples to evaluate")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--n-jobs", type=int, default=2, help="processes for the evaluation")
