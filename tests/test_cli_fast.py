@@ -37,3 +37,12 @@ def test_help_and_model_listing_import_no_torch():
             "assert 'transformer' in f.getvalue() and 'iwae-50' in f.getvalue()")
     assert _heavy_modules_after(code) == []
     assert _heavy_modules_after("from molgen.cli.main import build_parser\nbuild_parser('train')") == []
+
+
+def test_model_listing_names_every_canonical_string_object(capsys):
+    from molgen.cli.main import main
+    from molgen.likelihood import OBJECTS
+
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    assert all(o in out for o in OBJECTS if o.startswith("canonical-"))

@@ -29,10 +29,9 @@ def run_models(args: argparse.Namespace) -> int:
     for r in rows:
         print(f"{r['name']:<14}{r['likelihood_kind'] or 'none':<28}{', '.join(r['capabilities']):<40}"
               f"{r['description']}")
-    from molgen.likelihood import OBJECTS
-
-    strings = " / ".join(o for o in OBJECTS if o.startswith("canonical-"))
-    print(f"\nlikelihood object: the canonical string of the model's representation ({strings})")
+    # written out: molgen.likelihood.OBJECTS would import torch, and listing models must not
+    print("\nlikelihood object: the canonical string of the model's representation "
+          "(canonical-smiles / canonical-kekule-smiles / canonical-selfies)")
     for category, names in components.items():
         print(f"{category + 's:':<17}{', '.join(names)}")
     return 0
