@@ -144,7 +144,9 @@ def footnotes(payload: dict[str, Any]) -> list[str]:
         f"Budget: {opts['budget']}; training minutes are what each family needed for it.",
         f"Data: every row trains on the same {'subset of ' + format(opts['subset'], ',') + ' molecules of ' if opts['subset'] else ''}"
         f"{opts['data']} with seed {', '.join(map(str, seeds))}, validation carved from it (val_size "
-        f"{opts['val_size']}, at most a tenth of the data): {split_text}, one split for all rows. "
+        f"{opts['val_size']}, at most a tenth of the data): {split_text}, "
+        + ("one split for all rows. " if len(seeds) == 1 else
+           "one split per seed, the same for all rows (a seed draws the subset, the split and the weights). ")
         + ("The GAN trains on the latents of the vae row's model (reused frozen): its budget and training time "
            "are its own, the VAE's are not counted." if any(r["row"] == "gan" for r in payload["rows"]) else ""),
         f"Samples: n = {opts['n']} per row at temperature 1 (sampler column: how each model drew them"
