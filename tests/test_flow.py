@@ -9,6 +9,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from scipy.stats import chi2 as chi2_dist
 
 from molgen.errors import ConfigError
 from molgen.models.flow import FlowModel
@@ -221,6 +222,65 @@ def test_exp_bound_summed_over_every_string_is_at_most_one(tiny_language_flow):
     mass = float(torch.logsumexp(torch.logsumexp(w, 0) - math.log(w.shape[0]), 0).exp())
     assert 0.9 < mass < 1.1
     assert (bound < 0).all()
+
+
+def _well_formed(cats: torch.Tensor) -> torch.Tensor:
+    end = cats == 0
+    return ~end[:, 0] & end[:, -1] & (end[:, :-1] <= end[:, 1:]).all(1)
+
+
+def test_well_formed_decoder_is_a_distribution_over_well_formed_strings_only(tiny_language_flow):
+    m = tiny_language_flow
+    K, L, d = m.n_categories, m.length, m.config.dim
+    cats = torch.tensor(list(itertools.product(range(K), repeat=L)))
+    ok = _well_formed(cats)
+    assert 0 < int(ok.sum()) < len(cats)
+    with torch.no_grad():
+        for v in torch.randn(5, L, d) * 2:
+            lp = m.decoder_log_prob(v.expand(len(cats), L, d), cats)
+            assert torch.isinf(lp[~ok]).all() and torch.isfinite(lp[ok]).all()
+            assert float(torch.logsumexp(lp, 0).exp()) == pytest.approx(1.0, abs=1e-6)
+            # the renormalisation only adds mass: every well-formed string gains -log Z >= 0
+            m.config.decoder = "independent"
+            try:
+                plain = m.decoder_log_prob(v.expand(len(cats), L, d), cats)
+            finally:
+                m.config.decoder = "well-formed"
+            assert float(torch.logsumexp(plain, 0).exp()) == pytest.approx(1.0, abs=1e-6)
+            assert (lp[ok] >= plain[ok] - 1e-9).all()
+
+
+def test_well_formed_sampler_draws_from_the_decoder(tiny_language_flow):
+    """Sampled padded strings are all well-formed and follow p(x|v) at a fixed v (chi-square)."""
+    m = tiny_language_flow
+    K, L, d = m.n_categories, m.length, m.config.dim
+    g = torch.Generator().manual_seed(0)
+    z = torch.randn(1, L, d, generator=g).expand(20000, L, d)
+    with torch.no_grad():
+        v = m.flow.inverse(z[:1])
+        cats = m.id_to_cat[m.decode_base(z, g)]
+        assert _well_formed(cats).all()
+        strings = torch.tensor(list(itertools.product(range(K), repeat=L)))
+        strings = strings[_well_formed(strings)]
+        p = m.decoder_log_prob(v.expand(len(strings), L, d), strings).exp().numpy()
+    index = {tuple(s.tolist()): i for i, s in enumerate(strings)}
+    counts = np.bincount([index[tuple(c.tolist())] for c in cats], minlength=len(strings))
+    expected = p * len(cats)
+    keep = expected > 5
+    chi2 = float((((counts - expected) ** 2 / expected)[keep]).sum())
+    assert chi2_dist.sf(chi2, int(keep.sum()) - 1) > 1e-3
+
+
+def test_independent_decoder_is_kept_and_the_choice_is_checked(selfies_tokenizer):
+    m = FlowModel.build({**TINY_MODEL_ARGS["flow"], "max_len": 20, "decoder": "independent"},
+                        representation=selfies_tokenizer)
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        cats = m.id_to_cat[m.decode_base(torch.randn(200, m.length, m.config.dim, generator=g), g)]
+    assert not _well_formed(cats).all()  # the plain product puts mass on malformed strings
+    with pytest.raises(ConfigError, match="well-formed"):
+        FlowModel.build({**TINY_MODEL_ARGS["flow"], "max_len": 20, "decoder": "bayes"},
+                        representation=selfies_tokenizer)
 
 
 # --- training through molgen.train ----------------------------------------------------------------

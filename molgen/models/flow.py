@@ -13,7 +13,17 @@ scales and a bidirectional-transformer conditioner], :mod:`molgen.nn.flows`) map
 standard normal base, p_flow(v) = N(f(v); 0, I) |det df/dv|. The decoder is Bayes' rule over the same
 per-category Gaussians with learned per-position weights pi_t:
 p(x_t = k | v_t) = pi_{t,k} N(v_t; mu_k, sigma_k) / sum_j pi_{t,j} N(v_t; mu_j, sigma_j),
-p(x|v) = prod_t p(x_t|v_t), a proper distribution over all K^L category strings for every v.
+and the decoder (``decoder: well-formed``, the default) renormalises their product over the
+*well-formed* padded strings, the only ones a molecule can have (at least one symbol, then ``<eos>``
+to the end):
+
+    p(x|v) = prod_t p(x_t|v_t) / Z(v)  for well-formed x (0 otherwise),
+    Z(v) = sum_{n=1}^{L-1} prod_{t<n} (1 - e_t) prod_{t>=n} e_t,   e_t = p(x_t = <eos> | v_t),
+
+a sum over the L - 1 possible lengths (two cumulative sums). p(x|v) is a proper distribution over
+well-formed strings for every v: the mass the product put on malformed strings, which no molecule
+can have, goes to the real ones (log p(x|v) rises by -log Z(v) >= 0). ``decoder: independent`` is the plain product,
+a distribution over all K^L category strings; decoding then cuts a sample at its first ``<eos>``.
 
 **Likelihood (derivation).** The joint p(x, v) = p_flow(v) p(x|v) has the marginal
 P(x) = int p_flow(v) p(x|v) dv, and sum_x P(x) = int p_flow(v) sum_x p(x|v) dv = 1: P is a
@@ -37,9 +47,10 @@ every string, so the numbers are also lower bounds on the sampler's probability 
 ``score`` reports ``iw-{iw_k}`` (``iw-16``).
 
 **Sampling.** z ~ N(0, T^2 I) (T = temperature, the base standard deviation; T = 1 is the model and
-anything else is labelled ``ancestral-T...`` by the base class), v = f^{-1}(z), x_t ~ p(x_t | v_t)
-(sampled, never argmax), ids cut at the first ``<eos>``, SELFIES -> SMILES. One pass, no loop over
-positions. ``_sample`` returns no log-likelihood (a bound would need the dequantizer's posterior).
+anything else is labelled ``ancestral-T...`` by the base class), v = f^{-1}(z), x ~ p(x | v) exactly
+(sampled, never argmax): a length n from its marginal prod_{t<n} (1 - e_t) prod_{t>=n} e_t / Z(v),
+then each symbol x_t (t < n) from p(x_t | v_t) restricted to the symbols, ``<eos>`` after;
+SELFIES -> SMILES. One pass, no loop over positions. ``_sample`` returns no log-likelihood (a bound would need the dequantizer's posterior).
 
 **Numerics.** Log-determinants are float32 terms summed in float64; coupling scales are soft-clamped;
 the conditioners' outputs are cast to float32 before the affine map (autocast-safe). A non-finite
@@ -60,7 +71,7 @@ import torch
 from torch import Tensor
 
 from molgen.chem import DEFAULT_POLICY, Policy
-from molgen.errors import ConfigError
+from molgen.errors import ConfigError, check_choice
 from molgen.likelihood import resolve_k_kind, row_randn, row_seeds
 from molgen.models.autoregressive import StringDecoding
 from molgen.models.base import GenerativeModel
@@ -71,6 +82,8 @@ from molgen.training.optim import adamw_warmup_cosine
 from molgen.training.progress import log_due
 
 __all__ = ["FlowConfig", "FlowModel"]
+
+DECODERS = ("well-formed", "independent")
 
 
 
@@ -92,9 +105,11 @@ class FlowConfig(ModelConfig):
     iw_k: int = 16
     iw_chunk: int = 4
     mc_seed: int = 0
+    decoder: str = "well-formed"  # well-formed | independent (see the module docstring)
 
     def validate(self) -> None:
         super().validate()
+        check_choice("decoder", self.decoder, DECODERS)
         for name in ("dim", "n_blocks", "cond_d_model", "cond_layers", "cond_heads", "cond_mlp_ratio",
                      "bound_samples", "iw_k",
                      "iw_chunk"):
@@ -160,12 +175,36 @@ class FlowModel(GenerativeModel):
         return resolve_k_kind(kind, prefix="iw", default_k=config.iw_k, fixed=("dequantized-bound",),
                               family="the flow")
 
+    @staticmethod
+    def end_log_weights(log_probs: Tensor) -> Tensor:
+        """[B, L] log prod_{t<n} P(x_t != <eos> | v_t) prod_{t>=n} P(x_t = <eos> | v_t) for n = 0..L-1:
+        the independent decoder's mass on the well-formed strings of length n (float64; -inf for n = 0:
+        a molecule has at least one symbol)."""
+        lp = log_probs.double()
+        log_sym = torch.logsumexp(lp[..., 1:], -1)  # log (1 - P(<eos>))
+        before = torch.cat([torch.zeros_like(log_sym[:, :1]), log_sym.cumsum(1)[:, :-1]], 1)  # t < n
+        after = lp[..., 0].flip(1).cumsum(1).flip(1)  # t >= n
+        out = before + after
+        out[:, 0] = float("-inf")
+        return out
+
+    def decoder_log_prob(self, v: Tensor, cats: Tensor) -> Tensor:
+        """[B] log p(x|v) (float64): the per-position Bayes-rule posteriors, renormalised over well-formed
+        padded strings (``decoder: well-formed``; -inf for any other string) or not (``independent``)."""
+        lp = self.dequantizer.posterior_log_probs(v)
+        log_px = lp.gather(-1, cats.unsqueeze(-1)).squeeze(-1).double().sum(1)
+        if self.config.decoder == "independent":
+            return log_px
+        is_end = cats == 0
+        well_formed = ~is_end[:, 0] & is_end[:, -1] & (is_end[:, :-1] <= is_end[:, 1:]).all(1)
+        log_px = log_px - torch.logsumexp(self.end_log_weights(lp), 1)
+        return log_px.masked_fill(~well_formed, float("-inf"))
+
     def log_weights(self, cats: Tensor, eps: Tensor) -> Tensor:
         """[B] log p_flow(v) + log p(x|v) - log q(v|x) for v = mu_x + sigma_x eps (float64)."""
         v, logq = self.dequantizer.sample(cats, eps)
         z, logdet = self.flow(v)
-        log_px = self.dequantizer.posterior_log_probs(v).gather(-1, cats.unsqueeze(-1)).squeeze(-1)
-        return standard_normal_log_prob(z) + logdet + log_px.double().sum(1) - logq
+        return standard_normal_log_prob(z) + logdet + self.decoder_log_prob(v, cats) - logq
 
     def sample_log_weights(self, cats: Tensor, seeds: list[int], k: int) -> Tensor:
         """[k, B] log-weights of samples 0..k-1, sample j's noise from the rows' seeds + j."""
@@ -211,11 +250,19 @@ class FlowModel(GenerativeModel):
 
     # --- sampling ------------------------------------------------------------------------------
     def decode_base(self, z: Tensor, generator: torch.Generator | None) -> Tensor:
-        """Token ids [n, L] from base points z [n, L, d]: inverse flow, then x_t ~ p(x_t | v_t)."""
+        """Token ids [n, L] from base points z [n, L, d]: inverse flow, then x ~ p(x | v) (exactly: for the
+        well-formed decoder a length n from its marginal, then symbols at t < n, <eos> after)."""
         v = self.flow.inverse(z)
-        probs = self.dequantizer.posterior_log_probs(v).exp()
-        cats = torch.multinomial(probs.reshape(-1, self.n_categories), 1, generator=generator)
-        return self.cat_to_id[cats.view(z.shape[0], z.shape[1])]
+        lp = self.dequantizer.posterior_log_probs(v)
+        n, L, K = lp.shape
+        if self.config.decoder == "independent":
+            cats = torch.multinomial(lp.exp().reshape(-1, K), 1, generator=generator).view(n, L)
+            return self.cat_to_id[cats]
+        lengths = torch.multinomial(torch.softmax(self.end_log_weights(lp), 1).float(), 1,
+                                    generator=generator)  # [n, 1]
+        symbols = 1 + torch.multinomial(lp[..., 1:].exp().reshape(-1, K - 1), 1, generator=generator).view(n, L)
+        cats = torch.where(torch.arange(L, device=lp.device) < lengths, symbols, torch.zeros_like(symbols))
+        return self.cat_to_id[cats]
 
     @torch.no_grad()
     def _sample(self, n: int, *, temperature: float, generator: torch.Generator, condition=None,
