@@ -267,7 +267,7 @@ class FlowModel(GenerativeModel):
     @torch.no_grad()
     def _sample(self, n: int, *, temperature: float, generator: torch.Generator, condition=None,
                 guidance=None) -> tuple[list[str], None]:
-        """One-shot: z ~ N(0, T^2 I), v = f^{-1}(z), tokens sampled from p(x|v), cut at the first <eos>."""
+        """One-shot: z ~ N(0, T^2 I), v = f^{-1}(z), a padded string x ~ p(x|v), cut at its first <eos>."""
         z = torch.randn((n, self.length, self.config.dim), generator=generator, device=self.device)
         ids = self.decode_base(z * temperature, generator)
         return self.strings.decode(ids), None
