@@ -271,6 +271,16 @@ def test_well_formed_sampler_draws_from_the_decoder(tiny_language_flow):
     assert chi2_dist.sf(chi2, int(keep.sum()) - 1) > 1e-3
 
 
+def test_sampler_survives_a_certain_end_symbol(selfies_tokenizer):
+    """Where <eos> is certain the symbols' probabilities underflow to zero; sampling must not fail."""
+    m = FlowModel.build({**TINY_MODEL_ARGS["flow"], "max_len": 12}, representation=selfies_tokenizer).eval()
+    with torch.no_grad():
+        m.dequantizer.mu[0] = 0.0
+        m.dequantizer.mu[1:] = 300.0  # every symbol absurdly far from v = f^-1(0)
+        ids = m.decode_base(torch.zeros(4, m.length, m.config.dim), torch.Generator().manual_seed(0))
+    assert ids.shape == (4, m.length)
+
+
 def test_independent_decoder_is_kept_and_the_choice_is_checked(selfies_tokenizer):
     m = FlowModel.build({**TINY_MODEL_ARGS["flow"], "max_len": 20, "decoder": "independent"},
                         representation=selfies_tokenizer)

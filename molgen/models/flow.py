@@ -22,8 +22,9 @@ to the end):
 
 a sum over the L - 1 possible lengths (two cumulative sums). p(x|v) is a proper distribution over
 well-formed strings for every v: the mass the product put on malformed strings, which no molecule
-can have, goes to the real ones (log p(x|v) rises by -log Z(v) >= 0). ``decoder: independent`` is the plain product,
-a distribution over all K^L category strings; decoding then cuts a sample at its first ``<eos>``.
+can have, goes to the real ones (log p(x|v) rises by -log Z(v) >= 0). ``decoder: independent`` is
+the plain product, a distribution over all K^L category strings; decoding then cuts a sample at its
+first ``<eos>``.
 
 **Likelihood (derivation).** The joint p(x, v) = p_flow(v) p(x|v) has the marginal
 P(x) = int p_flow(v) p(x|v) dv, and sum_x P(x) = int p_flow(v) sum_x p(x|v) dv = 1: P is a
@@ -50,7 +51,8 @@ every string, so the numbers are also lower bounds on the sampler's probability 
 anything else is labelled ``ancestral-T...`` by the base class), v = f^{-1}(z), x ~ p(x | v) exactly
 (sampled, never argmax): a length n from its marginal prod_{t<n} (1 - e_t) prod_{t>=n} e_t / Z(v),
 then each symbol x_t (t < n) from p(x_t | v_t) restricted to the symbols, ``<eos>`` after;
-SELFIES -> SMILES. One pass, no loop over positions. ``_sample`` returns no log-likelihood (a bound would need the dequantizer's posterior).
+SELFIES -> SMILES. One pass, no loop over positions. ``_sample`` returns no log-likelihood (a bound
+would need the dequantizer's posterior).
 
 **Numerics.** Log-determinants are float32 terms summed in float64; coupling scales are soft-clamped;
 the conditioners' outputs are cast to float32 before the affine map (autocast-safe). A non-finite
@@ -260,7 +262,10 @@ class FlowModel(GenerativeModel):
             return self.cat_to_id[cats]
         lengths = torch.multinomial(torch.softmax(self.end_log_weights(lp), 1).float(), 1,
                                     generator=generator)  # [n, 1]
-        symbols = 1 + torch.multinomial(lp[..., 1:].exp().reshape(-1, K - 1), 1, generator=generator).view(n, L)
+        # symbols renormalised with a softmax over the symbol logits (the exp of log-probs can underflow
+        # to all zeros where <eos> is certain, which multinomial refuses)
+        sym_probs = torch.softmax(lp[..., 1:], -1).reshape(-1, K - 1)
+        symbols = 1 + torch.multinomial(sym_probs, 1, generator=generator).view(n, L)
         cats = torch.where(torch.arange(L, device=lp.device) < lengths, symbols, torch.zeros_like(symbols))
         return self.cat_to_id[cats]
 
