@@ -148,9 +148,9 @@ def main() -> None:
         diff_train_s = time.perf_counter() - t0
         if rep in SMILES_LIKE and args.transformer:
             tf, tf_how = load(args.transformer), f"reused {args.transformer}"
-            if tf.metadata.get("training", {}).get("representation") != rep:
-                sys.exit(f"--transformer {args.transformer} was trained on "
-                         f"{tf.metadata.get('training', {}).get('representation')!r}, not {rep!r}")
+            if tf.likelihood_object != diff.likelihood_object:  # the paired NLL must be of one object
+                raise SystemExit(f"--transformer models {tf.likelihood_object}, the diffusion model "
+                                 f"{diff.likelihood_object}: give a transformer of the same representation")
         else:
             tf = load(out / f"transformer-{rep}") if args.skip_train else _train(tcfg, out / f"transformer-{rep}", args)
             tf_how = f"trained in this run ({tcfg})"
@@ -176,7 +176,8 @@ def main() -> None:
         for r in rows:
             if r["representation"] == rep:
                 r["NLL/Test (nats/mol)"] = nll["diffusion_bound"] if r["model"] == "diffusion" else nll["transformer_nll"]
-                r["NLL kind"] = nll["diffusion_kind"] if r["model"] == "diffusion" else "exact"
+                label = (diff if r["model"] == "diffusion" else tf).likelihood_label()
+                r["NLL kind"] = f"{label.kind} ({label.object})"
         # targets
         full, quarter = srows[("ancestral", N)], srows[("ancestral", N // 4)]
         tg = {"elbo_within_15pct": {"target": 1.15, "measured": nll["ratio"], "met": nll["ratio"] <= 1.15},
