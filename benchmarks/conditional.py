@@ -13,6 +13,17 @@ most half the unconditional MAE, with validity at least 0.9x the unconditional v
                                      [--subset 200000] [--n 300] [--threads 2] [--out runs/bench-cond] [--reuse]
 
 Writes ``benchmarks/results/conditional.{json,md}``.
+
+``--sweep MODEL`` (a model directory or shipped name, e.g. ``moses-transformer-qed-logp``) trains
+nothing: it measures what guidance does on that model, per property, for w in 0, 0.25, 0.5, 1, 2 and
+three targets per property (qed 0.6 / 0.8 / 0.9, logp 1 / 2.5 / 4): mean absolute error to the
+target, the spread (sd) and mean of the achieved property and validity (over the valid samples,
+with :func:`molgen.conditioning.achieved_properties`: the code that computed the training labels),
+against the same model's unconditional samples. It then probes extrapolation at w = 0 (targets 0-4
+training sd outside the training range, what ``EXTRAPOLATION_SD`` rests on). It picks the default
+``--guidance`` evidence, and writes ``benchmarks/results/conditional_guidance.{json,md}``:
+
+    nice -n 10 python benchmarks/conditional.py --sweep moses-transformer-qed-logp --n 300 --threads 1
 """
 
 from __future__ import annotations
@@ -48,6 +59,112 @@ def cell(res, prop: str, target: float) -> dict[str, float]:
             "valid": res.validity, "unique": len(set(valid)) / max(1, len(valid))}
 
 
+#: the guidance sweep (``--sweep``): guidance strengths and targets per property
+SWEEP_GUIDANCE = (0.0, 0.25, 0.5, 1.0, 2.0)
+SWEEP_TARGETS = {"qed": (0.6, 0.8, 0.9), "logp": (1.0, 2.5, 4.0)}
+#: extrapolation probe: targets this many training sd outside either end of the training range (w = 0)
+PROBE_SD = (0.0, 1.0, 2.0, 4.0)
+
+
+def _sample_extrapolating(model, n: int, seed: int, condition: dict[str, float]):
+    """``model.sample(..., extrapolate=True)``; where ``sample`` does not take ``extrapolate`` yet, the
+    same draw with ``check_condition`` told to let the request through."""
+    import functools
+    import inspect
+
+    if "extrapolate" in inspect.signature(model.sample).parameters:
+        return model.sample(n, seed=seed, condition=condition, extrapolate=True)
+    model.check_condition = functools.partial(type(model).check_condition, model, extrapolate=True)
+    try:
+        return model.sample(n, seed=seed, condition=condition)
+    finally:
+        del model.check_condition
+
+
+def _per_target(pairs) -> str:
+    return ", ".join(f"{t:g} -> {a['mean']:.3g}" for t, a in pairs)
+
+
+def sweep(model_name: str, n: int, seed: int, probe_n: int) -> None:
+    """Guidance per property on one trained conditional model, then the extrapolation probe."""
+    import warnings
+
+    from molgen.api import load
+    from molgen.conditioning import EXTRAPOLATION_SD, ConditionWarning, achieved_properties
+
+    model = load(model_name)
+    space = model.condition_space
+    if space is None:
+        raise SystemExit(f"{model_name} is not a conditional model")
+    t0 = time.perf_counter()
+    free = model.sample(n, seed=seed)
+    cells, rows = [], []
+    for prop, targets in SWEEP_TARGETS.items():
+        if prop not in space.names:
+            continue
+        base = {t: achieved_properties(free, {prop: t})[prop] for t in targets}
+        per_w: dict[float, list[dict]] = {}
+        for w in SWEEP_GUIDANCE:
+            for t in targets:
+                res = model.sample(n, seed=seed, condition={prop: t}, guidance=w)
+                a = achieved_properties(res, {prop: t})[prop]
+                per_w.setdefault(w, []).append(a)
+                cells.append({"property": prop, "target": t, "guidance": w, **a})
+        u = list(base.values())
+        mae_u = float(np.mean([a["mae"] for a in u]))
+        rows.append({"property": prop, "w": "uncond", "MAE": mae_u, "MAE / uncond": 1.0,
+                     "achieved sd": float(np.mean([a["sd"] for a in u])),
+                     "validity": float(np.mean([a["validity"] for a in u])),
+                     "achieved mean per target": _per_target(base.items())})
+        for w, cell_list in per_w.items():
+            mae = float(np.mean([a["mae"] for a in cell_list]))
+            rows.append({"property": prop, "w": f"{w:g}", "MAE": mae, "MAE / uncond": mae / mae_u,
+                         "achieved sd": float(np.mean([a["sd"] for a in cell_list])),
+                         "validity": float(np.mean([a["validity"] for a in cell_list])),
+                         "achieved mean per target": _per_target(zip(targets, cell_list))})
+    sweep_s = time.perf_counter() - t0
+    # extrapolation probe at w = 0: how far outside the training range do samples still hold up?
+    probe = []
+    t1 = time.perf_counter()
+    for prop in [p for p in SWEEP_TARGETS if p in space.names]:
+        j = space.names.index(prop)
+        for side, end, sign in (("below", space.lo[j], -1.0), ("above", space.hi[j], 1.0)):
+            for k in PROBE_SD:
+                t = end + sign * k * space.std[j]
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", ConditionWarning)
+                    res = _sample_extrapolating(model, probe_n, seed, {prop: t})
+                a = achieved_properties(res, {prop: t})[prop]
+                probe.append({"property": prop, "side": side, "sd outside": k, "target": round(t, 3),
+                              "achieved mean": a["mean"], "achieved sd": a["sd"], "validity": a["validity"]})
+    probe_s = time.perf_counter() - t1
+
+    def probe_table() -> str:
+        lines = ["| property | side | sd outside | target | achieved mean | achieved sd | validity |",
+                 "|---|---|---|---|---|---|---|"]
+        for r in probe:
+            lines.append(f"| {r['property']} | {r['side']} | {r['sd outside']:g} | {r['target']:g} | "
+                         f"{r['achieved mean']:.3g} | {r['achieved sd']:.3g} | {r['validity']:.3f} |")
+        return "\n".join(lines)
+
+    notes = [f"Model `{model_name}`; {n} samples per (property, target, w) cell, seed {seed} in every cell (paired "
+             f"draws); targets {', '.join(f'{p} ' + '/'.join(f'{t:g}' for t in ts) for p, ts in SWEEP_TARGETS.items())}. "
+             "MAE: mean over the three targets of the mean |achieved - target| over the valid samples; achieved sd: "
+             "the spread of the property among them (mean over targets); 'achieved mean per target': target -> mean "
+             f"achieved property. The 'uncond' row scores the model's unconditional samples against the same targets. "
+             f"Sweep {sweep_s:.0f} s, probe {probe_s:.0f} s.",
+             f"Extrapolation probe (w = 0, {probe_n} samples per target, `extrapolate=True`): targets outside the "
+             f"training range [min, max] by 0-4 training sd (the CLI refuses more than EXTRAPOLATION_SD = "
+             f"{EXTRAPOLATION_SD:g} without --extrapolate).\n\n" + probe_table()]
+    payload = {"model": model_name, "n_per_cell": n, "seed": seed, "guidance": list(SWEEP_GUIDANCE),
+               "targets": {k: list(v) for k, v in SWEEP_TARGETS.items()}, "condition_space": space.to_dict(),
+               "unconditional_validity": free.validity, "cells": cells, "rows": rows, "probe": probe,
+               "probe_n": probe_n, "sweep_seconds": round(sweep_s, 1), "probe_seconds": round(probe_s, 1)}
+    j, m = write_results("conditional_guidance", payload, rows,
+                         "Guidance per property: MAE to the target, spread and validity against w", notes)
+    print(m.read_text())
+
+
 def main() -> None:
     import torch
 
@@ -66,9 +183,15 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default="runs/bench-cond")
     ap.add_argument("--reuse", action="store_true", help="reuse a family's model where --out/<family> holds one")
+    ap.add_argument("--sweep", default=None, metavar="MODEL",
+                    help="train nothing: the guidance sweep on this conditional model (directory or shipped name)")
+    ap.add_argument("--probe-n", type=int, default=200, help="--sweep: samples per extrapolation-probe target")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.sweep:
+        sweep(args.sweep, args.n, args.seed, args.probe_n)
+        return
 
     rows, payload = [], {"budget": {"molecules": args.molecules, "max_time_min": args.max_time,
                                     "subset": args.subset, "n_per_cell": args.n}, "families": {}}

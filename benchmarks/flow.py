@@ -41,22 +41,27 @@ def time_sampler(model, n: int, batch_size: int, public: bool) -> float:
     if public:
         model.sample(n, seed=0, batch_size=batch_size)
     else:
-        g = torch.Generator().manual_seed(0)
+        from molgen.rowrandom import RowRandom
+
         with torch.no_grad():
             for s in range(0, n, batch_size):
-                model._sample(min(batch_size, n - s), temperature=1.0, generator=g)
+                b = min(batch_size, n - s)
+                model._sample(b, temperature=1.0, rng=RowRandom(0, range(s, s + b), model.device))
     return time.perf_counter() - t
 
 
 def decode_seconds(flow, n: int, batch_size: int) -> float:
     """Seconds the flow's sampler spends turning ``n`` sampled token strings into SMILES (the SELFIES
     decoder, pure Python): a floor under its sampling time that no faster network can remove."""
+    from molgen.rowrandom import RowRandom
+
     g = torch.Generator().manual_seed(1)
     total = 0.0
     with torch.no_grad():
         for s in range(0, n, batch_size):
-            z = torch.randn((min(batch_size, n - s), flow.length, flow.config.dim), generator=g)
-            ids = flow.decode_base(z, g)
+            b = min(batch_size, n - s)
+            z = torch.randn((b, flow.length, flow.config.dim), generator=g)
+            ids = flow.decode_base(z, RowRandom(1, range(s, s + b)))
             t = time.perf_counter()
             flow.strings.decode(ids)
             total += time.perf_counter() - t

@@ -83,8 +83,9 @@ def main() -> None:
 
     gan_samples, gan_rate = timed(lambda: gan.sample(args.n, seed=args.seed))
     vae_samples, vae_rate = timed(lambda: vae.sample(args.n, seed=args.seed))
-    g = torch.Generator().manual_seed(args.seed)
-    z_prior = vae.prior.sample(args.n, g)
+    from molgen.rowrandom import RowRandom
+
+    z_prior = vae.prior.sample(args.n, RowRandom(args.seed, range(args.n), vae.device))
     bins = {"gan": gan.latent_bin_stats(args.n, seed=args.seed), "vae prior": gan.latent_bin_stats_of(z_prior)}
 
     ev = Evaluator(reference="moses:test", train="moses:train", n_jobs=args.n_jobs, guacamol=False)

@@ -61,12 +61,15 @@ def build_model(model_dir: str | None, config: str):
 
 
 def time_sampling(model, n: int, use_cache: bool, batch_size: int) -> tuple[float, list[str]]:
-    g = torch.Generator().manual_seed(0)
+    from molgen.rowrandom import RowRandom
+
     out: list[str] = []
     t = time.perf_counter()
     with torch.no_grad():
         for start in range(0, n, batch_size):
-            smiles, _ = model._sample(min(batch_size, n - start), temperature=1.0, generator=g, use_cache=use_cache)
+            b = min(batch_size, n - start)
+            smiles, _ = model._sample(b, temperature=1.0, rng=RowRandom(0, range(start, start + b), model.device),
+                                      use_cache=use_cache)
             out.extend(smiles)
     return time.perf_counter() - t, out
 

@@ -3,8 +3,11 @@
 A conditional model is trained on molecules paired with property values: RDKit properties computed
 from the molecule (:data:`PROPERTIES`: ``qed``, ``logp``, ``sa``, ``mw``, ``tpsa``) or any numeric
 column of the user's file. :class:`ConditionSpace` (persisted in the model's config) holds the
-property names and their training statistics: values are standardised with them, and a request
-outside the training range is a warning that states the range.
+property names and their training statistics: values are standardised with them; a request outside
+the training range is a warning that states the range, and one more than :data:`EXTRAPOLATION_SD`
+training standard deviations outside it is refused unless extrapolation is asked for.
+:func:`achieved_properties` measures what the samples of a request achieved (with the code that
+computed the training labels).
 
 The network sees ``[value * present, present]`` per property through a small MLP
 (:class:`ConditionEmbedding`); a property that is absent (dropped in training, not requested at
@@ -15,6 +18,11 @@ classifier-free guidance (Ho & Salimans 2022) needs. Guidance strength ``w`` com
 log-probabilities as ``(1 + w) log p(x | c) - w log p(x)``, renormalised (:func:`guided_log_probs`);
 ``w = 0`` is the conditional model itself and guided samples (``w != 0``) have no tractable
 likelihood.
+
+The torch modules (:class:`~molgen.conditioning_nn.ConditionEmbedding`,
+:class:`~molgen.conditioning_nn.Conditioner`) live in :mod:`molgen.conditioning_nn` and are
+re-exported here on first use: this module imports without torch, so a command line can read and
+check a condition before it loads a model.
 """
 
 from __future__ import annotations
@@ -24,13 +32,38 @@ import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-from torch import Tensor, nn
 
-from molgen.errors import ConfigError
+from molgen.errors import CapabilityError, ConfigError, strict
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+    from torch import Tensor
+
+    from molgen.conditioning_nn import ConditionEmbedding, Conditioner  # noqa: F401
+
+#: A request more than this many training standard deviations outside the training range [min, max]
+#: is refused unless extrapolation is asked for (``extrapolate=True`` / ``--extrapolate``). The range
+#: ends are the most extreme of the training molecules; past them the condition input leaves what the
+#: network was trained on. Measured on moses-transformer-qed-logp (benchmarks/results/
+#: conditional_guidance.md, w = 0, 200 samples a target): validity at the upper range end, 1, 2 and
+#: 4 sd above it was 0.83, 0.78, 0.11, 0.00 for QED and 0.80, 0.67, 0.48, 0.13 for logP (whose
+#: achieved mean stays at ~4.4 whatever is asked); the issue's qed=1.5 (5.8 sd) gave 0 valid. One sd
+#: is the last step before validity falls apart, and it admits every value a property can take near
+#: its range (QED up to 1.04, above its maximum of 1).
+EXTRAPOLATION_SD = 1.0
+
+_NN = ("ConditionEmbedding", "Conditioner")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _NN:  # the torch modules, imported on first use (see the module docstring)
+        import molgen.conditioning_nn as nn_parts
+
+        return getattr(nn_parts, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _qed(mol) -> float:
@@ -149,29 +182,61 @@ class ConditionSpace:
     def ranges(self) -> dict[str, tuple[float, float]]:
         return {n: (lo, hi) for n, lo, hi in zip(self.names, self.lo, self.hi)}
 
-    def check(self, condition: Mapping[str, float]) -> dict[str, float]:
+    @strict
+    def check(self, condition: Mapping[str, float], *, extrapolate: bool = False, cli: bool = False
+              ) -> dict[str, float]:
         """A validated request: unknown properties are an error listing the trained ones; values must
-        be finite numbers; a value outside the training range is a :class:`ConditionWarning`."""
-        return self._validate(condition, warn=True)
+        be finite numbers; a value outside the training range is a :class:`ConditionWarning`, and one
+        more than :data:`EXTRAPOLATION_SD` training sd outside it is an error unless ``extrapolate``.
+        ``cli``: messages in command-line syntax (``--condition qed=0.9``) instead of Python's
+        (``condition={'qed': 0.9}``)."""
+        if not isinstance(extrapolate, bool) or not isinstance(cli, bool):
+            raise ConfigError(f"extrapolate and cli are True or False, got {extrapolate!r}, {cli!r}")
+        return self._validate(condition, warn=True, extrapolate=extrapolate, cli=cli)
 
-    def _validate(self, condition: Mapping[str, float], *, warn: bool) -> dict[str, float]:
+    def outside(self, name: str, value: float) -> float:
+        """How far ``value`` lies outside the training range of ``name``, in training sd (0 inside)."""
+        j = self.names.index(name)
+        gap = self.lo[j] - value if value < self.lo[j] else value - self.hi[j] if value > self.hi[j] else 0.0
+        return gap / self.std[j]
+
+    def describe(self, name: str) -> str:
+        """``training range [0.274, 0.948], mean 0.806, sd 0.0947`` for one property."""
+        j = self.names.index(name)
+        return (f"training range [{self.lo[j]:.4g}, {self.hi[j]:.4g}], mean {self.mean[j]:.4g}, "
+                f"sd {self.std[j]:.3g}")
+
+    def example(self, cli: bool = False) -> str:
+        """A request this space accepts, in the caller's syntax (its first property at the training mean)."""
+        return condition_syntax({self.names[0]: float(f"{self.mean[0]:.2g}")}, cli)
+
+    def _validate(self, condition: Mapping[str, float], *, warn: bool, extrapolate: bool = True,
+                  cli: bool = False) -> dict[str, float]:
         if not isinstance(condition, Mapping) or not condition:
             raise ConfigError(f"a condition is a non-empty mapping of property: value, e.g. "
-                              f"{{{self.names[0]!r}: ...}}; got {condition!r}")
+                              f"{self.example(cli)}; got {condition!r}")
         unknown = [k for k in condition if k not in self.names]
         if unknown:
-            raise ConfigError(f"the model was not trained on {unknown}; it is conditioned on "
-                              f"{', '.join(self.names)}")
+            raise ConfigError(f"{condition_syntax({k: condition[k] for k in unknown}, cli)}: the model was not "
+                              f"trained on {unknown}; it is conditioned on {', '.join(self.names)} "
+                              f"(e.g. {self.example(cli)})")
         out = {}
         for name, v in condition.items():
             if isinstance(v, bool) or not isinstance(v, (int, float, np.floating, np.integer)) or not math.isfinite(v):
-                raise ConfigError(f"condition {name}={v!r}: a finite number is needed")
-            j = self.names.index(name)
-            if warn and not self.lo[j] <= v <= self.hi[j]:
-                warnings.warn(f"condition {name}={v:g} is outside the training range "
-                              f"[{self.lo[j]:.4g}, {self.hi[j]:.4g}]: the model extrapolates",
-                              ConditionWarning, stacklevel=4)
+                raise ConfigError(f"{condition_syntax({name: v}, cli)}: a finite number is needed")
             out[name] = float(v)
+            sds = self.outside(name, float(v))
+            if sds > EXTRAPOLATION_SD and not extrapolate:
+                j = self.names.index(name)
+                lo, hi = self.lo[j] - EXTRAPOLATION_SD * self.std[j], self.hi[j] + EXTRAPOLATION_SD * self.std[j]
+                override = "add --extrapolate" if cli else "pass extrapolate=True"
+                raise ConfigError(f"{condition_syntax({name: v}, cli)} is {sds:.1f} training sd outside the "
+                                  f"{self.describe(name)}: the model has seen no molecule there and its samples "
+                                  f"fall apart. Ask for {name} in [{lo:.3g}, {hi:.3g}] (the range +- "
+                                  f"{EXTRAPOLATION_SD:g} sd), or {override} to sample it anyway")
+            if warn and sds > 0:
+                warnings.warn(f"{condition_syntax({name: v}, cli)} is outside the {self.describe(name)} "
+                              f"({sds:.2g} sd beyond): the model extrapolates", ConditionWarning, stacklevel=5)
         return out
 
     def standardize(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -183,6 +248,8 @@ class ConditionSpace:
 
     def batch(self, condition: Mapping[str, float] | None, n: int, device: Any = "cpu") -> dict[str, Tensor]:
         """Batch keys ``cond`` / ``cond_present`` [n, k] for one request (None: unconditional)."""
+        import torch
+
         raw = np.full((1, self.k), np.nan)
         for name, v in (self._validate(condition, warn=False) if condition is not None else {}).items():
             raw[0, self.names.index(name)] = v
@@ -191,21 +258,11 @@ class ConditionSpace:
                 "cond_present": torch.from_numpy(present).to(device).expand(n, -1).contiguous()}
 
 
-class ConditionEmbedding(nn.Module):
-    """``[value * present, present]`` per property -> an embedding [B, D] (SiLU MLP). All-absent
-    input gives a learned 'null' embedding: the unconditional model of classifier-free guidance."""
-
-    def __init__(self, k: int, d_model: int) -> None:
-        super().__init__()
-        self.net = nn.Sequential(nn.Linear(2 * k, d_model), nn.SiLU(), nn.Linear(d_model, d_model))
-
-    def forward(self, values: Tensor, present: Tensor) -> Tensor:
-        return self.net(torch.cat([values * present, present], dim=-1))
-
-
 def drop_conditions(present: Tensor, p: float, generator: torch.Generator | None = None) -> Tensor:
     """Condition dropout for training: each row loses its whole condition with probability ``p`` and,
     with several properties, each property on its own with probability ``p`` too."""
+    import torch
+
     if p <= 0:
         return present
     B, k = present.shape
@@ -219,6 +276,8 @@ def guided_log_probs(lp_cond: Tensor, lp_uncond: Tensor, w: float) -> Tensor:
     """Classifier-free guidance: normalised ``(1 + w) log p(x | c) - w log p(x)`` over the last axis.
 
     Tokens impossible under the conditional model stay impossible (no ``inf - inf``)."""
+    import torch
+
     if w == 0:
         return lp_cond
     impossible = ~torch.isfinite(lp_cond)
@@ -237,10 +296,114 @@ def parse_condition(items: Sequence[str] | None) -> dict[str, float] | None:
         try:
             if not sep or not name.strip():
                 raise ValueError
-            out[name.strip()] = float(value)
+            number = float(value)
         except ValueError:
             raise ConfigError(f"--condition takes NAME=NUMBER (e.g. qed=0.9), got {item!r}") from None
+        if name.strip() in out:
+            raise ConfigError(f"--condition {name.strip()} is given twice ({name.strip()}={out[name.strip()]:g} "
+                              f"and {item!r}); give each property once")
+        out[name.strip()] = number
     return out
+
+
+def condition_syntax(condition: Mapping[str, Any], cli: bool = False) -> str:
+    """A request as its caller writes it: ``--condition qed=0.9`` (``cli``) or ``condition={'qed': 0.9}``."""
+    def num(v: Any) -> str:
+        return f"{v:g}" if isinstance(v, (int, float, np.floating, np.integer)) and not isinstance(v, bool) else repr(v)
+
+    if cli:
+        return " ".join(f"--condition {k}={num(v)}" for k, v in condition.items())
+    return "condition={" + ", ".join(f"{k!r}: {num(v)}" for k, v in condition.items()) + "}"
+
+
+@strict
+def check_request(space: ConditionSpace | None, condition: Mapping[str, float] | None, guidance: float | None, *,
+                  extrapolate: bool = False, cli: bool = False, model: str = "this model",
+                  capabilities: Sequence[str] = ()) -> tuple[dict[str, float] | None, float | None]:
+    """Validated (condition, guidance) for a model with condition space ``space`` (None: unconditional):
+    refused by an unconditional model, unknown properties listed, out-of-range values warned about and
+    far-out ones refused unless ``extrapolate`` (:meth:`ConditionSpace.check`), guidance a number >= 0
+    that needs a condition. What ``GenerativeModel.check_condition`` does, and what ``molgen sample``
+    does with the condition space read from ``config.json`` before it loads the model; ``cli``: the
+    messages speak command-line syntax. ``model`` and ``capabilities`` name the model in messages."""
+    flag_c, flag_g = ("--condition", "--guidance") if cli else ("condition", "guidance")
+    if condition is None and guidance is None:
+        return None, None
+    if space is None:
+        caps = f" (capabilities: {', '.join(sorted(capabilities))})" if capabilities else ""
+        raise CapabilityError(f"{model} is not conditional: {flag_c} / {flag_g} are not accepted{caps}; train a "
+                              "conditional model with `molgen train --condition qed ...`")
+    if condition is None:
+        raise ConfigError(f"{flag_g} needs a {'--condition' if cli else 'condition'} (e.g. {space.example(cli)})")
+    condition = space.check(condition, extrapolate=extrapolate, cli=cli)
+    if guidance is not None and (isinstance(guidance, bool) or not isinstance(guidance, (int, float))
+                                 or not 0 <= guidance < float("inf")):
+        raise ConfigError(f"{flag_g} must be a number >= 0 (0: the conditional model), got {guidance!r}")
+    return condition, (None if guidance is None else float(guidance))
+
+
+@strict
+def achieved_properties(result: Any, condition: Mapping[str, float], *, limit: int | None = None
+                        ) -> dict[str, dict[str, Any]]:
+    """What the samples of a request achieved, per requested property: ``requested``, ``mean`` and
+    ``sd`` (ddof 1) of the property over the valid samples, ``mae`` (mean |achieved - requested|),
+    ``n_valid`` (valid samples), ``n_measured`` (those with a value), ``n``, ``validity`` and ``subset``
+    (the number of valid samples measured where ``limit`` left some out, else None).
+
+    ``result``: a :class:`~molgen.models.base.SampleResult` or its table (``canonical`` column, None /
+    NaN where invalid). RDKit properties are computed on the canonical SMILES by the code that
+    computed the training labels (:func:`property_table`, a few ms per molecule); a property read from
+    a data-file column cannot be computed from a molecule: its entry has ``computable`` False and NaN
+    numbers. ``limit``: measure only the first ``limit`` valid samples (independent draws, so an
+    unbiased subset)."""
+    if isinstance(result, Mapping) or not hasattr(result, "canonical"):
+        raise ConfigError(f"result is a SampleResult or a table with a 'canonical' column, got {type(result).__name__}")
+    if not isinstance(condition, Mapping):
+        raise ConfigError(f"condition is a mapping of property: requested value, got {condition!r}")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise ConfigError(f"limit is a positive integer or None, got {limit!r}")
+    canonical = [c if isinstance(c, str) and c else None for c in list(result.canonical)]
+    valid = [c for c in canonical if c is not None]
+    n = len(canonical)
+    rd = [k for k in condition if k in PROPERTIES]
+    measured = valid[:limit] if limit is not None else valid
+    table = property_table(rd, measured) if rd and measured else np.zeros((len(measured), len(rd)))
+    out: dict[str, dict[str, Any]] = {}
+    for name, requested in condition.items():
+        row: dict[str, Any] = {"requested": float(requested), "computable": name in PROPERTIES,
+                               "n": n, "n_valid": len(valid), "validity": len(valid) / n if n else float("nan"),
+                               "subset": len(measured) if len(measured) < len(valid) else None}
+        vals = table[:, rd.index(name)] if name in PROPERTIES else np.zeros(0)
+        vals = vals[np.isfinite(vals)]
+        row["n_measured"] = int(vals.size)
+        row["mean"] = float(vals.mean()) if vals.size else float("nan")
+        row["sd"] = float(vals.std(ddof=1)) if vals.size > 1 else float("nan")
+        row["mae"] = float(np.abs(vals - float(requested)).mean()) if vals.size else float("nan")
+        out[name] = row
+    return out
+
+
+def format_achieved(achieved: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """One line per property of :func:`achieved_properties`, e.g.
+    ``qed: requested 0.90, achieved 0.84 ± 0.07 over 912 valid (validity 0.912)``."""
+    def num(v: float) -> str:  # 2 decimals (1 from 100 on: a molecular weight)
+        return "n/a" if not math.isfinite(v) else f"{v:.2f}" if abs(v) < 100 else f"{v:.1f}"
+
+    lines = []
+    for name, a in achieved.items():
+        asked = num(a["requested"])
+        if math.isfinite(a["requested"]) and float(asked) != a["requested"]:
+            asked = f"{a['requested']:g}"  # shown as asked, not rounded
+        valid = f"{a['n_valid']} valid (validity {a['validity']:.3f})"
+        if not a["computable"]:
+            got = f"not computable from a molecule (a data-file column); {valid}"
+        elif not a["n_measured"]:
+            got = f"nothing to measure: {valid}"
+        else:
+            over = f"the first {a['subset']} of " if a.get("subset") else ""
+            got = f"{num(a['mean'])}{' ± ' + num(a['sd']) if math.isfinite(a['sd']) else ''} over {over}{valid}"
+        lines.append(f"{name}: requested {asked}, achieved {got}")
+    return lines
 
 
 # --- training data -----------------------------------------------------------------------------
@@ -288,34 +451,6 @@ def _column_values(cols: list[str], smiles: Sequence[str], data: Any, smiles_col
     return means.reindex(list(smiles)).to_numpy(dtype=np.float64)
 
 
-class Conditioner(nn.Module):
-    """What a conditional family holds: the :class:`ConditionSpace` and the embedding, plus the two
-    things it does with them: an input offset for a batch (with condition dropout while training)
-    and the batch keys for a user's request."""
-
-    def __init__(self, space: ConditionSpace, d_model: int, dropout: float) -> None:
-        super().__init__()
-        self.space = space
-        self.dropout = float(dropout)
-        self.emb = ConditionEmbedding(space.k, d_model)
-
-    @classmethod
-    def from_config(cls, config: Any, d_model: int) -> Conditioner | None:
-        """None for an unconditional config (``condition`` empty)."""
-        if not getattr(config, "condition", None):
-            return None
-        return cls(ConditionSpace.from_dict(config.condition), d_model, config.cond_dropout)
-
-    def forward(self, batch: Mapping[str, Any], n: int, device: Any) -> Tensor:
-        """[n, D] embedding of the batch's condition (absent keys: the unconditional embedding)."""
-        values, present = batch.get("cond"), batch.get("cond_present")
-        if values is None or present is None:
-            values = present = torch.zeros(n, self.space.k, device=device)
-        if self.training:
-            present = drop_conditions(present, self.dropout)
-        return self.emb(values.float(), present.float())
-
-
 def validate_condition_fields(config: Any) -> None:
     """Shared ``validate`` for configs with ``condition`` / ``cond_dropout`` fields."""
     if config.condition:
@@ -337,6 +472,8 @@ class ConditionedItems:
         return self.model.featurize(canonical_smiles), self.rows[canonical_smiles]
 
     def collate(self, items: Sequence[Any]) -> dict[str, Any]:
+        import torch
+
         batch = self.model.collate([x for x, _ in items])
         batch["cond"] = torch.from_numpy(np.stack([c[0] for _, c in items]))
         batch["cond_present"] = torch.from_numpy(np.stack([c[1] for _, c in items]))

@@ -51,6 +51,7 @@ def _svg(smiles: Any, size: tuple[int, int]) -> str | None:
 class MoleculeGrid:
     """An HTML grid of molecules with their values; shown by Jupyter, or ``.to_html()`` / ``.save(path)``."""
 
+    @strict
     def __init__(self, smiles: list[Any], legends: list[list[tuple[str, Any]]], *, n_total: int,
                  per_row: int, size: tuple[int, int], title: str = "") -> None:
         self.smiles, self.legends, self.n_total = smiles, legends, n_total
@@ -82,6 +83,7 @@ class MoleculeGrid:
     def _repr_html_(self) -> str:
         return self.to_html()
 
+    @strict
     def save(self, path: str) -> None:
         """Write a standalone HTML page."""
         with open(path, "w") as f:

@@ -108,8 +108,9 @@ def strict(fn: F) -> F:
     def wrapper(*args, **kwargs):
         unknown = set(kwargs) - set(accepted)
         if unknown:
-            raise OptionError(f"{fn.__name__}(): unknown keyword argument(s) {', '.join(sorted(unknown))}; "
+            raise OptionError(f"{fn.__qualname__}(): unknown keyword argument(s) {', '.join(sorted(unknown))}; "
                               f"accepted: {', '.join(accepted)}")
         return fn(*args, **kwargs)
 
+    wrapper.__strict__ = True  # type: ignore[attr-defined]
     return wrapper  # type: ignore[return-value]

@@ -3,7 +3,8 @@
 :func:`filter_molecules` takes a DataFrame (every column and the index kept), a Series or a list of
 SMILES and returns the same rows, in order, with added columns: ``canonical`` (molgen's policy: RDKit
 canonical SMILES of the largest fragment; None if invalid), the properties ``qed``, ``logp``, ``mw``,
-``sa``, ``tpsa``, ``hbd``, ``hba``, ``rotb`` (rotatable bonds), ``keep`` (bool) and ``reason``.
+``sa``, ``tpsa``, ``hbd``, ``hba``, ``rotb`` (rotatable bonds), ``keep`` (bool; written ``1`` / ``0`` in
+text files, ``keep=1`` / ``keep=0`` on a ``.smi`` line: :mod:`molgen.data.io`) and ``reason``.
 
 ``reason`` lists **every** failed criterion, ``;``-separated, in the order below (empty when kept), so
 a chemist sees all that is wrong with a molecule, not only the first thing:
@@ -126,19 +127,15 @@ def _frame(data: Any, smiles_col: str | None) -> tuple[pd.DataFrame, str]:
     return pd.DataFrame({"smiles": list(data)}), "smiles"
 
 
-def _reference_set(novel_against: Any, policy: Any) -> set[str]:
-    from molgen.chem import standardize
+def _reference_set(novel_against: Any, policy: Any, n_jobs: int = 1) -> Any:
+    """The canonical molecules of ``novel_against`` as 64-bit hashes (:mod:`molgen.data.hashes`):
+    shipped for ``moses:train`` under the default policy (no molecule standardised), else computed once
+    (with a progress bar) and cached on disk for files and catalog names."""
+    from molgen.data.hashes import HashSet, canonical_hashes
 
     if isinstance(novel_against, (set, frozenset)):
         novel_against = list(novel_against)
-    if isinstance(novel_against, pd.Series):
-        novel_against = novel_against.tolist()
-    if isinstance(novel_against, (list, tuple)):
-        return {c for s in novel_against if (c := standardize(s, policy)[0]) is not None}
-    from molgen.data.datamodule import load_canonical
-
-    smiles, _ = load_canonical(novel_against, policy)  # a file or catalog name, cached on disk
-    return set(smiles)
+    return HashSet(canonical_hashes(novel_against, policy, n_jobs=n_jobs))
 
 
 @strict
@@ -164,7 +161,7 @@ def filter_molecules(data: Any, *, smiles_col: str | None = None, valid: bool = 
     rule_names = _as_names(rules, "rules", RULES)
     bounds = _check_ranges(ranges)
     df, col = _frame(data, smiles_col)
-    reference = _reference_set(novel_against, policy) if novel_against is not None else None
+    reference = _reference_set(novel_against, policy, n_jobs) if novel_against is not None else None
 
     n = len(df)
     reasons: list[list[str]] = [[] for _ in range(n)]
@@ -229,6 +226,7 @@ def filter_molecules(data: Any, *, smiles_col: str | None = None, valid: bool = 
     return df
 
 
+@strict
 def summary(df: pd.DataFrame) -> str:
     """``kept 412 of 1000; invalid 30, duplicate 10, pains 5, qed 120`` (a row counts once per criterion)."""
     from collections import Counter

@@ -31,7 +31,8 @@ from molgen.errors import ConfigError, ModelFormatError
 FORMAT = "molgen-model"
 FORMAT_VERSION = 2
 
-__all__ = ["ModelFormatError", "OutputError", "check_writable", "load_pretrained", "read_config", "save_pretrained"]
+__all__ = ["ModelFormatError", "OutputError", "check_writable", "load_pretrained", "read_condition_space", "read_config",
+           "save_pretrained"]
 
 
 def versions() -> dict[str, str]:
@@ -191,6 +192,24 @@ def read_config(path: str | Path) -> dict[str, Any]:
         raise ModelFormatError(f"{path} has the old model format {version} (molgen 0.1 before the contract "
                                f"change); retrain it with this molgen (format {FORMAT_VERSION})")
     return cfg
+
+
+def read_condition_space(path: str | Path):
+    """The :class:`~molgen.conditioning.ConditionSpace` of the model directory ``path`` (None for an
+    unconditional model), read from its ``config.json`` alone: no weights, no torch (``molgen sample``
+    checks a request with it before it loads the model)."""
+    from molgen.conditioning import ConditionSpace
+
+    cfg = read_config(path)
+    spec = (cfg.get("config") or {}).get("condition") if isinstance(cfg.get("config"), dict) else None
+    if not spec:
+        return None
+    if not isinstance(spec, dict):
+        raise ModelFormatError(f"{path}/config.json: the condition space is not a JSON object: {spec!r}")
+    try:
+        return ConditionSpace.from_dict(spec)
+    except ConfigError as e:
+        raise ModelFormatError(f"{path}/config.json: {e}") from None
 
 
 def load_pretrained(path: str | Path, map_location: str = "cpu"):

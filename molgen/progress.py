@@ -1,8 +1,18 @@
 """Progress bars that are quiet where nobody watches them.
 
-On a terminal or in a notebook: an ordinary ``tqdm`` bar. When stderr is a file or a pipe
-(``make quickstart 2> log``, a batch job): at most one plain line per minute, no carriage-return
-spam. ``molgen -q`` (or :func:`set_quiet`) turns every bar off.
+One bar per call, chosen by where the output goes:
+
+* a terminal: an ordinary ``tqdm`` bar;
+* a Jupyter kernel with ``ipywidgets``: a ``tqdm.notebook`` widget that updates in place;
+* a Jupyter kernel without ``ipywidgets``: a plain text bar that redraws one line with carriage
+  returns only (Jupyter renders that in place), refreshed at most twice a second. ``tqdm.auto`` would
+  emit a ``TqdmWarning`` ("IProgress not found") into the cell there: it is never imported then;
+* stderr a file or a pipe (``make quickstart 2> log``, a batch job): at most one plain line per
+  minute, no carriage-return spam.
+
+A bar over an iterable of one item (one batch, one chunk) says nothing and is not drawn.
+
+``molgen -q`` (or :func:`set_quiet`) turns every bar off.
 """
 
 from __future__ import annotations
@@ -12,6 +22,7 @@ from typing import Any
 
 _QUIET = False
 LOG_INTERVAL_S = 60.0  # seconds between lines when the output is not a terminal
+NOTEBOOK_INTERVAL_S = 0.5  # seconds between redraws of a text bar in a notebook without widgets
 
 
 def set_quiet(quiet: bool) -> None:
@@ -20,9 +31,46 @@ def set_quiet(quiet: bool) -> None:
     _QUIET = bool(quiet)
 
 
+def quiet() -> bool:
+    """True after ``set_quiet(True)`` (``molgen -q``)."""
+    return _QUIET
+
+
+def in_notebook() -> bool:
+    """Running in a Jupyter kernel (notebook, lab, VS Code, Colab): IPython's kernel shell is active."""
+    if "ipykernel" not in sys.modules or "IPython" not in sys.modules:
+        return False
+    try:
+        shell = sys.modules["IPython"].get_ipython()
+    except Exception:  # an IPython without get_ipython at the top level
+        return False
+    return shell is not None and hasattr(shell, "kernel")
+
+
+def notebook_widgets() -> bool:
+    """``ipywidgets`` can draw a ``tqdm.notebook`` bar (checked without importing ``tqdm.auto``)."""
+    try:
+        from tqdm import notebook
+    except Exception:
+        return False
+    return getattr(notebook, "IProgress", None) is not None
+
+
 def interactive() -> bool:
     """stderr is a terminal, or we run in a notebook kernel."""
-    return bool(getattr(sys.stderr, "isatty", lambda: False)()) or "ipykernel" in sys.modules
+    return bool(getattr(sys.stderr, "isatty", lambda: False)()) or in_notebook()
+
+
+def bar_kind() -> str:
+    """Which bar :func:`progress_bar` draws now: ``"off"`` (quiet), ``"widget"`` (notebook with
+    ipywidgets), ``"notebook-text"`` (notebook without), ``"terminal"`` or ``"log"`` (a file or pipe)."""
+    if _QUIET:
+        return "off"
+    if in_notebook():
+        return "widget" if notebook_widgets() else "notebook-text"
+    if getattr(sys.stderr, "isatty", lambda: False)():
+        return "terminal"
+    return "log"
 
 
 class _Lines:
@@ -42,18 +90,30 @@ class _Lines:
 
 def progress_bar(iterable: Any = None, *, desc: str | None = None, total: float | None = None,
                  disable: bool = False, **kwargs: Any):
-    """``tqdm(iterable, ...)`` on a terminal; a line per minute at most elsewhere; nothing when quiet."""
-    from tqdm.auto import tqdm
+    """One ``tqdm`` bar for where the output goes (see the module docstring); nothing when quiet."""
+    kind = "off" if disable else bar_kind()
+    steps = total if total is not None else (len(iterable) if hasattr(iterable, "__len__") else None)
+    if iterable is not None and steps is not None and steps <= 1:
+        kind = "off"  # 0/1 -> 1/1 is no progress information
+    if kind == "widget":
+        from tqdm.notebook import tqdm as widget
 
-    disable = disable or _QUIET
-    if not disable and not interactive():
-        from tqdm import tqdm as plain
+        return widget(iterable, desc=desc, total=total, **kwargs)
+    from tqdm import tqdm as plain
 
+    if kind == "log":
         kwargs.setdefault("mininterval", LOG_INTERVAL_S)
         kwargs.setdefault("maxinterval", max(LOG_INTERVAL_S, 10.0))
         kwargs.setdefault("file", _Lines(sys.stderr))
         kwargs.setdefault("ascii", True)
         kwargs.setdefault("dynamic_ncols", False)
         kwargs.setdefault("ncols", 100)
-        return plain(iterable, desc=desc, total=total, **kwargs)
-    return tqdm(iterable, desc=desc, total=total, disable=disable, **kwargs)
+    elif kind == "notebook-text":
+        # one line redrawn with "\r" (never a cursor move: a bar that would sit below another
+        # redraws the same line), not too often: every redraw is a message to the front end
+        kwargs.setdefault("mininterval", NOTEBOOK_INTERVAL_S)
+        kwargs.setdefault("file", sys.stderr)
+        kwargs.setdefault("position", 0)
+        kwargs.setdefault("dynamic_ncols", False)
+        kwargs.setdefault("ncols", 100)
+    return plain(iterable, desc=desc, total=total, disable=kind == "off", **kwargs)

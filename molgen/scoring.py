@@ -1,8 +1,8 @@
 """Score a compound library by likelihood: one output row per input row, never a crash on one row.
 
-Columns: ``input, canonical, status, log_likelihood, nll_per_token, n_tokens, likelihood_kind,
-likelihood_object, likelihood_unit, note``. ``status`` is ``ok``, ``invalid_smiles`` (RDKit cannot
-read it; ``canonical`` empty), ``oov_token:<tok>[,<tok>...]`` (every unknown token), ``too_long``,
+Columns: ``input, canonical, standardized, status, log_likelihood, nll_per_token, n_tokens,
+likelihood_kind, likelihood_object, likelihood_unit, note``. ``status`` is ``ok``, ``invalid_smiles``
+(RDKit cannot read it; ``canonical`` empty), ``oov_token:<tok>[,<tok>...]`` (every unknown token), ``too_long``,
 ``unrepresentable`` (a valid molecule the representation cannot write, e.g. a dative bond in SELFIES;
 ``canonical`` kept) or ``error`` (reason in ``note``). ``note`` says why in words: the elements the
 model never saw, the fragments stripped, the token count over ``max_len``. ``log_likelihood`` is log p
@@ -10,10 +10,19 @@ model never saw, the fragments stripped, the token count over ``max_len``. ``log
 secondary diagnostic (not comparable across representations). The label columns come from
 ``model.likelihood_label(kind)``, the same object as everywhere else; the DataFrame also carries it
 in ``df.attrs["likelihood"]``. Files keep their ID column (``keep_cols``), placed first.
+
+By default the scored object is the input molecule under the model's policy (strict). On request
+(``strip_stereo``, ``neutralize``, ``strip_isotopes``, or ``standardize="like-training"``: what the
+model's vocabulary cannot write) the molecule is standardised first; ``standardized`` says per row
+what that changed (``""``, ``"stereo"``, ``"stereo,charge"``, ...: the names of
+:data:`molgen.chem.STANDARDIZATIONS`, in that order). Tokens in statuses and notes are spelt as
+SMILES atoms whatever the representation (``[O-]``, not SELFIES ``[O-1]``), and an ``oov_token`` note
+names the option that would score the row.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import re
@@ -26,14 +35,19 @@ import numpy as np
 import pandas as pd
 import torch
 
-from molgen.chem import Status, standardize
-from molgen.errors import ConfigError, OOVError, TokenizeError, TooLongError, row_status
+from molgen.chem import STANDARDIZATIONS, Status, restandardize, standardize
+from molgen.errors import ConfigError, OOVError, TokenizeError, TooLongError, check_choice, row_status, strict
+from molgen.tokenizers.base import token_writes
 
 log = logging.getLogger(__name__)
-COLUMNS = ["input", "canonical", "status", "log_likelihood", "nll_per_token", "n_tokens", "likelihood_kind",
-           "likelihood_object", "likelihood_unit", "note"]
+COLUMNS = ["input", "canonical", "standardized", "status", "log_likelihood", "nll_per_token", "n_tokens",
+           "likelihood_kind", "likelihood_object", "likelihood_unit", "note"]
 _ORGANIC = {"B", "C", "N", "O", "S", "P", "F", "I", "Cl", "Br", "b", "c", "n", "o", "s", "p"}
 _ATOM = re.compile(r"^\[?[=#/\\:~$-]*\d*([A-Z][a-z]?|[a-z][a-z]?)")
+#: the ``score`` option of each standardisation (the ``standardized`` column's names)
+OPTIONS = {"stereo": "strip_stereo", "charge": "neutralize", "isotope": "strip_isotopes"}
+#: ``standardize=`` modes (None: only the options given)
+STANDARDIZE_MODES = ("like-training",)
 
 
 @lru_cache(maxsize=4096)
@@ -83,6 +97,60 @@ def _unseen_elements(model, canonical: str) -> list[str]:
     return sorted({a.GetSymbol() for a in mol.GetAtoms()} - known - {"*"})
 
 
+def like_training(model) -> tuple[str, ...]:
+    """The standardisations ``standardize="like-training"`` applies: those the model's tokenizer vocabulary
+    cannot write (no chiral / directional-bond token: stereo; no charged atom: charge; no isotope: isotope).
+
+    Derived from the vocabulary, which every saved string model carries (the training data may not ship
+    with it); a shipped MOSES model gets all three."""
+    tok = getattr(model, "representation", None)
+    if tok is None or not hasattr(tok, "expressible"):
+        raise ConfigError(f'standardize="like-training" reads a tokenizer vocabulary; model {model.name!r} '
+                          f"has none: pass strip_stereo / neutralize / strip_isotopes instead")
+    can = tok.expressible()
+    return tuple(c for c in STANDARDIZATIONS if c not in can)
+
+
+def standardizations(model, *, strip_stereo: bool = False, neutralize: bool = False,
+                     strip_isotopes: bool = False, standardize: str | None = None) -> tuple[str, ...]:
+    """The standardisations the ``score`` options ask for (validated), in :data:`STANDARDIZATIONS` order;
+    ``standardize="like-training"`` adds :func:`like_training`'s."""
+    given = {"stereo": strip_stereo, "charge": neutralize, "isotope": strip_isotopes}
+    for change, value in given.items():
+        if not isinstance(value, bool):
+            raise ConfigError(f"{OPTIONS[change]} must be True or False, got {value!r}")
+    check_choice("standardize", standardize, [None, *STANDARDIZE_MODES])
+    asked = {c for c, v in given.items() if v}
+    if standardize == "like-training":
+        asked.update(like_training(model))
+    return tuple(c for c in STANDARDIZATIONS if c in asked)
+
+
+def _spell(model, tokens: Sequence[str]) -> list[str]:
+    """OOV tokens spelt as SMILES atoms (``[O-1]`` -> ``[O-]``), each once, in order."""
+    spell = getattr(getattr(model, "representation", None), "smiles_spelling", None)
+    return list(dict.fromkeys(spell(t) if spell else t for t in tokens))
+
+
+def _suggestion(model, canonical: str, tokens: Sequence[str], applied: Sequence[str]) -> str:
+    """``"--strip-stereo (strip_stereo=True) would score it"`` when the options not applied yet that bear
+    on the unknown ``tokens`` would score the row (checked by featurizing again), else ``""``."""
+    bearing = set().union(*(token_writes(t) for t in tokens))
+    candidates = [c for c in STANDARDIZATIONS if c in bearing and c not in applied]
+    for k in range(1, len(candidates) + 1):
+        for combo in itertools.combinations(candidates, k):
+            new, done = restandardize(canonical, combo, model.policy)
+            if new is None or len(done) != len(combo):
+                continue  # an option that changes nothing is never suggested
+            try:
+                model.featurize(new)
+            except Exception:
+                continue
+            flags = " ".join("--" + OPTIONS[c].replace("_", "-") for c in combo)
+            return f"{flags} ({', '.join(f'{OPTIONS[c]}=True' for c in combo)}) would score it"
+    return ""
+
+
 def _fragments_note(smiles: str) -> str:
     n = smiles.count(".") + 1
     return f"largest of {n} fragments kept" if n > 1 else ""
@@ -98,9 +166,11 @@ def as_smiles_list(smiles: Any, what: str = "smiles") -> list[str | None]:
     return list(smiles)
 
 
-def _prepare(model, smiles: str | None) -> tuple[str | None, str, Any, int, str]:
-    """(canonical, status, features, n_tokens, note) for one input row; status and canonical agree:
-    ``invalid_smiles`` has no canonical, every other status has one."""
+def _prepare(model, smiles: str | None, changes: Sequence[str] = ()
+             ) -> tuple[str | None, str, Any, int, str, tuple[str, ...]]:
+    """(canonical, status, features, n_tokens, note, changed) for one input row; status and canonical
+    agree: ``invalid_smiles`` has no canonical, every other status has one. ``changes``: the
+    standardisations to apply (:func:`standardizations`); ``changed``: those that changed the molecule."""
     canonical, status = standardize(smiles, model.policy)
     if status is not Status.OK:
         if status is Status.TOO_LONG:
@@ -109,29 +179,38 @@ def _prepare(model, smiles: str | None) -> tuple[str | None, str, Any, int, str]
             note = "empty"
         else:
             note = "RDKit cannot read it"
-        return None, status.value, None, 0, note
+        return None, status.value, None, 0, note, ()
     note = _fragments_note(smiles) if isinstance(smiles, str) else ""
+    changed: tuple[str, ...] = ()
+    if changes:
+        new, changed = restandardize(canonical, changes, model.policy)
+        if new is None:
+            return canonical, "error", None, 0, _join(note, f"standardizing ({', '.join(changes)}) failed"), ()
+        canonical = new
     try:
         feats = model.featurize(canonical)
     except (KeyError, ValueError) as e:  # OOVError / TooLongError / TokenizeError, or an exotic failure
         if isinstance(e, TokenizeError):  # valid chemistry the representation cannot write
-            return canonical, "unrepresentable", None, 0, _join(note, str(e))
-        status = row_status(e)
+            return canonical, "unrepresentable", None, 0, _join(note, str(e)), changed
         if isinstance(e, OOVError):
+            spelled = _spell(model, e.tokens)
             unseen = _unseen_elements(model, canonical)
-            why = f"token(s) {', '.join(e.tokens)} not in the vocabulary"
+            why = f"token(s) {', '.join(spelled)} not in the vocabulary"
             if unseen:
                 why = f"element(s) {', '.join(unseen)} never seen in training; " + why
-            return canonical, status, None, 0, _join(note, why)
+            hint = _suggestion(model, canonical, e.tokens, changes)
+            return canonical, row_status(OOVError(spelled)), None, 0, _join(note, why, hint), changed
+        status = row_status(e)
         if isinstance(e, TooLongError):
-            return canonical, status, None, 0, _join(note, f"{e.n_tokens} tokens > max_len {e.max_len}")
+            return (canonical, status, None, 0, _join(note, f"{e.n_tokens} tokens > max_len {e.max_len}"),
+                    changed)
         log.warning("featurize failed for %r: %s", smiles, e)
-        return canonical, status, None, 0, _join(note, f"{type(e).__name__}: {e}")
+        return canonical, status, None, 0, _join(note, f"{type(e).__name__}: {e}"), changed
     except Exception as e:  # featurizer bug on exotic input: keep the row, say error
         log.warning("featurize failed for %r: %s", smiles, e)
-        return canonical, "error", None, 0, _join(note, f"{type(e).__name__}: {e}")
+        return canonical, "error", None, 0, _join(note, f"{type(e).__name__}: {e}"), changed
     n_tok = len(feats) + 1 if isinstance(feats, (list, tuple)) else int(getattr(feats, "n_tokens", 0))
-    return canonical, "ok", feats, n_tok, note
+    return canonical, "ok", feats, n_tok, note, changed
 
 
 def _join(*parts: str) -> str:
@@ -147,21 +226,29 @@ def _score_batch(model, feats: list[Any], kind: str | None, condition: dict[str,
     return model.log_likelihood(batch, kind=kind).double().cpu().numpy()
 
 
+@strict
 def score_smiles(model, smiles: Sequence[str | None], *, batch_size: int = 256, progress: bool = False,
-                 kind: str | None = None, condition: dict[str, float] | None = None) -> pd.DataFrame:
+                 kind: str | None = None, condition: dict[str, float] | None = None, strip_stereo: bool = False,
+                 neutralize: bool = False, strip_isotopes: bool = False,
+                 standardize: str | None = None) -> pd.DataFrame:
     """Row-aligned likelihood table for ``smiles`` (see module docstring); a Series keeps its index.
-    With ``condition`` (conditional models) the numbers are log p(x | c), said in a ``condition`` column."""
+    With ``condition`` (conditional models) the numbers are log p(x | c), said in a ``condition`` column.
+    ``strip_stereo`` / ``neutralize`` / ``strip_isotopes`` / ``standardize="like-training"``: standardise
+    each molecule first (:func:`standardizations`); the ``standardized`` column says what changed."""
     model.require("log_likelihood")
     label = model.likelihood_label(kind)  # validates kind before any work
+    changes = standardizations(model, strip_stereo=strip_stereo, neutralize=neutralize,
+                               strip_isotopes=strip_isotopes, standardize=standardize)
     if condition is not None:
-        condition, _ = model.check_condition(condition, None)
+        # a score is log p(x | c) at any c (no samples drawn): far-out targets warn, never refuse
+        condition, _ = model.check_condition(condition, None, extrapolate=True)
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
     index = smiles.index if isinstance(smiles, pd.Series) else None
     smiles = as_smiles_list(smiles)
     was_training = model.training
     model.eval()
-    rows = [_prepare(model, s) for s in smiles]
+    rows = [_prepare(model, s, changes) for s in smiles]
     ll = np.full(len(rows), np.nan)
     ok = [i for i, r in enumerate(rows) if r[1] == "ok"]
     # Sort by length so batches carry little padding; results go back to their rows.
@@ -198,11 +285,13 @@ def score_smiles(model, smiles: Sequence[str | None], *, batch_size: int = 256, 
     with np.errstate(invalid="ignore", divide="ignore"):
         per_tok = np.where(n_tok > 0, -ll / np.maximum(n_tok, 1), np.nan)
     df = pd.DataFrame({
-        "input": smiles, "canonical": [r[0] for r in rows], "status": status,
+        "input": smiles, "canonical": [r[0] for r in rows], "standardized": [",".join(r[5]) for r in rows],
+        "status": status,
         "log_likelihood": ll, "nll_per_token": per_tok, "n_tokens": n_tok, "likelihood_kind": label.kind,
         "likelihood_object": label.object, "likelihood_unit": label.unit, "note": notes,
     }, columns=COLUMNS, index=index)
     df.attrs["likelihood"] = label.to_dict()
+    df.attrs["standardize"] = list(changes)  # what was asked; the column says what each row needed
     if condition is not None:
         df["condition"] = condition_text(condition)
         df.attrs["condition"] = dict(condition)
@@ -225,32 +314,44 @@ def with_kept_columns(scores: pd.DataFrame, extra: pd.DataFrame | None) -> pd.Da
     return out
 
 
+@strict
 def iter_score_chunks(model, source: str | Path | Sequence[str | None], *, smiles_col: str | None = None,
                       chunk_size: int = 10_000, batch_size: int = 256, kind: str | None = None,
                       condition: dict[str, float] | None = None, keep_cols: str | Sequence[str] | None = None,
-                      select: Any = None) -> Iterator[tuple[int, pd.DataFrame | None]]:
+                      select: Any = None, strip_stereo: bool = False, neutralize: bool = False,
+                      strip_isotopes: bool = False,
+                      standardize: str | None = None) -> Iterator[tuple[int, pd.DataFrame | None]]:
     """(chunk index, scores) for every chunk of ``source``; chunks that ``select(index)`` rejects are
-    read but not scored (``None``): how shards and resumed runs skip work without losing the order."""
+    read but not scored (``None``): how shards and resumed runs skip work without losing the order.
+    The standardisation options are :func:`score_smiles`'s."""
     from molgen.data.io import iter_table_batches
 
+    std = {"strip_stereo": strip_stereo, "neutralize": neutralize, "strip_isotopes": strip_isotopes,
+           "standardize": standardize}
+    standardizations(model, **std)  # a bad option fails before the file is read
     for i, (chunk, extra) in enumerate(iter_table_batches(source, smiles_col, batch_size=chunk_size,
                                                           keep_cols=keep_cols)):
         if select is not None and not select(i):
             yield i, None
             continue
-        df = score_smiles(model, chunk, batch_size=batch_size, kind=kind, condition=condition)
+        df = score_smiles(model, chunk, batch_size=batch_size, kind=kind, condition=condition, **std)
         yield i, with_kept_columns(df, extra)
 
 
+@strict
 def iter_score_file(model, source: str | Path, *, smiles_col: str | None = None, chunk_size: int = 10_000,
                     batch_size: int = 256, kind: str | None = None, condition: dict[str, float] | None = None,
-                    keep_cols: str | Sequence[str] | None = None) -> Iterator[pd.DataFrame]:
+                    keep_cols: str | Sequence[str] | None = None, strip_stereo: bool = False,
+                    neutralize: bool = False, strip_isotopes: bool = False,
+                    standardize: str | None = None) -> Iterator[pd.DataFrame]:
     """Stream a file through the model chunk by chunk (memory stays flat on huge libraries).
 
     ``keep_cols``: the input's columns carried into every row (None: an ID column / the ``.smi`` name;
-    ``"all"``, ``"none"`` or names)."""
+    ``"all"``, ``"none"`` or names). The standardisation options are :func:`score_smiles`'s."""
     for _, df in iter_score_chunks(model, source, smiles_col=smiles_col, chunk_size=chunk_size,
-                                   batch_size=batch_size, kind=kind, condition=condition, keep_cols=keep_cols):
+                                   batch_size=batch_size, kind=kind, condition=condition, keep_cols=keep_cols,
+                                   strip_stereo=strip_stereo, neutralize=neutralize,
+                                   strip_isotopes=strip_isotopes, standardize=standardize):
         yield df
 
 

@@ -15,8 +15,11 @@ Local processes (``devices``) are spawned (never forked after torch has started 
 shared file system; the shard that completes the set does the merge (an exclusive lock file decides).
 
 **Sampling.** ``n`` molecules split into ``n_shards`` shards of ``n // n_shards`` (+1 for the first
-``n % n_shards``); shard ``k`` draws with seed :func:`shard_seed` ``(seed, k)``, so shards draw disjoint
-streams and the file depends on ``(seed, n_shards)`` only, not on how many processes ran the shards.
+``n % n_shards``); shard ``k`` draws molecules ``start_k .. start_k + n_k - 1`` of the run
+(:func:`shard_starts`) with the run's seed, each molecule from its own random stream keyed by
+``(seed, global index)`` (:class:`~molgen.rowrandom.RowRandom`). So the table is the one
+``model.sample(n, seed=seed)`` gives in one process: it depends on ``seed`` only, not on the number of
+shards or of processes.
 """
 
 from __future__ import annotations
@@ -39,16 +42,16 @@ log = logging.getLogger(__name__)
 PART = "chunk-{:07d}.parquet"
 
 
-# --- seeds ---------------------------------------------------------------------------------------
-def shard_seed(seed: int, shard: int) -> int:
-    """The seed of shard ``shard`` of a run seeded ``seed``: a hash of both (disjoint, reproducible)."""
-    h = hashlib.sha256(f"molgen-shard:{int(seed)}:{int(shard)}".encode()).digest()
-    return int.from_bytes(h[:8], "little") >> 2  # < 2**62, like the seeds molgen draws itself
-
-
+# --- shards of a sampling run ---------------------------------------------------------------------
 def shard_sizes(n: int, n_shards: int) -> list[int]:
     """Molecules per shard: ``n // n_shards``, one more for the first ``n % n_shards`` shards."""
     return [n // n_shards + (k < n % n_shards) for k in range(n_shards)]
+
+
+def shard_starts(n: int, n_shards: int) -> list[int]:
+    """The global index of each shard's first molecule (shards are consecutive ranges, in order)."""
+    sizes = shard_sizes(n, n_shards)
+    return [sum(sizes[:k]) for k in range(n_shards)]
 
 
 # --- parts ---------------------------------------------------------------------------------------
@@ -257,19 +260,30 @@ def score_file(model, model_path: str | Path, source: str | Path, out: str | Pat
 
 
 # --- sampling ------------------------------------------------------------------------------------
-def sample_shard(model, n: int, shard: int, seed: int, **options: Any) -> pd.DataFrame:
-    """Shard ``shard``'s molecules as a table (``SampleResult.to_frame``), drawn with its own seed."""
-    res = model.sample(n, seed=shard_seed(seed, shard), **options)
+def sample_shard(model, n: int, start: int, seed: int, **options: Any) -> pd.DataFrame:
+    """Molecules ``start .. start + n - 1`` of a run seeded ``seed`` as a table (``SampleResult.to_frame``):
+    the rows ``model.sample(start + n, seed=seed)`` has there."""
+    res = model.sample(n, seed=seed, start=start, **options)
     df = res.to_frame()
     df.attrs = {}
+    return df
+
+
+def _with_run_ids(df: pd.DataFrame) -> pd.DataFrame:
+    """The merged shards' ``id`` column numbered over the whole run (the ids of one unsharded draw)."""
+    from molgen.data.io import row_ids
+
+    if "id" in df.columns:
+        df["id"] = row_ids(len(df))
     return df
 
 
 def sample_sharded(model, n: int, *, seed: int, n_shards: int, processes: int = 1,
                    model_path: str | Path | None = None, device: str = "cpu", threads: int | None = None,
                    **options: Any) -> pd.DataFrame:
-    """``n`` samples drawn as ``n_shards`` shards (seeds from :func:`shard_seed`) by ``processes``
-    processes; the table is the same for any number of processes (same ``seed`` and ``n_shards``)."""
+    """``n`` samples drawn as ``n_shards`` shards (consecutive row ranges, :func:`shard_starts`) by
+    ``processes`` processes; the table is ``model.sample(n, seed=seed)``'s for any number of shards and
+    processes."""
     import multiprocessing as mp
     import tempfile
 
@@ -280,10 +294,10 @@ def sample_sharded(model, n: int, *, seed: int, n_shards: int, processes: int = 
         raise ConfigError(f"the number of shards must be a positive integer, got {n_shards!r}")
     if not isinstance(processes, int) or not 1 <= processes <= n_shards:
         raise ConfigError(f"processes must be an integer in [1, {n_shards}] (the number of shards), got {processes!r}")
-    sizes = shard_sizes(n, n_shards)
+    sizes, starts = shard_sizes(n, n_shards), shard_starts(n, n_shards)
     if processes == 1:
-        frames = [sample_shard(model, sizes[k], k, seed, **options) for k in range(n_shards)]
-        return pd.concat(frames, ignore_index=True)
+        frames = [sample_shard(model, sizes[k], starts[k], seed, **options) for k in range(n_shards)]
+        return _with_run_ids(pd.concat(frames, ignore_index=True))
     if model_path is None:
         raise ConfigError("sampling in several processes needs the model directory (model_path)")
     threads = threads or max(1, torch.get_num_threads() // processes)
@@ -301,14 +315,14 @@ def sample_sharded(model, n: int, *, seed: int, n_shards: int, processes: int = 
         torch.set_num_threads(threads)
         try:
             for k in mine:
-                _write_part(sample_shard(model, sizes[k], k, seed, **options), paths[k])
+                _write_part(sample_shard(model, sizes[k], starts[k], seed, **options), paths[k])
         finally:
             torch.set_num_threads(old)
             for p in procs:
                 p.join()
         if any(p.exitcode != 0 for p in procs):
             raise RuntimeError("a sampling process failed (see its message above)")
-        return pd.concat([pq.read_table(p).to_pandas() for p in paths], ignore_index=True)
+        return _with_run_ids(pd.concat([pq.read_table(p).to_pandas() for p in paths], ignore_index=True))
 
 
 def _sample_group(model_path: str, device: str, threads: int, sizes: Sequence[int], first: int, step: int,
@@ -319,5 +333,6 @@ def _sample_group(model_path: str, device: str, threads: int, sizes: Sequence[in
     from molgen.api import load
 
     model = load(model_path, map_location=device).to(device)
+    starts = [sum(sizes[:k]) for k in range(len(sizes))]
     for k in range(first, len(sizes), step):
-        _write_part(sample_shard(model, sizes[k], k, seed, **options), Path(paths[k]))
+        _write_part(sample_shard(model, sizes[k], starts[k], seed, **options), Path(paths[k]))

@@ -45,7 +45,7 @@ def test_sample_writes_n_lines(model_dir, tmp_path):
     assert out2.read_text().splitlines() == lines
     csv = tmp_path / "s.csv"
     main(["sample", "--model", str(model_dir), "-n", "5", "-o", str(csv), "-q"])
-    assert list(pd.read_csv(csv).columns[:3]) == ["smiles", "canonical", "valid"]
+    assert list(pd.read_csv(csv).columns[:4]) == ["id", "smiles", "canonical", "valid"]
 
 
 def test_score_keeps_every_row_in_order(model_dir, tmp_path, tiny_train_smiles):

@@ -35,13 +35,17 @@ TINY_CONDITION = {"names": ["qed", "logp"], "mean": [0.7, 2.5], "std": [0.1, 1.0
 #: every family, and every family that can be conditioned once more as "<name>+cond"
 FAMILIES = MODELS.names() + [f"{n}+cond" for n in MODELS.names()
                              if "condition" in MODELS.get(n).config_class.field_names()]
+#: configurations of one family that take other code paths: "<name>+<variant>[+cond]"
+VARIANTS = {"block": {"block_size": 4}}  # block diffusion (KV-cache sampler, exact-over-blocks bound)
+FAMILIES += ["diffusion+block", "diffusion+block+cond"]
 
 
 @pytest.fixture(params=FAMILIES)
 def model(request, tokenizer):
     torch.manual_seed(0)
-    name, _, cond = request.param.partition("+")
-    args = {**TINY_MODEL_ARGS[name], "max_len": 60, **({"condition": TINY_CONDITION} if cond else {})}
+    name, *variants = request.param.split("+")
+    args = {**TINY_MODEL_ARGS[name], "max_len": 60, **({"condition": TINY_CONDITION} if "cond" in variants else {}),
+            **{k: v for var in variants for k, v in VARIANTS.get(var, {}).items()}}
     cls = MODELS.get(name)
     nested = {}
     if "autoencoder" in cls.nested:  # a family that holds a trained autoencoder (the GAN) gets a tiny VAE
@@ -68,7 +72,7 @@ def test_conditional_models_sample_score_and_label_guidance(model, tiny_train_sm
     with pytest.raises(ConfigError, match=">= 0"):
         model.sample(2, condition=c, guidance=-1)
     with pytest.warns(UserWarning, match=r"outside the training range \[0.2, 0.95\]"):
-        model.sample(2, condition={"qed": 2.0})
+        model.sample(2, condition={"qed": 1.0})  # 0.5 sd out: warned; 1 sd or more: refused
     if "log_likelihood" in model.capabilities:
         cond = model.score(tiny_train_smiles[:4], condition=c)
         uncond = model.score(tiny_train_smiles[:4])
@@ -255,10 +259,10 @@ class _Implicit(GenerativeModel):
         super().__init__(config, representation=representation, policy=policy or DEFAULT_POLICY)
         self.w = torch.nn.Parameter(torch.zeros(config.n_choices))
 
-    def _sample(self, n, *, temperature, generator, condition, guidance):
+    def _sample(self, n, *, temperature, rng, condition, guidance, constrain=None):
         from rdkit import Chem
 
-        pick = torch.randint(self.config.n_choices, (n,), generator=generator)
+        pick = rng.categorical(torch.ones(n, self.config.n_choices), 0)
         return [Chem.MolFromSmiles(["CCO", "c1ccccc1", "CC(=O)O"][i]) for i in pick.tolist()], None
 
 
@@ -277,8 +281,8 @@ class _Holder(GenerativeModel):
         self.inner = inner
         self.scale = torch.nn.Parameter(torch.tensor([2.5]))
 
-    def _sample(self, n, *, temperature, generator, condition, guidance):
-        return self.inner._sample(n, temperature=temperature, generator=generator, condition=None, guidance=None)
+    def _sample(self, n, *, temperature, rng, condition, guidance, constrain=None):
+        return self.inner._sample(n, temperature=temperature, rng=rng, condition=None, guidance=None)
 
 
 def test_a_family_without_likelihood_refuses_with_a_reason(tmp_path, capsys):

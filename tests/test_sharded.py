@@ -13,7 +13,7 @@ import sys
 import pandas as pd
 import pytest
 
-from molgen.sharding import score_file, shard_seed, shard_sizes
+from molgen.sharding import score_file, shard_sizes, shard_starts
 from tests.conftest import ROOT
 
 
@@ -32,23 +32,29 @@ def library(tmp_path, tiny_train_smiles):
     return src, rows
 
 
-def test_shard_seeds_are_disjoint_and_reproducible():
-    seeds = [shard_seed(7, k) for k in range(64)]
-    assert len(set(seeds)) == 64 and seeds == [shard_seed(7, k) for k in range(64)]
-    assert not set(seeds) & {shard_seed(8, k) for k in range(64)}
-    assert all(0 <= s < 2**62 for s in seeds)
+def test_shards_are_consecutive_row_ranges():
     assert shard_sizes(10, 3) == [4, 3, 3] and sum(shard_sizes(1001, 7)) == 1001
+    assert shard_starts(10, 3) == [0, 4, 7] and shard_starts(5, 1) == [0]
+    sizes, starts = shard_sizes(1001, 7), shard_starts(1001, 7)
+    assert [a + n for a, n in zip(starts, sizes)] == [*starts[1:], 1001]
 
 
-def test_sharded_sampling_is_reproducible_and_draws_each_shard_from_its_seed(trained_transformer):
+def test_sharded_sampling_is_the_unsharded_sample(trained_transformer):
     from molgen.sharding import sample_sharded
 
     a = sample_sharded(trained_transformer, 30, seed=5, n_shards=3, batch_size=8)
     b = sample_sharded(trained_transformer, 30, seed=5, n_shards=3, batch_size=8)
     pd.testing.assert_frame_equal(a, b)
     assert len(a) == 30
-    first = trained_transformer.sample(10, seed=shard_seed(5, 0), batch_size=8)
-    assert a.smiles.tolist()[:10] == first.smiles
+    whole = trained_transformer.sample(30, seed=5, batch_size=8)
+    def plain(df):  # missing values as None in every column (concatenated shards may type them otherwise)
+        return df.astype(object).where(df.notna(), None)
+
+    # shards draw the rows of one process's sample
+    pd.testing.assert_frame_equal(plain(a), plain(whole.to_frame()), check_exact=False)
+    assert sample_sharded(trained_transformer, 30, seed=5, n_shards=4, batch_size=5).smiles.tolist() == whole.smiles
+    second = trained_transformer.sample(10, seed=5, start=10, batch_size=3)
+    assert a.smiles.tolist()[10:20] == second.smiles
     assert a.smiles.tolist()[:10] != a.smiles.tolist()[10:20]  # shards are different draws
     with pytest.raises(ValueError, match="processes must be"):
         sample_sharded(trained_transformer, 30, seed=5, n_shards=2, processes=3)
@@ -98,3 +104,7 @@ def test_two_processes_score_and_sample_the_single_process_files(model_dir, libr
     assert s1.returncode == 0, s1.stderr[-2000:]
     assert (tmp_path / "s2.csv").read_bytes() == (tmp_path / "s1.csv").read_bytes()
     assert len(pd.read_csv(tmp_path / "s2.csv")) == 50
+    s0 = _cli([*sample, "-o", str(tmp_path / "s0.csv")], tmp_path)  # one process, no shards: the same molecules
+    assert s0.returncode == 0, s0.stderr[-2000:]
+    read = lambda p: pd.read_csv(p, keep_default_na=False).smiles.tolist()  # noqa: E731
+    assert read(tmp_path / "s0.csv") == read(tmp_path / "s2.csv")

@@ -2,11 +2,13 @@
 
 from molgen.chem.policy import (
     DEFAULT_POLICY,
+    STANDARDIZATIONS,
     Policy,
     Status,
     canonicalize,
     canonicalize_many,
     mol_to_smiles,
+    restandardize,
     standardize,
     standardize_mol,
     to_mol,
@@ -15,12 +17,14 @@ from molgen.chem.rdlog import quiet_rdkit
 
 __all__ = [
     "DEFAULT_POLICY",
+    "STANDARDIZATIONS",
     "Policy",
     "Status",
     "canonicalize",
     "canonicalize_many",
     "mol_to_smiles",
     "quiet_rdkit",
+    "restandardize",
     "standardize",
     "standardize_mol",
     "to_mol",

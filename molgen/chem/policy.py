@@ -12,6 +12,9 @@ Policy (written down once, stored in every saved model's metadata):
 
 The MOSES data has no stereo, salts or charges beyond real ones, so this default reproduces MOSES
 canonical strings exactly.
+
+Scoring can apply more on request, one named step at a time (:func:`restandardize`, the names of
+:data:`STANDARDIZATIONS`), and reports which ones changed each molecule.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from rdkit import Chem
 from rdkit.Chem.MolStandardize import rdMolStandardize
 
 from molgen.chem.rdlog import quiet_rdkit
+from molgen.errors import OptionError, strict
 
 MAX_SMILES_CHARS = 10_000  # longer inputs are refused before RDKit sees them (hostile input guard)
 #: a SMILES is printable ASCII without spaces; anything else (an inner space or tab, Unicode, control
@@ -54,8 +58,14 @@ class Policy:
         return asdict(self)
 
     @classmethod
+    @strict
     def from_dict(cls, d: dict) -> Policy:
-        return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
+        """A policy from its ``to_dict`` form; an unknown switch is an error that lists the known ones."""
+        unknown = sorted(set(d) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise OptionError(f"unknown policy switch(es) {', '.join(unknown)}; accepted: "
+                              f"{', '.join(cls.__dataclass_fields__)}")
+        return cls(**d)
 
     @property
     def key(self) -> str:
@@ -63,8 +73,16 @@ class Policy:
         return "".join(f"{k[0]}{int(v)}" for k, v in sorted(self.to_dict().items()))
 
 
+Policy.__init__ = strict(Policy.__init__)  # type: ignore[method-assign]  # unknown switches list the known ones
+
+
 DEFAULT_POLICY = Policy()
 _uncharger = None
+
+#: the standardisations scoring can apply on request, in the fixed order of the score table's
+#: ``standardized`` column: "stereo" (stereo removed), "charge" (neutralised where a neutral form
+#: exists), "isotope" (isotope labels removed)
+STANDARDIZATIONS = ("stereo", "charge", "isotope")
 
 
 def to_mol(smiles: str | None):
@@ -130,6 +148,67 @@ def mol_to_smiles(mol, policy: Policy = DEFAULT_POLICY) -> str | None:
             return Chem.MolToSmiles(mol, isomericSmiles=policy.keep_stereo or policy.keep_isotopes)
         except Exception:
             return None
+
+
+def _get_uncharger():
+    global _uncharger
+    if _uncharger is None:
+        _uncharger = rdMolStandardize.Uncharger()
+    return _uncharger
+
+
+def _strip_isotopes(mol):
+    mol = Chem.Mol(mol)
+    for atom in mol.GetAtoms():
+        atom.SetIsotope(0)
+    Chem.AssignStereochemistry(mol, cleanIt=True, force=True)  # a centre that was chiral only by its label
+    return mol
+
+
+def _strip_stereo(mol):
+    mol = Chem.Mol(mol)
+    Chem.RemoveStereochemistry(mol)
+    return mol
+
+
+# applied in this order (charges first, as the policy does); reported in STANDARDIZATIONS order
+_STEPS = (("charge", lambda mol: _get_uncharger().uncharge(mol)), ("isotope", _strip_isotopes),
+          ("stereo", _strip_stereo))
+
+
+def restandardize(canonical: str, changes: Iterable[str], policy: Policy = DEFAULT_POLICY
+                  ) -> tuple[str | None, tuple[str, ...]]:
+    """``canonical`` with the asked :data:`STANDARDIZATIONS` applied, canonical again under ``policy``,
+    and the ones that changed the molecule (in :data:`STANDARDIZATIONS` order); ``(None, ())`` when
+    RDKit fails. Neutralising uses RDKit's ``rdMolStandardize.Uncharger``: charged acids and amines
+    become neutral, a genuinely charged species (quaternary ammonium, a nitro group) stays as it is.
+
+    Why: a library may hold what a model's training data lacked (stereo, salts' charged forms,
+    labelled atoms); scoring the standardised molecule is the user's explicit, reported choice."""
+    from molgen.errors import check_options
+
+    changes = set(changes)
+    check_options("standardizations", changes, STANDARDIZATIONS)
+    mol = to_mol(canonical)
+    if mol is None:
+        return None, ()
+    done = []
+    with quiet_rdkit():
+        try:
+            before = Chem.MolToSmiles(mol)
+            for name, step in _STEPS:
+                if name in changes:
+                    mol = step(mol)
+                    after = Chem.MolToSmiles(mol)
+                    if after != before:
+                        done.append(name)
+                    before = after
+        except Exception:
+            return None, ()
+    out, status = standardize(before, policy)
+    if status is not Status.OK:
+        return None, ()
+    return out, tuple(c for c in STANDARDIZATIONS if c in done)
 
 
 def standardize(smiles: str | None, policy: Policy = DEFAULT_POLICY) -> tuple[str | None, Status]:

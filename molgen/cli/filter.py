@@ -4,7 +4,11 @@ property ranges, drug-likeness rules); every row is written with ``keep`` and ``
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
+import time
+
+log = logging.getLogger(__name__)
 
 # property -> (CLI flag stem, help name)
 _RANGE_FLAGS = {"qed": "QED", "logp": "Crippen logP", "mw": "molecular weight", "sa": "SA score",
@@ -23,7 +27,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="drug-likeness rule (repeatable)")
     p.add_argument("--keep-invalid", action="store_true", help="do not remove invalid SMILES")
     p.add_argument("--keep-duplicates", action="store_true", help="do not remove repeated molecules")
-    p.add_argument("--n-jobs", type=int, default=1, help="worker processes for the properties (large files)")
+    p.add_argument("--n-jobs", type=int, default=1,
+                   help="worker processes for the properties (large files) and for standardising a "
+                        "--novel-against set that has no shipped or cached hashes")
     p.add_argument("--only-kept", action="store_true",
                    help="write only the molecules that pass (default: every row, with keep and reason)")
     for key, name in _RANGE_FLAGS.items():
@@ -43,9 +49,13 @@ def run(args: argparse.Namespace) -> int:
         if lo is not None or hi is not None:
             ranges[key] = (lo, hi)
     df = read_table(args.input, smiles_col=args.smiles_col)
+    t0 = time.perf_counter()
+    log.info("filtering %d rows of %s%s", len(df), args.input,
+             f" (novelty against {args.novel_against})" if args.novel_against else "")
     out = filter_molecules(df, smiles_col=args.smiles_col, valid=not args.keep_invalid,
                            unique=not args.keep_duplicates, novel_against=args.novel_against, alerts=alerts,
                            ranges=ranges, rules=args.rule or (), n_jobs=args.n_jobs)
+    log.info("filtered %d rows in %.1f s", len(out), time.perf_counter() - t0)
     write_molecules(out[out.keep] if args.only_kept else out, args.output, smiles_col=args.smiles_col)
     if not args.quiet:
         print(f"{summary(out)} -> {args.output}", file=sys.stderr)

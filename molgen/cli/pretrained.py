@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+from collections.abc import Collection
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -15,6 +16,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def _fmt(v, spec: str = "") -> str:
     return "-" if v is None else format(v, spec)
+
+
+def aligned(rows: list[list[str]], *, right: Collection[int] = (), gap: int = 2) -> list[str]:
+    """Rows of cells as lines whose columns line up: each column as wide as its widest cell (numbers
+    in ``right`` right-aligned), ``gap`` spaces between columns; the last column is not padded, so a
+    long description runs on without widening the table."""
+    widths = [max(len(r[j]) for r in rows) for j in range(len(rows[0]) - 1)]
+    lines = []
+    for r in rows:
+        cells = [c.rjust(w) if j in right else c.ljust(w) for j, (c, w) in enumerate(zip(r, widths))]
+        lines.append((" " * gap).join([*cells, r[-1]]).rstrip())
+    return lines
 
 
 def run(args: argparse.Namespace) -> int:
@@ -28,14 +41,15 @@ def run(args: argparse.Namespace) -> int:
     if not rows:
         print(f"no shipped models in {where}")
         return 0
-    w = max(len(r["name"]) for r in rows) + 2
-    print(f"{'name':<{w}}{'family':<13}{'repr.':<9}{'likelihood (kind, object)':<38}{'valid':>7}{'MB':>7}  "
-          + ("status  " if args.verify else "") + "description")
-    for r in rows:
-        like = f"{r['likelihood_kind']}, {r['likelihood_object']}" if r["likelihood_kind"] else "none"
-        status = f"{'ok' if r['status'] == 'ok' else 'BAD':<8}" if args.verify else ""
-        print(f"{r['name']:<{w}}{_fmt(r['family']):<13}{_fmt(r['representation']):<9}{like:<38}"
-              f"{_fmt(r['validity'], '.3f'):>7}{_fmt(r['size_mb'], '.1f'):>7}  {status}{r['description']}")
+    header = ["name", "family", "repr.", "likelihood (kind, object)", "valid", "MB",
+              *(["status"] if args.verify else []), "description"]
+    table = [[r["name"], _fmt(r["family"]), _fmt(r["representation"]),
+              f"{r['likelihood_kind']}, {r['likelihood_object']}" if r["likelihood_kind"] else "none",
+              _fmt(r["validity"], ".3f"), _fmt(r["size_mb"], ".1f"),
+              *([("ok" if r["status"] == "ok" else "BAD")] if args.verify else []), r["description"]]
+             for r in rows]
+    for line in aligned([header, *table], right={header.index("valid"), header.index("MB")}):
+        print(line)
     print(f"\nfrom {where}; likelihoods in nats/molecule; valid: the validity recorded when the model "
           "shipped (shipped_check.json).\nuse: molgen sample --model NAME -n 1000 -o samples.smi --seed 0; "
           "molgen info NAME; molgen.load(\"NAME\")")

@@ -4,6 +4,9 @@ Chunks are scored into ``OUT.parts/`` and merged in input order into ``OUT`` at 
 :mod:`molgen.sharding`): ``--devices N`` scores with N processes, ``--num-nodes M --node-rank R``
 across nodes sharing a file system, and ``--resume`` continues an interrupted run from its parts. The
 output is the same file whichever way it was computed.
+
+By default each row is scored as given (strict); ``--strip-stereo``, ``--neutralize``, ``--strip-isotopes``
+or ``--standardize like-training`` standardise it first, and the ``standardized`` column says what changed.
 """
 
 from __future__ import annotations
@@ -28,6 +31,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "default: the model's own (see `molgen info`)")
     p.add_argument("--condition", action="append", default=None, metavar="PROPERTY=VALUE",
                    help="conditional models: score log p(x | c) for this condition (repeatable)")
+    std = p.add_argument_group("standardisation (default: none, every row scored as given; the output's "
+                               "`standardized` column says what changed in each row)")
+    std.add_argument("--strip-stereo", action="store_true", help="remove stereochemistry before scoring")
+    std.add_argument("--neutralize", action="store_true",
+                     help="neutralise charged acids / amines (RDKit Uncharger); a quaternary ammonium stays charged")
+    std.add_argument("--strip-isotopes", action="store_true", help="remove isotope labels before scoring")
+    std.add_argument("--standardize", default=None, metavar="MODE",
+                     help="like-training: apply each of the above that the model's vocabulary cannot express "
+                          "(no chiral / charged / isotope tokens: what its training data lacked)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--devices", type=int, default=1, metavar="N",
                    help="processes on this node (the output is the same file as with one)")
@@ -58,9 +70,16 @@ def run(args: argparse.Namespace) -> int:
     from molgen.api import load
     from molgen.conditioning import parse_condition
     from molgen.data.io import TABLE_SUFFIXES, resolve_source, suffix_of
+    from molgen.errors import check_choice
     from molgen.pretrained import resolve_model
+    from molgen.scoring import STANDARDIZE_MODES, standardizations
     from molgen.sharding import score_file
 
+    if args.standardize is not None:
+        check_choice("--standardize", args.standardize, STANDARDIZE_MODES)
+    std = {"strip_stereo": args.strip_stereo, "neutralize": args.neutralize, "strip_isotopes": args.strip_isotopes,
+           "standardize": args.standardize}
+    std = {k: v for k, v in std.items() if v}  # only those given: a run's key (--resume) names what was asked
     out = Path(args.output)
     suffix_of(out, TABLE_SUFFIXES, "write a score table to")  # before any work
     if not out.parent.exists() or not os.access(out.parent, os.W_OK):
@@ -72,18 +91,22 @@ def run(args: argparse.Namespace) -> int:
     label = model.likelihood_label(args.kind)
     condition = parse_condition(args.condition)
     if condition is not None:
-        condition, _ = model.check_condition(condition, None)  # once, before any work
+        condition, _ = model.check_condition(condition, None, extrapolate=True, cli=True)  # once, before any work
+    applied = standardizations(model, **std)  # like-training resolved from the vocabulary, once
     counts: Counter[str] = Counter()
+    changed: Counter[str] = Counter()
     bar = tqdm(desc="scoring", unit="mol", disable=args.quiet)
 
     def progress(df) -> None:
         counts.update(s.split(":", 1)[0] for s in df.status)
+        changed.update(c for s in df.standardized for c in s.split(",") if c)
         bar.update(len(df))
 
     n = score_file(model, args.model, args.input, out, devices=args.devices, num_nodes=args.num_nodes,
                    node_rank=_node_rank(args), resume=args.resume, device=args.device, threads=args.threads,
                    progress=progress, smiles_col=args.smiles_col, chunk_size=args.chunk_size,
-                   batch_size=args.batch_size, kind=args.kind, condition=condition, keep_cols=args.keep_cols)
+                   batch_size=args.batch_size, kind=args.kind, condition=condition, keep_cols=args.keep_cols,
+                   **std)
     bar.close()
     if not args.quiet:
         given = f" given {condition}" if condition else ""
@@ -91,6 +114,9 @@ def run(args: argparse.Namespace) -> int:
             print(f"this node's shards are scored; another node merges them into {out}", file=sys.stderr)
             return 0
         mine = ", ".join(f"{k}: {v}" for k, v in counts.most_common())
+        if applied:
+            mine += f"; standardized ({', '.join(applied)}): " + (
+                ", ".join(f"{k}: {v}" for k, v in changed.most_common()) or "no row changed")
         print(f"scored {n} rows -> {out} (likelihood: {label}{given})"
               + (f"; this process: {mine}" if args.devices * args.num_nodes > 1 else f"; {mine}" if mine else ""),
               file=sys.stderr)

@@ -56,6 +56,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="prior component of a model that has one (the VAE); same as --set prior=NAME")
     p.add_argument("--autoencoder", default=None, metavar="DIR",
                    help="trained VAE model directory for --model gan (reused frozen, saved inside the GAN)")
+    p.add_argument("--init-from", default=None, metavar="DIR|NAME", dest="init_from",
+                   help="start --model diffusion from a trained transformer (model directory or shipped name, "
+                        "e.g. moses-transformer): its representation and max_len are reused, its weights copied "
+                        "where shapes match (with --set block_size=B: block diffusion, B = 1 is the transformer)")
     p.add_argument("--condition", action="append", default=None, metavar="PROPERTY", dest="conditions",
                    help="train a conditional model on this property (repeatable): an RDKit property "
                         "(qed, logp, sa, mw, tpsa) or a numeric column of the data file")
@@ -81,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
     opts = {k: getattr(args, k) for k in ("representation", "max_epochs", "max_steps", "max_molecules", "max_time",
                                           "subset", "batch_size", "lr", "seed", "accelerator", "strategy",
                                           "precision", "smiles_col", "val_data", "conditions",
-                                          "autoencoder")}
+                                          "autoencoder", "init_from")}
     if args.devices is not None:
         opts["devices"] = int(args.devices) if str(args.devices).isdigit() else args.devices
     opts["progress"] = not args.quiet

@@ -107,6 +107,37 @@ CATALOG: dict[str, DatasetEntry] = {
                      description="249,455 drug-like ZINC molecules with logP / QED / SAS (chemical VAE set)"),
     ]
 }
+
+
+@dataclass(frozen=True)
+class HashesEntry:
+    """Shipped novelty hashes of a dataset (:mod:`molgen.data.hashes`): the sorted distinct 64-bit
+    hashes of its canonical SMILES under one policy, produced by one RDKit release, verified by sha256.
+    Used only when the user's policy key, RDKit release and the dataset's sha256 all match."""
+
+    dataset: str
+    filename: str  # relative to data_dir()
+    sha256: str
+    policy_key: str  # molgen.chem.Policy.key
+    rdkit_release: str  # YYYY.MM of the RDKit that canonicalised the molecules
+    source_sha256: str  # the dataset file the hashes were computed from
+    n: int  # distinct molecules (array length)
+    hash_function: str = "blake2b-64"
+    # the rows whose string is not canonical (MOSES novelty compares the train rows as given): an npz of
+    # ``rows_only`` (row hashes) and ``canonical_only`` (their canonical hashes), sha256-pinned
+    rows_delta: str = ""
+    rows_delta_sha256: str = ""
+
+
+SHIPPED_HASHES: dict[tuple[str, str], HashesEntry] = {
+    (e.dataset, e.policy_key): e
+    for e in [
+        HashesEntry("moses:train", "moses/hashes/train-k1k1l1n0.npy",
+                    "749e23ee3c00031cc517d3e02e13a233a398184717a61120a9c4861eea5b1304", "k1k1l1n0", "2026.09",
+                    "786f0313aa6b9ba5514df685f885742a70ea8d86f1a4fa48115f7f80a634265c", 1_584_663,
+                    rows_delta="moses/hashes/train-k1k1l1n0-rows.npz", rows_delta_sha256="@DELTA@"),
+    ]
+}
 ALIASES = {"moses": "moses:train", "moses:test-scaffolds": "moses:test_scaffolds", "moses:testsf": "moses:test_scaffolds",
            "guacamol": "guacamol:train", "zinc": "zinc250k", "zinc-250k": "zinc250k"}
 

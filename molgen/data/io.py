@@ -24,13 +24,28 @@ is one :class:`InputError` that says what is wrong and, for a damaged stream, af
 A CSV row with too many fields keeps its row (the extra fields are dropped, with a warning naming
 the lines); a row with too few gets empty fields.
 
-**Writing.** ``.smi`` (SMILES, then the ID as the name when there is one), ``.csv``, ``.tsv``,
-``.parquet`` and ``.sdf`` (RDKit molecules with every other column as an SD field). Every row is
-written, in order: a row whose SMILES does not parse becomes an empty SD record (its fields kept,
-``valid`` 0) and an empty ``.smi`` line, so outputs stay row-aligned with inputs. A non-default pandas
-index is written by :func:`write_molecules` as a column (``.csv`` / ``.tsv`` / ``.parquet``) or as the
-SD record's name. An unknown extension is an error listing the accepted ones, never plain text under
-another name.
+**Writing.** ``.smi`` (SMILES, a tab, then the ID as the name when there is one), ``.csv``, ``.tsv``,
+``.parquet`` and ``.sdf`` (RDKit molecules, the ID as the title line, every other column as an SD
+field). Every row is written, in order: a row whose SMILES does not parse (or whose ``valid`` column
+is false) becomes an empty SD record (its fields kept: the raw string, ``valid`` 0), and a ``.smi``
+line whatever its string (empty before the tab when there is none), so outputs stay row-aligned with
+inputs. One convention for flags (``valid``, ``keep``, any boolean column): ``1`` / ``0`` in ``.csv``,
+``.tsv`` and SD fields, booleans in ``.parquet``; a ``.smi`` line carries them after its name, as the
+word ``invalid`` where ``valid`` is false and ``keep=1`` / ``keep=0`` where there is a ``keep`` column
+(``<TAB>`` is a tab)::
+
+    CCO<TAB>sample_000001
+    C1CC(<TAB>sample_000002 invalid
+    <TAB>sample_000003 invalid
+
+Such a file reads back with every row (:func:`read_table`, ``molgen evaluate``, ``molgen score``:
+the name is then ``sample_000002 invalid``; RDKit:
+``Chem.SmilesMolSupplier(path, delimiter=" \\t", titleLine=False)``, whose name is the ID alone and
+whose molecule is None for an invalid string, an empty molecule for an empty one). Sample tables get
+their IDs from :meth:`~molgen.models.base.SampleResult.to_frame` (:func:`row_ids`). A non-default
+pandas index is written by :func:`write_molecules` as a column (``.csv`` / ``.tsv`` / ``.parquet``) or
+as the ``.smi`` / SD record's name. An unknown extension is an error listing the accepted ones, never
+plain text under another name.
 """
 
 from __future__ import annotations
@@ -45,6 +60,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
+import numpy as np
 import pandas as pd
 
 from molgen.data import catalog
@@ -312,6 +328,18 @@ def _sdf_batches(path: Path, keep_cols, batch_size: int) -> Iterator[_Batch]:
         yield batch, (pd.DataFrame({"name": names}) if keep_name else None)
 
 
+def _smi_fields(line: str) -> tuple[str, str]:
+    """(SMILES, name) of a ``.smi`` line: split at the first tab when there is one (so an empty SMILES
+    field before the tab stays empty, as :func:`write_molecules` writes a sample with no string), else
+    at the first run of whitespace."""
+    line = line.rstrip("\r\n")
+    if "\t" in line:
+        smiles, name = line.split("\t", 1)
+        return smiles.strip(), name.strip()
+    parts = line.split(None, 1)
+    return (parts[0] if parts else ""), (parts[1].strip() if len(parts) > 1 else "")
+
+
 def _smi_batches(path: Path, keep_cols, batch_size: int) -> Iterator[_Batch]:
     """``.smi``: SMILES, then an optional whitespace-separated name (kept as ``name``)."""
     if keep_cols not in (None, *KEEP_MODES) and [c for c in (
@@ -325,14 +353,13 @@ def _smi_batches(path: Path, keep_cols, batch_size: int) -> Iterator[_Batch]:
     with open_text(path) as f:
         try:
             for line in f:
-                parts = line.strip().split(None, 1)
-                tok = parts[0] if parts else ""
+                tok, name = _smi_fields(line)
                 if first and tok.lower() in ("smiles", "smi"):
                     first = False
                     continue  # header line
                 first = False
                 batch.append(tok if tok else None)
-                names.append(parts[1].strip() if len(parts) > 1 else "")
+                names.append(name)
                 n += 1
                 if len(batch) >= batch_size:
                     yield batch, (pd.DataFrame({"name": names}) if keep_name else None)
@@ -375,6 +402,7 @@ def iter_smiles_batches(source: SmilesSource, smiles_col: str | None = None,
         yield smiles
 
 
+@strict
 def read_smiles(source: SmilesSource, smiles_col: str | None = None) -> list[str | None]:
     """All rows of ``source`` as a list (row-aligned; empty rows are None)."""
     out: list[str | None] = []
@@ -435,13 +463,10 @@ def read_table(path: str | Path, *, smiles_col: str | None = None) -> pd.DataFra
         rows = []
         with open_text(path) as f:
             for i, line in enumerate(f):
-                line = line.rstrip("\r\n")  # SMILES<tab>name as written here, else SMILES<space>name
-                parts = line.split("\t", 1) if "\t" in line else line.split(maxsplit=1)
-                parts = [p for p in parts if p.strip()]
-                if i == 0 and parts and parts[0].lower() in ("smiles", "smi"):
+                smiles, name = _smi_fields(line)  # SMILES<tab>name as written here, else SMILES<space>name
+                if i == 0 and smiles.lower() in ("smiles", "smi"):
                     continue  # header line
-                rows.append({"smiles": parts[0] if parts else None,
-                             "name": parts[1].strip() if len(parts) > 1 else ""})
+                rows.append({"smiles": smiles or None, "name": name})
         df = pd.DataFrame(rows, columns=["smiles", "name"])
         if (df["name"] == "").all():
             df = df.drop(columns="name")
@@ -460,10 +485,48 @@ def arrow_table(df: pd.DataFrame, *, preserve_index: bool = False):
     return table.cast(pa.schema(fields, metadata=table.schema.metadata))
 
 
+#: how a true / false flag (``valid``, ``keep``, any bool column) is written in text formats
+#: (``.csv``, ``.tsv``, ``.sdf`` fields, the ``.smi`` marks): ``1`` / ``0``; ``.parquet`` keeps booleans
+FLAG_TRUE, FLAG_FALSE = "1", "0"
+#: the word after a ``.smi`` row's name that marks a row whose ``valid`` column is false
+SMI_INVALID = "invalid"
+
+
+def row_ids(n: int, *, start: int = 1, width: int | None = None, prefix: str = "sample") -> list[str]:
+    """``sample_000001``, ``sample_000002``, ...: 1-based row ids of a table of ``n`` rows, zero-padded to
+    6 digits (more when ``n`` needs them), numbered from ``start`` (a chunk of a larger table passes its
+    first row number and the whole table's ``width``)."""
+    width = width or max(6, len(str(start + n - 1)))
+    return [f"{prefix}_{i:0{width}d}" for i in range(start, start + n)]
+
+
+def _flag(v: object) -> bool | None:
+    """A true / false value as written by any writer or read back from any format (None: missing)."""
+    if v is None or (isinstance(v, float) and v != v) or v is pd.NA:
+        return None
+    if isinstance(v, str):
+        t = v.strip().lower()
+        return True if t in ("1", "true", "yes") else (False if t in ("0", "false", "no") else None)
+    return bool(v)
+
+
 def _sd_value(v: object) -> str:
-    if v is None or (isinstance(v, float) and v != v):
+    if v is None or (isinstance(v, float) and v != v) or v is pd.NA:
         return ""
+    if isinstance(v, (bool, np.bool_)):
+        return FLAG_TRUE if v else FLAG_FALSE
     return str(v)
+
+
+def _flags_as_digits(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with its boolean columns as 1 / 0 (nullable ones keep their missing values empty)."""
+    flags = [c for c in df.columns if pd.api.types.is_bool_dtype(df[c].dtype)]
+    if not flags:
+        return df
+    out = df.copy()
+    for c in flags:
+        out[c] = df[c].astype("Int8" if df[c].dtype == "boolean" else "int8")
+    return out
 
 
 class TableWriter:
@@ -503,7 +566,7 @@ class TableWriter:
         self.close()
 
     def _csv(self, df: pd.DataFrame) -> None:
-        df.to_csv(self.path, sep="\t" if self.suffix == ".tsv" else ",", index=self.index,
+        _flags_as_digits(df).to_csv(self.path, sep="\t" if self.suffix == ".tsv" else ",", index=self.index,
                   mode="a" if self.frames else "w", header=not self.frames)
 
     def _parquet(self, df: pd.DataFrame) -> None:
@@ -524,15 +587,30 @@ class TableWriter:
         return df[ids].astype(str).tolist() if ids else (list(map(str, df.index)) if self.index else None)
 
     def _smi(self, df: pd.DataFrame) -> None:
+        """``SMILES<tab>NAME[ invalid][ keep=1|0]``: the name (ID column or index), then ``invalid`` where
+        the ``valid`` column is false and ``keep=`` where there is a ``keep`` column."""
         col = smiles_column(df, self.smiles_col)
         names = self._names(df)
+        marks: list[list[str]] = [[] for _ in range(len(df))]
+        if "valid" in df.columns:
+            for m, v in zip(marks, df["valid"].tolist()):
+                if _flag(v) is False:
+                    m.append(SMI_INVALID)
+        if "keep" in df.columns:
+            for m, v in zip(marks, df["keep"].tolist()):
+                if _flag(v) is not None:
+                    m.append(f"keep={FLAG_TRUE if _flag(v) else FLAG_FALSE}")
+        if names is not None or any(marks):
+            names = [" ".join(x for x in (names[i] if names is not None else "", *marks[i]) if x)
+                     for i in range(len(df))]
         if self._sink is None:
             self._sink = open(self.path, "w")
         _smi_lines(self._sink, df[col].tolist(), names)
 
     def _sdf(self, df: pd.DataFrame) -> None:
         """One SD record per row: the molecule (2D coordinates), its name (ID column or index) and every
-        other column as a field; an unparsable SMILES gives an empty molecule with ``valid`` 0."""
+        other column as a field (flags as 1 / 0); an unparsable SMILES, or a row whose ``valid`` column is
+        false, gives an empty molecule with the raw string and ``valid`` 0 as fields."""
         from rdkit import Chem
         from rdkit.Chem import rdDepictor
 
@@ -547,7 +625,8 @@ class TableWriter:
         with quiet_rdkit():
             for idx, row in df.iterrows():
                 s = row[col]
-                mol = Chem.MolFromSmiles(s) if isinstance(s, str) and s else None
+                said_invalid = "valid" in df.columns and _flag(row["valid"]) is False
+                mol = Chem.MolFromSmiles(s) if isinstance(s, str) and s and not said_invalid else None
                 valid = mol is not None
                 if mol is None:
                     mol = Chem.Mol()
@@ -557,7 +636,7 @@ class TableWriter:
                 mol.SetProp("_Name", _sd_value(name) if name is not None else "")
                 mol.SetProp(str(col), _sd_value(s))
                 if "valid" not in df.columns:
-                    mol.SetProp("valid", "1" if valid else "0")
+                    mol.SetProp("valid", FLAG_TRUE if valid else FLAG_FALSE)
                 if self.index:
                     mol.SetProp(str(df.index.name or "index"), _sd_value(idx))
                 for c in fields:
@@ -566,10 +645,11 @@ class TableWriter:
 
 
 def _smi_lines(f: IO[str], smiles: Iterable[Any], names: Sequence[str] | None = None) -> None:
-    """``.smi`` rows: the SMILES (empty when there is none), a tab and the name when there is one."""
+    """``.smi`` rows: the SMILES (empty when there is none), a tab and the name when there is one (also
+    after an empty SMILES: the readers here split at the tab, so the row keeps its name)."""
     for i, s in enumerate(smiles):
         s = s if isinstance(s, str) else ""
-        f.write(f"{s}\t{names[i]}\n" if names is not None and s else f"{s}\n")
+        f.write(f"{s}\t{names[i]}\n" if names is not None and names[i] else f"{s}\n")
 
 
 @strict
@@ -584,6 +664,7 @@ def write_molecules(df: pd.DataFrame, path: str | Path, *, smiles_col: str | Non
     return path
 
 
+@strict
 def write_frames(frames: Iterable[pd.DataFrame], path: str | Path, *, accepted: Sequence[str] = WRITE_SUFFIXES,
                  what: str = "write molecules to", columns: Sequence[str] | None = None,
                  smiles_col: str | None = None) -> int:
@@ -602,6 +683,7 @@ def write_frames(frames: Iterable[pd.DataFrame], path: str | Path, *, accepted: 
     return w.rows
 
 
+@strict
 def write_smiles(smiles: Iterable[str | None], path: str | Path) -> None:
     """One SMILES per line (an empty line where there is none), whatever the extension of ``path``."""
     with open(path, "w") as f:

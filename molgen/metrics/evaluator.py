@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from molgen.errors import strict
 from molgen.metrics import featurize as fz
 from molgen.metrics import moses as M
 from molgen.metrics.generated import GeneratedSet, activations, featurize_generated
@@ -45,6 +46,7 @@ class Evaluator:
         use_cache: read / write reference statistics under ``molgen.data.catalog.cache_dir()``.
     """
 
+    @strict
     def __init__(self, reference: Source = 'moses:test', train: Source | None = None,
                  scaffold_reference: Source | None = None, *, k: Sequence[int] = (1000, 10000),
                  n_jobs: int = 1, device: str = 'cpu', extras: bool = True, guacamol: bool = True,
@@ -60,8 +62,8 @@ class Evaluator:
         self.use_cache = use_cache
         self.nll_n = nll_n
         self._refs: dict[str, ReferenceStats] = {}
-        self._train_set: set[str] | None = None
-        self._train_list: list | None = None
+        self._train_set: Any = None  # the train rows as 64-bit hashes (molgen.data.hashes.HashSet)
+        self._train_list: list | None = None  # the train rows, read only when needed (the FCD floor)
         self._floor_act: np.ndarray | None = None
         self.prepare_seconds = 0.0
         self._timings: dict[str, float] = {}
@@ -80,11 +82,14 @@ class Evaluator:
             self._refs['TestSF'] = get_reference(self.scaffold_reference, comps, n_jobs=self.n_jobs,
                                                  device=self.device, use_cache=self.use_cache)
         if self.train is not None and self._train_set is None:
-            from molgen.data.io import read_smiles
+            from molgen.data.hashes import HashSet, row_hashes
 
-            self._train_list = (read_smiles(self.train) if isinstance(self.train, (str, Path))
-                                else list(self.train))
-            self._train_set = {s for s in self._train_list if s}
+            # MOSES novelty: train rows as given. moses:train ships them hashed (data/moses/hashes), so
+            # no train molecule is read or standardised here; a file's hashes are cached by content.
+            if not isinstance(self.train, (str, Path)):
+                self._train_list = list(self.train)
+            self._train_set = HashSet(row_hashes(self.train if self._train_list is None else self._train_list,
+                                                 use_cache=self.use_cache))
         self.prepare_seconds += time.perf_counter() - t0
         return self
 
@@ -93,22 +98,32 @@ class Evaluator:
         return self.prepare()._refs
 
     # ---- generated -------------------------------------------------------------------------------
+    @strict
     def featurize(self, smiles: Sequence[str | None]) -> GeneratedSet:
         """All per-molecule features of a generated sample (one RDKit pass, ChemNet once per distinct SMILES)."""
         return featurize_generated(smiles, n_jobs=self.n_jobs, device=self.device, timings=self._timings)
 
+    @strict
     def activations(self, smiles: Sequence[str]) -> np.ndarray:
         """ChemNet activations, computed once per distinct SMILES."""
         return activations(smiles, self.device, self.n_jobs)
 
+    def _train_rows(self) -> list:
+        if self._train_list is None:
+            from molgen.data.io import read_smiles
+
+            self._train_list = read_smiles(self.train)
+        return self._train_list
+
     def _floor_activations(self, n: int) -> np.ndarray | None:
         """Activations of ``n`` held-out real molecules (a fixed shuffle of the train set), cached."""
-        if self._train_list is None or n < 2:
+        if self.train is None or n < 2:
             return None
         from molgen.data.catalog import cache_dir
         from molgen.data.io import source_hash
 
-        n = min(n, len(self._train_list))
+        if self._train_list is not None:
+            n = min(n, len(self._train_list))
         from molgen.metrics.reference import cache_key
 
         key = cache_key(source_hash(self.train)) if isinstance(self.train, (str, Path)) else 'list'
@@ -116,6 +131,8 @@ class Evaluator:
         if self._floor_act is None and path.exists() and isinstance(self.train, (str, Path)):
             self._floor_act = np.load(path, allow_pickle=False)
         have = 0 if self._floor_act is None else len(self._floor_act)
+        if have < n:  # the train rows are read only here, when the cached activations are too few
+            n = min(n, len(self._train_rows()))
         if have < n:
             order = np.random.default_rng(0).permutation(len(self._train_list))
             extra = [self._train_list[i] for i in order[have:n]]
@@ -129,6 +146,7 @@ class Evaluator:
         return self._floor_act[:n]
 
     # ---- evaluation --------------------------------------------------------------------------------
+    @strict
     def evaluate(self, smiles: Source, model: Any = None, *, name: str | None = None) -> EvaluationReport:
         """Evaluate a sample (list of SMILES or a file). ``model`` adds its test-set NLL when it has one."""
         from molgen.data.io import read_smiles
@@ -233,7 +251,7 @@ class Evaluator:
         uniq = list(dict.fromkeys(canon_valid))
         out['guacamol/uniqueness'] = len(uniq) / len(canon_valid) if canon_valid else M.NAN
         if self._train_set is not None:
-            out['guacamol/novelty'] = (len([u for u in uniq if u not in self._train_set]) / len(uniq)
+            out['guacamol/novelty'] = (int((~self._train_set.contains_many(uniq)).sum()) / len(uniq)
                                        if uniq else M.NAN)
         if ref.guac is not None and len(uniq) >= 2:
             from molgen.metrics.reference import nn_similarity
@@ -257,13 +275,13 @@ class Evaluator:
         from molgen.metrics.chemnet import frechet_distance, gaussian_stats
 
         out: dict[str, float] = {}
-        floor = self._floor_activations(gen.n_valid) if self._train_list is not None else None
+        floor = self._floor_activations(gen.n_valid) if self.train is not None else None
         if floor is not None and len(floor) >= 2:
             g = gaussian_stats(floor)
             for label, ref in refs.items():
                 out[f'FCDfloor/{label}'] = frechet_distance(ref.fcd_mu, ref.fcd_sigma, g['mu'], g['sigma'])
         else:
-            gen.notes['FCDfloor'] = ('needs a train set (held-out real molecules)' if self._train_list is None
+            gen.notes['FCDfloor'] = ('needs a train set (held-out real molecules)' if self.train is None
                                      else 'fewer than 2 valid molecules')
         out.update(self._modes(gen, refs))
         return out
@@ -320,6 +338,7 @@ class Evaluator:
                                                                                     gen.activations)
         return out
 
+    @strict
     def nll(self, model: Any) -> tuple[NLLSummary | None, str | None]:
         """Test-set NLL of ``model`` on ``nll_n`` reference molecules (a fixed random subset).
 

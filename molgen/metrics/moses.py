@@ -83,13 +83,18 @@ def unique_at_k(gen: GeneratedSet, k: int) -> float:
     return len(set(head)) / len(head)
 
 
-def novelty(gen: GeneratedSet, train: set[str]) -> float:
-    """Unique valid canonical SMILES not in train / unique valid (train SMILES compared as given)."""
+def novelty(gen: GeneratedSet, train: Any) -> float:
+    """Unique valid canonical SMILES not in train / unique valid (train SMILES compared as given).
+
+    ``train``: a set of SMILES, or a :class:`molgen.data.hashes.HashSet` (the Evaluator's: 64-bit hashes
+    of the train rows, looked up in bulk)."""
     uniq = set(gen.valid_canon)
     if not uniq:
         gen.notes['Novelty'] = 'no valid molecules'
         return NAN
-    return len(uniq - train) / len(uniq)
+    if hasattr(train, 'contains_many'):
+        return int((~train.contains_many(list(uniq))).sum()) / len(uniq)
+    return len(uniq - set(train)) / len(uniq)
 
 
 def cos_similarity(ref_counts: dict, gen_counts: dict) -> float:

@@ -19,9 +19,23 @@ import numpy as np
 
 #: report metric holding the distance shown in each property's title
 DISTANCE_KEYS = {'logP': 'logP', 'SA': 'SA', 'QED': 'QED', 'weight': 'weight'}
-#: distance-like metrics drawn in the summary panel, with their real-vs-real counterpart where there is one
-SUMMARY_KEYS = (('FCD/Test', 'FCDfloor/Test'), ('FCD/TestSF', 'FCDfloor/TestSF'), ('SNN/Test', None),
-                ('Frag/Test', None), ('Scaf/Test', None))
+#: metrics drawn next to the histograms, one panel per scale (a distance and a 0-1 score never share an
+#: axis): panel -> (metric, its real-vs-real counterpart at the same n or None), in drawing order
+PANEL_KEYS = {
+    'fcd': (('FCD/Test', 'FCDfloor/Test'), ('FCD/TestSF', 'FCDfloor/TestSF')),
+    'scores': (('valid', None), ('unique@1000', None), ('unique@10000', None), ('Novelty', None),
+               ('IntDiv', None), ('IntDiv2', None), ('Filters', None),
+               ('SNN/Test', None), ('Frag/Test', None), ('Scaf/Test', None),
+               ('SNN/TestSF', None), ('Frag/TestSF', None), ('Scaf/TestSF', None),
+               ('precision', 'precision/real'), ('recall', 'recall/real'), ('coverage', 'coverage/real'),
+               ('guacamol/KL', None), ('guacamol/FCD', None)),
+    'nll': (('NLL/Test', None),),
+}
+PANEL_TITLES = {'fcd': 'FCD: a distance (lower is better)', 'scores': 'scores in [0, 1]',
+                'nll': 'NLL of reference molecules (model)'}
+PANEL_XLABELS = {'fcd': 'Fréchet ChemNet distance', 'scores': 'score', 'nll': 'nats/molecule'}
+#: the former single summary panel's keys (kept for callers that read them)
+SUMMARY_KEYS = (*PANEL_KEYS['fcd'], ('SNN/Test', None), ('Frag/Test', None), ('Scaf/Test', None))
 
 
 def shared_bins(*samples: np.ndarray, max_bins: int = 60) -> np.ndarray:
@@ -98,30 +112,77 @@ def property_plots(gen: np.ndarray | None, ref: np.ndarray | None, folder: Path,
     return paths
 
 
-def report_figure(gen: np.ndarray | None, ref: np.ndarray | None, metrics: dict[str, Any] | None = None):
-    """One figure: the four property histograms and a panel of the distance metrics (generated vs the
-    real-vs-real floor at the same n where the report has one). Shown inline in a notebook."""
+def _number(v: Any) -> bool:
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def panel_rows(metrics: dict[str, Any] | None, panel: str) -> list[tuple[str, float, float | None]]:
+    """(name, value, real-vs-real value or None) of the metrics of one panel that the report has."""
+    metrics = metrics or {}
+    rows = []
+    for key, floor in PANEL_KEYS[panel]:
+        v = metrics.get(key)
+        if _number(v):
+            f = metrics.get(floor) if floor else None
+            rows.append((key, float(v), float(f) if _number(f) else None))
+    return rows
+
+
+def _panel(ax: Any, panel: str, rows: list[tuple[str, float, float | None]], notes: dict[str, str] | None) -> None:
+    """Horizontal bars of one scale, the value at each bar's end, real-vs-real values as ticks."""
+    y = np.arange(len(rows))
+    values = [r[1] for r in rows]
+    ax.barh(y, values, height=0.6, color='tab:orange', label='generated')
+    floor = [(i, r[2]) for i, r in enumerate(rows) if r[2] is not None]
+    if floor:
+        ax.scatter([f for _, f in floor], [i for i, _ in floor], marker='|', s=300, color='k',
+                   label='real vs real (same n)', zorder=3)
+    ax.set_yticks(y, [r[0] for r in rows], fontsize=8)
+    ax.set_ylim(max(len(rows), 3) - 0.5, -0.5)  # top to bottom; a single bar stays a bar, not a block
+    if panel == 'scores':
+        ax.set_xlim(0.0, 1.0)
+    else:
+        top = max([*values, *(f for _, f in floor)])
+        ax.set_xlim(0.0, top * 1.25 if top > 0 else 1.0)
+    lo, hi = ax.get_xlim()
+    for i, v in enumerate(values):
+        inside = v > lo + 0.8 * (hi - lo)
+        ax.text(v - 0.01 * (hi - lo) if inside else v + 0.01 * (hi - lo), i, f'{v:.3g}', va='center',
+                ha='right' if inside else 'left', fontsize=7)
+    title = PANEL_TITLES[panel]
+    note = (notes or {}).get('NLL/Test', '') if panel == 'nll' else ''
+    if note:  # the likelihood's kind and object: "exact log p(canonical-smiles)"
+        title = f"{title}\n{note.split(', nats/molecule')[0].split(';')[0]}"
+    ax.set_title(title, fontsize=10)
+    # the real-vs-real ticks are explained under the axis (a legend would cover bars)
+    ax.set_xlabel(PANEL_XLABELS[panel] + ('   (black tick: real vs real, same n)' if floor else ''), fontsize=9)
+
+
+def report_figure(gen: np.ndarray | None, ref: np.ndarray | None, metrics: dict[str, Any] | None = None,
+                  notes: dict[str, str] | None = None):
+    """One figure (shown inline in a notebook): the four property histograms on the first row; below them
+    one panel per scale of the report's metrics — FCD (an unbounded distance, with the real-vs-real
+    floor at the same n where the report has one), the 0-1 scores (validity, uniqueness, novelty, IntDiv,
+    SNN / Frag / Scaf, ...) on a fixed [0, 1] axis, and the NLL in nats per molecule (its kind and
+    object in the title when ``notes`` carry them). Panels without values are left out."""
     import matplotlib.pyplot as plt
 
     from molgen.metrics.featurize import PROPS
 
+    panels = [(p, rows) for p in PANEL_KEYS if (rows := panel_rows(metrics, p))]
+    n_cols = 2 * len(PROPS)  # a histogram is two grid columns wide
+    weight = {'fcd': 1, 'scores': 2, 'nll': 1}  # the score panel (most rows) gets the most width
+    hist_h = 3.4
+    panel_h = max(2.2, 0.8 + 0.24 * max((len(r) for _, r in panels), default=0))
     with _quiet():
-        fig, axes = plt.subplots(1, len(PROPS) + 1, figsize=(4.0 * (len(PROPS) + 1), 3.4))
+        fig = plt.figure(figsize=(4.0 * len(PROPS), hist_h + (panel_h if panels else 0.0)))
+        gs = fig.add_gridspec(2, n_cols, height_ratios=[hist_h, panel_h]) if panels else fig.add_gridspec(1, n_cols)
         for col, name in enumerate(PROPS):
-            _hist(axes[col], col, name, gen, ref, metrics)
-        ax = axes[-1]
-        rows = [(k, (metrics or {}).get(k), (metrics or {}).get(f) if f else None) for k, f in SUMMARY_KEYS]
-        rows = [r for r in rows if isinstance(r[1], (int, float)) and math.isfinite(r[1])]
-        if rows:
-            y = np.arange(len(rows))
-            ax.barh(y, [r[1] for r in rows], color='tab:orange', label='generated')
-            floor = [(i, r[2]) for i, r in enumerate(rows) if isinstance(r[2], (int, float)) and math.isfinite(r[2])]
-            if floor:
-                ax.scatter([f for _, f in floor], [i for i, _ in floor], marker='|', s=300, color='k',
-                           label='real vs real (same n)')
-            ax.set_yticks(y, [r[0] for r in rows], fontsize=8)
-            ax.invert_yaxis()
-            ax.legend(fontsize=7)
-        ax.set_title('distances and similarities', fontsize=10)
+            _hist(fig.add_subplot(gs[0, 2 * col:2 * col + 2]), col, name, gen, ref, metrics)
+        total, start = sum(weight[p] for p, _ in panels), 0
+        for i, (p, rows) in enumerate(panels):
+            end = n_cols if i == len(panels) - 1 else start + max(2, round(n_cols * weight[p] / total))
+            _panel(fig.add_subplot(gs[1, start:end]), p, rows, notes)
+            start = end
         fig.tight_layout()
     return fig

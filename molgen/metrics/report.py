@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from molgen.errors import strict
+
 
 def _clean(v: Any) -> Any:
     if isinstance(v, dict):
@@ -40,6 +42,7 @@ class EvaluationReport:
         """Metrics, metadata and notes (NaN becomes None; the note says why)."""
         return _clean({'metrics': self.metrics, **self.meta, 'notes': self.notes})
 
+    @strict
     def to_json(self, path: str | Path | None = None, indent: int = 1) -> str:
         text = json.dumps(self.to_dict(), indent=indent)
         if path is not None:
@@ -105,6 +108,7 @@ class EvaluationReport:
     def __str__(self) -> str:
         return self.to_markdown()
 
+    @strict
     def plot(self, folder: str | Path | None = None):
         """Histograms of logP / SA / QED / weight against the reference (shared bins over both ranges, the
         distance in each title). With ``folder``: one PNG each, their paths returned; without: one figure
@@ -114,3 +118,6 @@ class EvaluationReport:
         if folder is None:
             return report_figure(self.properties, self.reference_properties, self.metrics)
         return property_plots(self.properties, self.reference_properties, Path(folder), self.metrics)
+
+
+EvaluationReport.__init__ = strict(EvaluationReport.__init__)  # type: ignore[method-assign]

@@ -18,10 +18,14 @@ import torch
 from torch import Tensor, nn
 
 from molgen.errors import TooLongError
+from molgen.rowrandom import RowRandom
 from molgen.tokenizers.base import Tokenizer
 
 #: ``step(prev_tokens [n], t) -> logits [n, V]``: the network's next-token logits after ``t`` symbols.
 StepFn = Callable[[Tensor, int], Tensor]
+#: ``constrain(t, prev_tokens [n], log_probs [n, V]) -> log_probs [n, V]``: edits the normalised
+#: next-token log-probs at step ``t`` before the draw (fragment-constrained generation).
+Constrain = Callable[[int, Tensor, Tensor], Tensor]
 
 
 def collate_ids(items: Sequence[Sequence[int]], tokenizer: Tokenizer) -> dict[str, Tensor]:
@@ -85,10 +89,21 @@ class StringDecoding(nn.Module):
         return tok_lp.masked_fill(~mask, 0.0), mask
 
     @torch.no_grad()
-    def sample(self, step: StepFn, n: int, *, device: torch.device, generator: torch.Generator | None,
-               temperature: float = 1.0, greedy: bool = False) -> tuple[Tensor, Tensor]:
+    def sample(self, step: StepFn, n: int, *, device: torch.device, rng: RowRandom | None,
+               temperature: float = 1.0, greedy: bool = False, constrain: Constrain | None = None,
+               first_stream: int = 0) -> tuple[Tensor, Tensor]:
         """Ancestral sampling (or argmax with ``greedy``): ids [n, T] (BOS dropped, PAD after EOS) and
-        log p(x) [n] at temperature 1 (the model's own probability of what was drawn), float64."""
+        log p(x) [n] at temperature 1 (the model's own probability of what was drawn), float64.
+
+        Row i's token at step t is drawn from ``rng``'s stream ``first_stream + t`` for row i only (one
+        uniform, inverse CDF), so a row's string does not depend on the batch it is drawn in. ``greedy``
+        draws nothing (``rng`` may be None). ``constrain(t, prev, log_probs) -> log_probs`` edits the
+        normalised next-token log-probs [n, V] before the draw (-inf forbids a token; ``prev`` [n] is
+        the previous token, BOS at t = 0); the returned log p stays the model's own (unconstrained)."""
+        if not greedy and rng is None:
+            raise ValueError("ancestral sampling needs per-row random streams (rng)")
+        if rng is not None and len(rng) != n:
+            raise ValueError(f"{len(rng)} random streams for {n} rows")
         tok = self.tokenizer
         cur = torch.full((n,), tok.bos_id, dtype=torch.long, device=device)
         done = torch.zeros(n, dtype=torch.bool, device=device)
@@ -96,11 +111,11 @@ class StringDecoding(nn.Module):
         out = []
         for t in range(self.max_len + 1):
             logp = self.log_probs(step(cur, t), t)
+            lp = logp if constrain is None else constrain(t, cur, logp)
             if greedy:
-                nxt = logp.argmax(-1)
+                nxt = lp.argmax(-1)
             else:
-                probs = torch.softmax(logp / temperature, dim=-1) if temperature != 1.0 else logp.exp()
-                nxt = torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+                nxt = rng.categorical_logits(lp, first_stream + t, temperature)
             nxt = torch.where(done, torch.full_like(nxt, tok.pad_id), nxt)
             ll += torch.where(done, torch.zeros_like(ll), logp.gather(-1, nxt[:, None]).squeeze(-1).double())
             out.append(nxt)

@@ -13,9 +13,10 @@ training and scoring), ``training_step`` and ``configure_optimizers``. Everythin
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import lightning as L
 import numpy as np
@@ -27,7 +28,11 @@ from molgen.chem import DEFAULT_POLICY, Policy, standardize
 from molgen.errors import CapabilityError, ConfigError, check_choice, strict
 from molgen.likelihood import LikelihoodLabel
 from molgen.models.config import ModelConfig
+from molgen.rowrandom import RowRandom
 from molgen.training.optim import OptimConfig
+
+if TYPE_CHECKING:
+    from molgen.models.autoregressive import Constrain
 
 CAPABILITIES = frozenset({"sample", "log_likelihood", "encode", "decode", "conditional"})
 
@@ -65,6 +70,9 @@ class SampleResult:
 
     def to_frame(self) -> pd.DataFrame:
         df = pd.DataFrame({"smiles": self.smiles, "canonical": self.canonical, "valid": self.valid})
+        from molgen.data.io import row_ids  # sample_000001, ...: molecule start + i of the run, 1-based
+
+        df.insert(0, "id", row_ids(len(self), start=int(self.info.get("start", 0)) + 1))
         if self.log_likelihood is not None and self.likelihood is not None:
             df["log_likelihood"] = self.log_likelihood
             for k, v in self.likelihood.to_dict().items():
@@ -109,6 +117,15 @@ class GenerativeModel(L.LightningModule):
     #: the training options (``molgen train --lr`` ...) that ``configure_optimizers`` reads from ``self.optim``;
     #: a family with its own optimiser settings in its config lists fewer, and giving the others is an error.
     optim_options: ClassVar[tuple[str, ...]] = ("lr", "weight_decay", "betas", "warmup_steps", "min_lr_ratio")
+    #: the contract's public methods: wherever a class defines one (the base or a family's override) it is
+    #: wrapped by :func:`~molgen.errors.strict`, so an unknown keyword lists the accepted ones in every family
+    STRICT_METHODS: ClassVar[tuple[str, ...]] = (
+        "__init__", "sample", "score", "log_likelihood", "likelihood_kind", "likelihood_label", "featurize", "collate",
+        "item_length", "require", "save_pretrained", "from_pretrained", "encode", "decode", "set_sampling")
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        _make_strict(cls)
 
     def __init__(self, config: ModelConfig, *, representation: Any = None, policy: Policy = DEFAULT_POLICY) -> None:
         super().__init__()
@@ -143,10 +160,22 @@ class GenerativeModel(L.LightningModule):
         return self.representation
 
     # --- what families provide -----------------------------------------------------------------
-    def _sample(self, n: int, *, temperature: float, generator: torch.Generator,
-                condition: dict[str, float] | None, guidance: float | None) -> tuple[list[Any], Tensor | None]:
-        """``n`` samples as SMILES strings or RDKit molecules, and their log p (or None)."""
+    def _sample(self, n: int, *, temperature: float, rng: RowRandom, condition: dict[str, float] | None,
+                guidance: float | None, constrain: Constrain | None = None) -> tuple[list[Any], Tensor | None]:
+        """``n`` samples as SMILES strings or RDKit molecules, and their log p (or None).
+
+        ``rng`` holds one random stream per row (``len(rng) == n``): every random draw of row i comes
+        from row i's stream, each independent draw from its own stream number, so a molecule does not
+        depend on the batch it is drawn in. ``constrain`` (autoregressive string families): a per-step
+        edit of the next-token log-probs (:data:`molgen.models.autoregressive.Constrain`); a family
+        that cannot honour it raises :class:`CapabilityError` (:meth:`_refuse_constrain`)."""
         raise CapabilityError(f"{self.name} cannot sample")
+
+    def _refuse_constrain(self, constrain: Constrain | None) -> None:
+        """For ``_sample`` of a family without token-level constraints: an error when one is given."""
+        if constrain is not None:
+            raise CapabilityError(f"model {self.name!r} cannot sample under a token constraint (fragment-constrained "
+                                  "generation needs an autoregressive or infilling family: transformer, diffusion)")
 
     def log_likelihood(self, batch: dict[str, Any], *, kind: str | None = None) -> Tensor:
         """[B] log p(x) (or a lower bound, labelled by ``likelihood_label(kind)``) in nats per molecule.
@@ -204,9 +233,16 @@ class GenerativeModel(L.LightningModule):
     @strict
     def sample(self, n: int, *, temperature: float = 1.0, seed: int | None = None, batch_size: int | None = None,
                condition: dict[str, float] | None = None, guidance: float | None = None,
-               progress: bool = False) -> SampleResult:
+               progress: bool = False, start: int = 0, scaffold: str | None = None, linker: str | None = None,
+               extend: str | None = None, extrapolate: bool = False) -> SampleResult:
         """Draw ``n`` molecules x ~ p(x) (temperature 1 is the model itself; the seed is recorded);
-        ``progress``: a bar over the batches (:mod:`molgen.progress`)."""
+        ``progress``: a bar over the batches (:mod:`molgen.progress`).
+
+        Molecule i is drawn from its own random stream keyed by ``(seed, start + i)``
+        (:class:`~molgen.rowrandom.RowRandom`): ``sample(20, seed=s)`` is the first 20 of
+        ``sample(50, seed=s)`` for any ``batch_size``, and ``sample(30, seed=s, start=20)`` the other 30
+        (shards, :mod:`molgen.sharding`). ``scaffold`` / ``linker`` / ``extend``: fragment-constrained
+        generation (:func:`molgen.fragments.constrained_sample`)."""
         self.require("sample")
         if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 0:
             raise ConfigError(f"n must be an integer >= 0, got {n!r}")
@@ -214,13 +250,21 @@ class GenerativeModel(L.LightningModule):
             raise ConfigError(f"temperature must be a number > 0 (argmax is a different sampler), got {temperature!r}")
         if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
             raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
-        condition, guidance = self.check_condition(condition, guidance)
+        if not isinstance(start, (int, np.integer)) or isinstance(start, bool) or start < 0:
+            raise ConfigError(f"start must be an integer >= 0 (the index of the first molecule), got {start!r}")
+        if scaffold is not None or linker is not None or extend is not None:
+            # fragment-constrained generation: its own module drives the family's constrained sampler
+            if condition is not None or guidance is not None or start:
+                raise ConfigError("scaffold / linker / extend cannot be combined with condition, guidance or start")
+            from molgen.fragments import constrained_sample
+
+            return constrained_sample(self, n, scaffold=scaffold, linker=linker, extend=extend,
+                                      temperature=temperature, seed=seed, batch_size=batch_size, progress=progress)
+        condition, guidance = self.check_condition(condition, guidance, extrapolate=extrapolate)
         was_training = self.training
         self.eval()
         if seed is None:  # still reproducible afterwards: the drawn seed is recorded
             seed = int(torch.randint(0, 2**62, (1,)).item())
-        g = torch.Generator(device=self.device)
-        g.manual_seed(int(seed))
         bs = batch_size or 1024
         raw: list[Any] = []
         lls: list[Tensor] = []
@@ -230,9 +274,11 @@ class GenerativeModel(L.LightningModule):
 
             starts = progress_bar(starts, desc="sampling", total=len(starts), unit="batch")
         try:
-            for start in starts:
-                out, ll = self._sample(min(bs, n - start), temperature=float(temperature), generator=g,
-                                       condition=condition, guidance=guidance)
+            for b0 in starts:
+                b = min(bs, n - b0)
+                rng = RowRandom(int(seed), range(int(start) + b0, int(start) + b0 + b), self.device)
+                out, ll = self._sample(b, temperature=float(temperature), rng=rng, condition=condition,
+                                       guidance=guidance)
                 raw.extend(out)
                 if ll is not None:
                     lls.append(ll.detach().double().cpu())
@@ -243,6 +289,8 @@ class GenerativeModel(L.LightningModule):
         label = self.likelihood_label() if ll is not None else None
         sampler = "ancestral" if temperature == 1.0 else f"ancestral-T{temperature:g}"
         info: dict[str, Any] = {"model": self.name}
+        if start:
+            info["start"] = int(start)
         if condition is not None:
             info.update(condition=condition, guidance=guidance or 0.0)
             if guidance:  # a guided distribution is not the model's: say so, and no likelihood
@@ -256,36 +304,44 @@ class GenerativeModel(L.LightningModule):
         conditioner = getattr(self, "conditioner", None)
         return None if conditioner is None else conditioner.space
 
-    def check_condition(self, condition: dict[str, float] | None, guidance: float | None
-                         ) -> tuple[dict[str, float] | None, float | None]:
+    @strict
+    def check_condition(self, condition: dict[str, float] | None, guidance: float | None, *,
+                        extrapolate: bool = False, cli: bool = False) -> tuple[dict[str, float] | None, float | None]:
         """Validated (condition, guidance): refused by unconditional models, unknown properties listed,
-        out-of-range values warned about, guidance a number >= 0 that needs a condition."""
-        if condition is None and guidance is None:
-            return None, None
-        if "conditional" not in self.capabilities or self.condition_space is None:
-            raise CapabilityError(f"model {self.name!r} is not conditional: condition / guidance are not accepted "
-                                  f"(capabilities: {', '.join(sorted(self.capabilities))}); train one with "
-                                  "`molgen train --condition qed ...`")
-        if condition is None:
-            raise ConfigError("guidance needs a condition (e.g. condition={'qed': 0.9})")
-        condition = self.condition_space.check(condition)
-        if guidance is not None and (isinstance(guidance, bool) or not isinstance(guidance, (int, float))
-                                     or not 0 <= guidance < float("inf")):
-            raise ConfigError(f"guidance must be a number >= 0 (0: the conditional model), got {guidance!r}")
-        return condition, (None if guidance is None else float(guidance))
+        out-of-range values warned about and far-out ones refused unless ``extrapolate``, guidance a
+        number >= 0 that needs a condition (:func:`molgen.conditioning.check_request`); ``cli``: the
+        messages speak command-line syntax (``--condition qed=0.9``)."""
+        from molgen.conditioning import check_request
+
+        space = self.condition_space if "conditional" in self.capabilities else None
+        return check_request(space, condition, guidance, extrapolate=extrapolate, cli=cli,
+                             model=f"model {self.name!r}", capabilities=sorted(self.capabilities))
 
     @strict
     def score(self, smiles: Sequence[str | None], *, batch_size: int = 256, progress: bool = False,
-              kind: str | None = None, condition: dict[str, float] | None = None) -> pd.DataFrame:
+              kind: str | None = None, condition: dict[str, float] | None = None, strip_stereo: bool = False,
+              neutralize: bool = False, strip_isotopes: bool = False,
+              standardize: str | None = None) -> pd.DataFrame:
         """Per-molecule log-likelihood table, one row per input, in order; never raises per row.
 
         A pandas Series keeps its index. ``kind`` picks another estimator where the family has
         several (e.g. ``"elbo"`` or ``"iwae-200"`` for the VAE); the rows say which one was used.
         ``condition`` (conditional models): log p(x | c) of the unguided model, in a ``condition`` column.
+
+        By default the scored object is the input molecule (under the model's policy). To score what the
+        model cannot write otherwise, ask explicitly: ``strip_stereo``, ``neutralize`` (RDKit's Uncharger:
+        charged acids / amines made neutral; a quaternary ammonium stays), ``strip_isotopes``, or
+        ``standardize="like-training"``: each of those the model's tokenizer vocabulary cannot express (no
+        chiral token: strip stereo; no charged atom: neutralize; no isotope: strip isotopes), derived from
+        the vocabulary, which every model carries. The ``standardized`` column says per row what changed
+        (``""``, ``"stereo"``, ``"stereo,charge"``, ...); an ``oov_token`` note names the option that
+        would score the row.
         """
         from molgen.scoring import score_smiles
 
-        return score_smiles(self, smiles, batch_size=batch_size, progress=progress, kind=kind, condition=condition)
+        return score_smiles(self, smiles, batch_size=batch_size, progress=progress, kind=kind, condition=condition,
+                            strip_stereo=strip_stereo, neutralize=neutralize, strip_isotopes=strip_isotopes,
+                            standardize=standardize)
 
     def save_pretrained(self, path: str) -> None:
         from molgen.persistence import save_pretrained
@@ -330,6 +386,24 @@ class GenerativeModel(L.LightningModule):
         rows = "".join(f"<tr><th style='text-align:left'>{html.escape(k)}</th><td style='text-align:left'>"
                        f"{html.escape(v)}</td></tr>" for k, v in self.summary().items())
         return f"<table><caption>{type(self).__name__}</caption>{rows}</table>"
+
+
+def _make_strict(cls: type) -> None:
+    """Wrap the :attr:`GenerativeModel.STRICT_METHODS` that ``cls`` itself defines with ``strict`` (once)."""
+    for name in cls.STRICT_METHODS:
+        attr = vars(cls).get(name)
+        wrapper = classmethod if isinstance(attr, classmethod) else staticmethod if isinstance(attr, staticmethod) \
+            else None
+        fn = attr.__func__ if wrapper is not None else attr
+        if not callable(fn) or getattr(fn, "__strict__", False):
+            continue
+        if any(p.kind is p.VAR_KEYWORD for p in inspect.signature(fn).parameters.values()):
+            continue  # forwards **kwargs to a strict callee
+        setattr(cls, name, wrapper(strict(fn)) if wrapper is not None else strict(fn))
+
+
+_make_strict(GenerativeModel)
+SampleResult.__init__ = strict(SampleResult.__init__)  # type: ignore[method-assign]
 
 
 def _canonical_rows(raw: list[Any], policy: Policy) -> tuple[list[str], list[str | None]]:

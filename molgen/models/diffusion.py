@@ -1,5 +1,7 @@
 """Masked (absorbing-state) discrete diffusion over SMILES / SELFIES tokens (MDLM-style), with a
-per-molecule ELBO in nats.
+per-molecule ELBO in nats; and block diffusion (``block_size``): autoregressive over blocks of the
+canvas, masked diffusion inside a block, with the autoregressive shift (block size 1 is the
+transformer exactly).
 
 **Canvas.** A string of n <= ``max_len`` symbols is written on a canvas of N = ``max_len + 1``
 positions: the n symbols, then ``<eos>`` repeated to the end (eos-filled rather than eos + pads, so
@@ -59,15 +61,69 @@ network calls per row; with the cache, the same as T = infinity). T = N ancestra
 rule (possible when two positions are drawn in one step) are decoded by the stated rule: the tokens
 before the first ``<eos>``. Samples come without log p (only a bound is tractable).
 
+Random numbers come from the per-row streams of :class:`~molgen.rowrandom.RowRandom` (``rng``): at
+ancestral step k (0-based) the unmasking coins are stream 2k and the token draws stream 2k + 1, one
+column per canvas position (the exact sampler: position choice 2k, token 2k + 1), so a molecule does
+not depend on the batch it is drawn in (``sample(20, seed)`` is the first 20 of ``sample(50, seed)``).
+
 Per-call steps: ``model.set_sampling(steps=..., sampler=...)`` overrides the config for later
 ``sample`` calls (not saved); ``set_sampling()`` restores the config's values.
+
+**Infilling** (the hook fragment-constrained generation builds on): ``_sample(..., canvas=C)`` /
+``_sample_canvases`` take an [n, N] long tensor of initial canvases, free positions holding the mask
+id V and fixed positions a symbol or ``<eos>`` id (position N - 1 free or ``<eos>``). Every sampler
+starts from it and only ever writes free positions, so fixed positions never change. Fixed
+positions are revealed tokens: the denoiser conditions on them and the canvas rule uses them (no
+``<eos>`` before a fixed symbol, only ``<eos>`` after a fixed ``<eos>``). A block model's network
+sees a fixed position only from its own block on (it cannot look ahead); the canvas rule still
+applies from the start.
 
 **Conditional** (``condition`` set, by ``molgen train --model diffusion --condition qed``): the
 condition embedding is the backbone's input ``offset`` at every position; condition dropout in
 training makes the same denoiser the unconditional model. ``score(condition=...)`` is the ELBO of
 p(x | c). Classifier-free guidance mixes the per-position log-probs of p_theta(x_l | z_t, c) and
 p_theta(x_l | z_t) (one doubled batch) as ``(1 + w) log p_c - w log p_u``, renormalised, *before*
-the unmasking draw (Schiff et al. 2024); guided samples have no bound.
+the unmasking draw (Schiff et al. 2024); guided samples have no bound. The same holds for block
+models (the doubled batch goes through the KV cache).
+
+**Block diffusion** (``block_size`` = b in 1..N; Arriola et al. 2025, BD3-LM, with the
+autoregressive shift of Gong et al. 2024, DiffuGPT). ``None`` is MDLM above, unchanged.
+
+* Network: the transformer's backbone (input vocabulary V + 1, N positions), trained with an
+  explicit attention mask. Input positions 0..N-1 hold the *clean stream* [BOS, x_1, ..., x_{N-1}]
+  (x = the canvas; x_l is canvas position l - 1); the output at input position i predicts canvas
+  target x_{i+1}, exactly as the transformer. Blocks partition the targets: block j is targets
+  jb+1..min((j+1)b, N) (canvas positions jb..min((j+1)b, N) - 1). The inputs whose outputs predict
+  block j form its *noisy group*: input positions jb..(j+1)b-1 holding [x_{jb} (clean; BOS for
+  j = 0), z_{jb+1}, ..., z_{(j+1)b-1}] (z: the block's masked targets replaced by ``<mask>``).
+* Attention: the clean stream is causal token by token (the transformer; its keys and values are
+  the sampler's KV cache). A noisy-group token of block j attends to clean inputs at positions
+  < jb and to every token of its own group. Training and scoring run one forward pass over the
+  2N-token concatenation [noisy stream; clean stream] with a boolean [2N, 2N] mask and repeated
+  position ids (b = 1: the plain causal forward, which is the same computation).
+* p(x_l | group): SUBS and the canvas rule as above, from what the group is given: the clean
+  prefix and the block's revealed targets (an ``<eos>`` anywhere earlier forces ``<eos>``; the last
+  canvas position is ``<eos>``; a revealed symbol later in the block forbids ``<eos>``). The block's
+  last target is never an input of its own group: the denoiser may ignore revealed information
+  and the bound stays a bound.
+* Bound, exact over blocks: log p(x) = sum_j log p(x_Bj | x_<Bj) >= sum_j ELBO_j, ELBO_j being (2)
+  with N replaced by the block's length b_j (uniform size-k masks, k over 1..b_j, weight b_j / k).
+  Kind ``elbo-K-bB`` (``kind="elbo-64"`` picks K): K draws per molecule, each masking every block at
+  once (one 2N forward per draw), k stratified over 1..b_j per block, per-molecule seeds as above.
+  With b = 1 every block is one target, k = 1, weight 1: the bound is the exact autoregressive
+  log-likelihood and the model is the transformer.
+* Training: one draw per molecule, k stratified across the batch per block, loss = -sum_j ELBO_j / N.
+* Sampling (KV cache), block by block: ``steps_per_block`` ancestral MDLM steps inside a block
+  (default b; ``set_sampling(steps=...)`` overrides it per block), or ``sampler="exact"`` (one
+  position per call, the T -> infinity model). A finished block's clean tokens enter the cache in
+  the same network call as the next block's first denoising step (one forward over both, causal
+  inside the clean chunk), so a block costs ``steps_per_block`` calls (fewer when a step reveals
+  nothing). It stops once every row has an ``<eos>`` (the canvas rule forces ``<eos>`` after it).
+  Random streams: token draws of block j are stream j (one column per position in the block), the
+  coins / position choice of block j at step s stream N (s + 1) + j; with b = 1 token t is stream t,
+  as the transformer's sampler, which b = 1 therefore reproduces string for string.
+* ``init_from_transformer(model)`` copies a trained transformer's weights (its embedding into the
+  first V rows; ``molgen train --model diffusion --init-from DIR|NAME``).
 """
 
 from __future__ import annotations
@@ -84,12 +140,14 @@ from torch import Tensor
 
 from molgen.chem import DEFAULT_POLICY, Policy
 from molgen.conditioning import Conditioner, guided_log_probs, validate_condition_fields
-from molgen.errors import ConfigError, check_choice, strict
+from molgen.errors import CapabilityError, ConfigError, check_choice, strict
 from molgen.likelihood import resolve_k_kind, row_rand, row_seeds
 from molgen.models.autoregressive import StringDecoding
 from molgen.models.base import GenerativeModel
 from molgen.models.config import ModelConfig
+from molgen.nn.transformer import KVCache
 from molgen.registry import BACKBONES, MODELS
+from molgen.rowrandom import RowRandom
 from molgen.training.optim import adamw_warmup_cosine
 from molgen.training.progress import log_due
 
@@ -98,35 +156,54 @@ __all__ = ["DiffusionConfig", "DiffusionModel"]
 SAMPLERS = ("ancestral", "exact")
 
 
+def _is_count(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 1
+
+
 @dataclass
 class DiffusionConfig(ModelConfig):
     """Hyperparameters of masked diffusion. ``backbone``: a registered backbone spec (the family wires
-    vocabulary V + 1, N = max_len + 1 positions and ``causal=False``)."""
+    vocabulary V + 1, N = max_len + 1 positions and the attention rule). ``block_size``: None for
+    MDLM, b in 1..N for block diffusion with the autoregressive shift (b = 1: the transformer)."""
 
     COMPONENTS = ("backbone",)
 
     backbone: dict[str, Any] = field(default_factory=lambda: {"name": "transformer", "args": {}})
     sampler: str = "ancestral"          # ancestral (MDLM, sampling_steps steps) | exact (T -> infinity)
-    sampling_steps: int | None = None   # None: the canvas length N = max_len + 1
+    sampling_steps: int | None = None   # None: the canvas length N = max_len + 1 (MDLM only)
     elbo_samples: int = 16              # mask draws per molecule in score() (kind elbo-K)
     val_elbo_samples: int = 4           # ... in validation during training
     mc_seed: int = 0                    # salt of the per-molecule Monte-Carlo seeds
     condition: dict[str, Any] = field(default_factory=dict)  # a ConditionSpace dict; empty: unconditional
     cond_dropout: float = 0.1           # probability of dropping the condition in training (guidance)
+    block_size: int | None = None       # None: MDLM; b in 1..max_len + 1: block diffusion (AR over blocks)
+    steps_per_block: int | None = None  # block models: ancestral steps inside a block (None: b)
 
     def validate(self) -> None:
         super().validate()
         validate_condition_fields(self)
         check_choice("sampler", self.sampler, SAMPLERS)
-        if self.sampling_steps is not None and (not isinstance(self.sampling_steps, int)
-                                                or isinstance(self.sampling_steps, bool)
-                                                or self.sampling_steps < 1):
+        if self.sampling_steps is not None and not _is_count(self.sampling_steps):
             raise ConfigError(f"sampling_steps must be null (the canvas length) or an integer >= 1, "
                               f"got {self.sampling_steps!r}")
         for name in ("elbo_samples", "val_elbo_samples"):
             v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+            if not _is_count(v):
                 raise ConfigError(f"{name} must be an integer >= 1, got {v!r}")
+        n = self.max_len + 1
+        if self.block_size is not None:
+            if not _is_count(self.block_size) or self.block_size > n:
+                raise ConfigError(f"block_size must be null (MDLM) or an integer in 1..max_len + 1 = {n} "
+                                  f"(1: the transformer), got {self.block_size!r}")
+            if self.sampling_steps is not None:
+                raise ConfigError("sampling_steps is the MDLM sampler's; a block model takes steps_per_block "
+                                  "(ancestral steps inside each block)")
+        if self.steps_per_block is not None:
+            if self.block_size is None:
+                raise ConfigError("steps_per_block needs block_size (block diffusion); MDLM takes sampling_steps")
+            if not _is_count(self.steps_per_block):
+                raise ConfigError(f"steps_per_block must be null (the block size) or an integer >= 1, "
+                                  f"got {self.steps_per_block!r}")
 
 
 @MODELS.register("diffusion")
@@ -145,14 +222,24 @@ class DiffusionModel(GenerativeModel):
         self.V = int(tok.vocab_size)
         self.mask_id = self.V  # the extra input id
         self.strings = StringDecoding(tok, config.max_len)
-        self.net = BACKBONES.build(config.backbone, vocab_size=self.V + 1, max_positions=self.canvas_len,
-                                   causal=False)
+        N = self.canvas_len
+        self.net = BACKBONES.build(config.backbone, vocab_size=self.V + 1, max_positions=N,
+                                   causal=config.block_size is not None)
         is_eos = torch.zeros(self.V, dtype=torch.bool)
         is_eos[tok.eos_id] = True
         symbol = torch.ones(self.V, dtype=torch.bool)
         symbol[[tok.pad_id, tok.bos_id, tok.unk_id, tok.eos_id]] = False
         self.register_buffer("_is_eos", is_eos, persistent=False)
         self.register_buffer("_is_symbol", symbol, persistent=False)
+        if config.block_size is not None:
+            b = int(config.block_size)
+            self.blocks = [(lo, min(lo + b, N)) for lo in range(0, N, b)]  # canvas ranges [lo, hi)
+            pos = torch.arange(N)
+            self.register_buffer("_blk_len", torch.tensor([hi - lo for lo, hi in self.blocks]), persistent=False)
+            self.register_buffer("_blk_of", pos // b, persistent=False)
+            self.register_buffer("_group_start", pos % b == 0, persistent=False)
+            self.register_buffer("_pos2", torch.cat([pos, pos]), persistent=False)
+            self.register_buffer("_bd_mask", self._training_mask(N, b), persistent=False)
         self._sampling_override: dict[str, Any] = {}
         self.last_sample_stats: dict[str, Any] = {}
         self.conditioner = Conditioner.from_config(config, self.net.cfg.d_model)
@@ -163,6 +250,11 @@ class DiffusionModel(GenerativeModel):
     def canvas_len(self) -> int:
         """N = max_len + 1 positions: the symbols, then <eos> to the end."""
         return self.max_len + 1
+
+    @property
+    def block_size(self) -> int | None:
+        """b (block diffusion) or None (MDLM)."""
+        return self.config.block_size
 
     # --- data ----------------------------------------------------------------------------------
     def featurize(self, canonical_smiles: str) -> list[int]:
@@ -182,8 +274,9 @@ class DiffusionModel(GenerativeModel):
         return self.strings.decode(z)
 
     # --- denoiser ------------------------------------------------------------------------------
-    def _allowed(self, z: Tensor) -> Tensor:
-        """[B, N, V] tokens p_theta(x_l | z) may put mass on, from the revealed positions of z."""
+    def _allowed(self, z: Tensor, lo: int = 0, hi: int | None = None) -> Tensor:
+        """[B, N, V] tokens p_theta(x_l | z) may put mass on, from the revealed positions of z (only
+        positions lo..hi-1 of the canvas with ``lo`` / ``hi``)."""
         revealed_eos = z == self.tokenizer.eos_id
         revealed_sym = (z != self.mask_id) & ~revealed_eos
         # any revealed <eos> strictly before l / any revealed symbol strictly after l
@@ -191,6 +284,9 @@ class DiffusionModel(GenerativeModel):
         sym_after = (revealed_sym.flip(1).cumsum(1).flip(1) - revealed_sym.long()) > 0
         last = torch.zeros_like(eos_before)
         last[:, -1] = True
+        return self._allowed_tokens(eos_before[:, lo:hi], sym_after[:, lo:hi], last[:, lo:hi])
+
+    def _allowed_tokens(self, eos_before: Tensor, sym_after: Tensor, last: Tensor) -> Tensor:
         allow_eos = ~sym_after | eos_before | last  # forced <eos> wins on an (invalid) mixed canvas
         allow_sym = ~eos_before & ~last
         return ((self._is_eos & allow_eos.unsqueeze(-1))
@@ -199,7 +295,10 @@ class DiffusionModel(GenerativeModel):
     def _log_probs(self, z: Tensor, offset: Tensor | None = None, temperature: float = 1.0) -> Tensor:
         """[B, N, V] log p_theta(x_l | z) (float32) for noisy canvases ``z`` [B, N] (mask id = V).
 
-        ``offset`` ([B, 1, D]) is added to the backbone's input embeddings (a condition embedding)."""
+        ``offset`` ([B, 1, D]) is added to the backbone's input embeddings (a condition embedding).
+        Block models: the canvas z is its own clean prefix (:meth:`_block_log_probs` with x = z)."""
+        if self.block_size is not None:
+            return self._block_log_probs(z, z, offset, temperature)
         logits = self.net(z, offset=offset)[..., :self.V].float()  # tied logits: drop the <mask> column
         if temperature != 1.0:
             logits = logits / temperature
@@ -225,19 +324,114 @@ class DiffusionModel(GenerativeModel):
         ranks = scores.argsort(-1).argsort(-1)
         return ranks < k.unsqueeze(-1)
 
+    # --- block diffusion: network and denoiser -------------------------------------------------
+    @staticmethod
+    def _training_mask(N: int, b: int) -> Tensor:
+        """[2N, 2N] attention (True = attend) of [noisy stream; clean stream], positions 0..N-1 each:
+        noisy token i (group g = i // b) sees clean tokens < g b and its own group; clean token i sees
+        clean tokens <= i."""
+        i = torch.arange(N)
+        g = i // b
+        noisy_noisy = g[:, None] == g[None, :]
+        noisy_clean = i[None, :] < (g * b)[:, None]
+        clean_clean = i[None, :] <= i[:, None]
+        top = torch.cat([noisy_noisy, noisy_clean], 1)
+        bottom = torch.cat([torch.zeros(N, N, dtype=torch.bool), clean_clean], 1)
+        return torch.cat([top, bottom], 0)
+
+    def _inputs(self, z: Tensor) -> Tensor:
+        """[B, N] network inputs of a canvas: [BOS, z_0, ..., z_{N-2}] (input i predicts canvas i)."""
+        bos = torch.full_like(z[:, :1], self.tokenizer.bos_id)
+        return torch.cat([bos, z[:, :-1]], 1)
+
+    def _block_logits(self, z: Tensor, x: Tensor, offset: Tensor | None = None) -> Tensor:
+        """[B, N, V] logits for every canvas target from its block's noisy group (``z``: x with masked
+        targets; ``x``: the clean canvas, of which the group sees the prefix before the block)."""
+        N, b = self.canvas_len, self.block_size
+        xin = self._inputs(x)
+        if b == 1:  # each group is one clean token: the noisy stream is the clean one, causal
+            return self.net(xin, offset=offset)[..., :self.V].float()
+        zin = torch.where(self._group_start, xin, self._inputs(z))  # a group starts with a clean token
+        out = self.net(torch.cat([zin, xin], 1), offset=offset, position_ids=self._pos2, attn_mask=self._bd_mask)
+        return out[:, :N, :self.V].float()
+
+    def _block_allowed(self, z: Tensor, x: Tensor) -> Tensor:
+        """[B, N, V] the canvas rule per block, from what a group is given: the clean prefix of ``x``
+        before the block and the block's revealed targets in ``z`` (later blocks are not seen)."""
+        N, b = self.canvas_len, self.block_size
+        nb, eos = len(self.blocks), self.tokenizer.eos_id
+        pad = nb * b - N
+        zp = torch.cat([z, z.new_full((z.shape[0], pad), self.mask_id)], 1).view(-1, nb, b)
+        rev_eos = zp == eos
+        rev_sym = (zp != self.mask_id) & ~rev_eos
+        eos_in_block = (rev_eos.cumsum(-1) - rev_eos.long()) > 0
+        sym_after = ((rev_sym.flip(-1).cumsum(-1).flip(-1) - rev_sym.long()) > 0).view(-1, nb * b)[:, :N]
+        x_eos = (x == eos).long().cumsum(1)  # eos count of the clean canvas up to each position
+        starts = torch.arange(nb, device=x.device) * b
+        prefix_eos = torch.where(starts > 0, x_eos[:, (starts - 1).clamp(min=0)], 0) > 0  # [B, nb]
+        eos_before = (eos_in_block | prefix_eos.unsqueeze(-1)).view(-1, nb * b)[:, :N]
+        last = torch.zeros_like(eos_before)
+        last[:, -1] = True
+        return self._allowed_tokens(eos_before, sym_after, last)
+
+    def _block_log_probs(self, z: Tensor, x: Tensor, offset: Tensor | None = None,
+                         temperature: float = 1.0) -> Tensor:
+        """[B, N, V] log p_theta(x_l | x_<B(l), z_B(l)) for every canvas position (float32)."""
+        logits = self._block_logits(z, x, offset)
+        if temperature != 1.0:
+            logits = logits / temperature
+        logits = logits.masked_fill(~self._block_allowed(z, x), float("-inf"))
+        return torch.log_softmax(logits, dim=-1)
+
+    def _block_token_nll(self, x: Tensor, mask: Tensor, offset: Tensor | None = None) -> Tensor:
+        """[B, N] -log p_theta(x_l | group) at the masked positions (0 elsewhere), z = x masked at ``mask``."""
+        logp = self._block_log_probs(x.masked_fill(mask, self.mask_id), x, offset)
+        tok = logp.gather(-1, x.unsqueeze(-1)).squeeze(-1)
+        return -(tok.masked_fill(~mask, 0.0))
+
+    def _block_masks(self, scores: Tensor, counts: Tensor) -> Tensor:
+        """Boolean [..., N]: in each block j the ``counts[..., j]`` positions of smallest ``scores``."""
+        N, b, nb = self.canvas_len, self.block_size, len(self.blocks)
+        lead = scores.shape[:-1]
+        pad = scores.new_full((*lead, nb * b - N), 2.0)  # after every score in [0, 1): never chosen
+        s = torch.cat([scores, pad], -1).view(*lead, nb, b)
+        mask = s.argsort(-1).argsort(-1) < counts.unsqueeze(-1)
+        return mask.view(*lead, nb * b)[..., :N]
+
+    def _block_weights(self, counts: Tensor) -> Tensor:
+        """[..., N] per-position weight b_j / k_j of the block each position belongs to."""
+        w = self._blk_len.to(torch.float32) / counts.to(torch.float32)
+        return w[..., self._blk_of]
+
     # --- likelihood ----------------------------------------------------------------------------
     @classmethod
     def likelihood_kind(cls, config: ModelConfig, kind: str | None = None) -> str:
-        return resolve_k_kind(kind, prefix="elbo", default_k=config.elbo_samples, family="masked diffusion",
-                              unit="mask draws")
+        b = getattr(config, "block_size", None)
+        if b is None:
+            return resolve_k_kind(kind, prefix="elbo", default_k=config.elbo_samples, family="masked diffusion",
+                                  unit="mask draws")
+        base = kind
+        if isinstance(kind, str):
+            head, sep, tail = kind.rpartition("-b")
+            if sep and tail.isdigit() and int(tail) == b:
+                base = head
+        try:
+            return resolve_k_kind(base, prefix="elbo", default_k=config.elbo_samples, family="block diffusion",
+                                  unit="mask draws") + f"-b{b}"
+        except ConfigError:
+            raise ConfigError(f"block diffusion (block size {b}) reports kind 'elbo' (K = {config.elbo_samples} "
+                              f"mask draws), 'elbo-K' or 'elbo-K-b{b}' (K >= 1); got {kind!r}") from None
 
     def log_likelihood(self, batch: dict[str, Any], *, kind: str | None = None) -> Tensor:
-        """[B] ELBO on log p(string) in nats, K stratified mask draws per molecule (kind ``elbo-K``)."""
+        """[B] ELBO on log p(string) in nats, K stratified mask draws per molecule (kind ``elbo-K``,
+        ``elbo-K-bB`` for block models)."""
         kind = self.likelihood_kind(self.config, kind)
         return self.elbo(batch, int(kind.split("-")[1]), self._offset(batch, batch["ids"].shape[0]))
 
     def elbo(self, batch: dict[str, Any], k: int, offset: Tensor | None = None, chunk_rows: int = 4096) -> Tensor:
         """[B] ELBO estimate (2) with ``k`` draws per molecule, noise seeded by each molecule's tokens."""
+        if self.block_size is not None:
+            return self._block_elbo(batch, k, offset, chunk_rows)
         x = batch["ids"]
         B, N = x.shape
         seeds = row_seeds(x, self.tokenizer.pad_id, salt=self.config.mc_seed)
@@ -253,20 +447,47 @@ class DiffusionModel(GenerativeModel):
         est = (N / counts.to(nll.dtype)) * nll  # [B k]
         return -est.view(B, k).mean(1)
 
-    @torch.no_grad()
-    def exact_elbo(self, batch: dict[str, Any], max_canvas: int = 14) -> Tensor:
-        """[B] the ELBO (2) computed exactly by enumerating all 2^N - 1 masks (tiny canvases only)."""
+    def _block_elbo(self, batch: dict[str, Any], k: int, offset: Tensor | None, chunk_rows: int) -> Tensor:
+        """[B] sum over blocks of ELBO_j, ``k`` draws per molecule, every block masked in each draw."""
         x = batch["ids"]
         B, N = x.shape
-        if N > max_canvas:
+        nb = len(self.blocks)
+        seeds = row_seeds(x, self.tokenizer.pad_id, salt=self.config.mc_seed)
+        r = row_rand(seeds, (k, nb), x.device)  # [B, k, nb] stratum offsets per block
+        bl = self._blk_len
+        strata = torch.arange(k, device=x.device)[:, None]
+        counts = torch.minimum(1 + ((strata + r) * bl / k).floor().long(), bl).clamp(min=1)
+        masks = self._block_masks(row_rand(seeds, (k, N), x.device, offset=1), counts)  # [B, k, N]
+        w = self._block_weights(counts).reshape(B * k, N)
+        xs = x.unsqueeze(1).expand(B, k, N).reshape(B * k, N)
+        masks = masks.reshape(B * k, N)
+        off = offset.repeat_interleave(k, 0) if offset is not None else None
+        nll = torch.cat([self._block_token_nll(xs[i:i + chunk_rows], masks[i:i + chunk_rows],
+                                               off[i:i + chunk_rows] if off is not None else None)
+                         for i in range(0, B * k, chunk_rows)])
+        est = (w * nll).sum(-1)  # [B k]
+        return -est.view(B, k).mean(1)
+
+    @torch.no_grad()
+    def exact_elbo(self, batch: dict[str, Any], max_canvas: int = 14) -> Tensor:
+        """[B] the ELBO (2) computed exactly by enumerating all 2^N - 1 masks (tiny canvases only);
+        block models: all 2^b_j - 1 masks of every block (the bound is a sum over blocks)."""
+        x = batch["ids"]
+        B, N = x.shape
+        spans = self.blocks if self.block_size is not None else [(0, N)]
+        if max(hi - lo for lo, hi in spans) > max_canvas:
             raise ConfigError(f"exact_elbo enumerates 2^N masks: canvas {N} > max_canvas {max_canvas}")
         total = torch.zeros(B, dtype=torch.float64, device=x.device)
-        for k in range(1, N + 1):
-            w = 1.0 / (k * math.comb(N, k))
-            for pos in combinations(range(N), k):
-                mask = torch.zeros(B, N, dtype=torch.bool, device=x.device)
-                mask[:, list(pos)] = True
-                total += w * self._masked_nll(x, mask).double()
+        for lo, hi in spans:
+            n = hi - lo
+            for k in range(1, n + 1):
+                w = 1.0 / (k * math.comb(n, k))
+                for pos in combinations(range(lo, hi), k):
+                    mask = torch.zeros(B, N, dtype=torch.bool, device=x.device)
+                    mask[:, list(pos)] = True
+                    nll = (self._block_token_nll(x, mask).sum(-1) if self.block_size is not None
+                           else self._masked_nll(x, mask))
+                    total += w * nll.double()
         return -total
 
     # --- training ------------------------------------------------------------------------------
@@ -274,9 +495,19 @@ class DiffusionModel(GenerativeModel):
         return adamw_warmup_cosine(self, self.optim)
 
     def training_loss(self, batch: dict[str, Any]) -> tuple[Tensor, Tensor]:
-        """(loss, per-molecule -ELBO estimates [B]): one mask per molecule, k stratified over the batch."""
+        """(loss, per-molecule -ELBO estimates [B]): one mask per molecule, k stratified over the batch
+        (per block for block models)."""
         x = batch["ids"]
         B, N = x.shape
+        if self.block_size is not None:
+            nb = len(self.blocks)
+            perm = torch.rand(nb, B, device=x.device).argsort(1).T  # [B, nb]: a permutation per block
+            u = (perm + torch.rand(nb, device=x.device)) / B  # stratified in [0, 1) per block
+            counts = torch.minimum(1 + (u * self._blk_len).floor().long(), self._blk_len)
+            mask = self._block_masks(torch.rand(B, N, device=x.device), counts)
+            nll = self._block_token_nll(x, mask, self._offset(batch, B))
+            neg_elbo = (self._block_weights(counts) * nll).sum(-1)
+            return neg_elbo.mean() / N, neg_elbo.detach()
         u = (torch.randperm(B, device=x.device) + torch.rand((), device=x.device)) / B  # stratified in [0, 1)
         counts = (1 + (u * N).floor().long()).clamp(1, N)
         mask = self._masks_of_size(torch.rand(B, N, device=x.device), counts)
@@ -296,14 +527,55 @@ class DiffusionModel(GenerativeModel):
         ll = self.elbo(batch, self.config.val_elbo_samples, self._offset(batch, batch["ids"].shape[0]))
         self.log("val/nll", -ll.mean(), prog_bar=True, batch_size=ll.shape[0], sync_dist=True)
 
+    # --- initialisation from a transformer -------------------------------------------------------
+    @torch.no_grad()
+    def init_from_transformer(self, source: GenerativeModel) -> dict[str, Any]:
+        """Copy a trained transformer's weights where the shapes match; its token embedding [V, D] goes
+        into the first V rows of this model's [V + 1, D] (the ``<mask>`` row keeps its init). The
+        representation (vocabulary and settings) and ``max_len`` must be the source's. Returns
+        ``{"copied", "partially_copied", "skipped", "unused"}`` parameter names (``skipped``: this
+        model's, left at their init; ``unused``: the source's that match nothing here)."""
+        if getattr(source, "name", None) != "transformer":
+            kind = getattr(source, "name", type(source).__name__)
+            raise ConfigError(f"init_from must be a trained transformer model; got a {kind!r} model")
+        mine, theirs = self.tokenizer, source.representation
+        if theirs is None or type(mine) is not type(theirs) or mine.state_key != theirs.state_key:
+            raise ConfigError(
+                f"init_from: the transformer's representation ({getattr(theirs, 'name', None)}, vocabulary "
+                f"{getattr(theirs, 'vocab_size', '?')}) differs from this model's ({getattr(mine, 'name', None)}, "
+                f"vocabulary {mine.vocab_size}); train the diffusion model on the transformer's representation")
+        if source.max_len != self.max_len:
+            raise ConfigError(f"init_from: the transformer's max_len {source.max_len} differs from this model's "
+                              f"{self.max_len}")
+        src = source.state_dict()
+        dst = self.state_dict()
+        report: dict[str, list[str]] = {"copied": [], "partially_copied": [], "skipped": [], "unused": []}
+        for name, t in dst.items():
+            s = src.get(name)
+            if s is None:
+                report["skipped"].append(name)
+            elif s.shape == t.shape:
+                t.copy_(s.to(t.dtype))
+                report["copied"].append(name)
+            elif (s.dim() == t.dim() and s.shape[1:] == t.shape[1:] and s.shape[0] < t.shape[0]
+                  and name.endswith("tok_emb.weight")):
+                t[:s.shape[0]].copy_(s.to(t.dtype))
+                report["partially_copied"].append(name)
+            else:
+                report["skipped"].append(name)
+        report["unused"] = [n for n in src if n not in dst]
+        self.load_state_dict(dst)
+        return report
+
     # --- sampling ------------------------------------------------------------------------------
     @strict
     def set_sampling(self, *, steps: int | None = None, sampler: str | None = None) -> DiffusionModel:
-        """Override ``sampling_steps`` / ``sampler`` for later ``sample`` calls (not saved); no
-        arguments restore the config's values. Returns the model."""
-        if steps is not None and (not isinstance(steps, int) or isinstance(steps, bool) or steps < 1):
-            raise ConfigError(f"steps must be an integer >= 1 (the canvas length is {self.canvas_len}), "
-                              f"got {steps!r}")
+        """Override ``sampling_steps`` (block models: ``steps_per_block``) / ``sampler`` for later
+        ``sample`` calls (not saved); no arguments restore the config's values. Returns the model."""
+        if steps is not None and not _is_count(steps):
+            what = (f"the block size is {self.block_size}" if self.block_size
+                    else f"the canvas length is {self.canvas_len}")
+            raise ConfigError(f"steps must be an integer >= 1 ({what}), got {steps!r}")
         if sampler is not None:
             check_choice("sampler", sampler, SAMPLERS)
         self._sampling_override = {k: v for k, v in (("steps", steps), ("sampler", sampler)) if v is not None}
@@ -311,24 +583,71 @@ class DiffusionModel(GenerativeModel):
 
     @property
     def sampling_steps(self) -> int:
-        """Steps of the ancestral sampler now (override, else config, else the canvas length)."""
+        """Steps of the ancestral sampler now (override, else config, else the canvas length); block
+        models: steps per block (override, else ``steps_per_block``, else the block size)."""
+        if self.block_size is not None:
+            return int(self._sampling_override.get("steps") or self.config.steps_per_block or self.block_size)
         return int(self._sampling_override.get("steps") or self.config.sampling_steps or self.canvas_len)
 
     @property
     def sampler(self) -> str:
         return str(self._sampling_override.get("sampler") or self.config.sampler)
 
-    def _sample(self, n: int, *, temperature: float, generator: torch.Generator, condition=None,
-                guidance=None) -> tuple[list[str], None]:
+    def _sample(self, n: int, *, temperature: float, rng: RowRandom, condition=None, guidance=None,
+                constrain=None, canvas: Tensor | None = None) -> tuple[list[str], None]:
+        """``n`` strings (no log p: only a bound is tractable). ``canvas``: [n, N] initial canvases for
+        infilling (free positions = the mask id V, fixed ones a token id; see the module docstring)."""
+        return self.decode(self._sample_canvases(n, temperature=temperature, rng=rng, condition=condition,
+                                                 guidance=guidance, constrain=constrain, canvas=canvas)), None
+
+    @torch.no_grad()
+    def _sample_canvases(self, n: int, *, temperature: float, rng: RowRandom, condition=None, guidance=None,
+                         constrain=None, canvas: Tensor | None = None) -> Tensor:
+        """[n, N] sampled canvases (what :meth:`_sample` decodes); ``canvas`` as in :meth:`_sample`,
+        whose fixed positions come back unchanged. Sets ``last_sample_stats``."""
+        if constrain is not None:
+            raise CapabilityError("diffusion cannot sample under a token constraint; it infills a canvas instead "
+                                  "(_sample(..., canvas=[n, N] with the mask id at free positions))")
+        if len(rng) != n:
+            raise ValueError(f"{len(rng)} random streams for {n} rows")
+        z = self._start_canvas(n, canvas)
+        if self.block_size is not None:
+            group_lp, m = self._group_denoiser(n, condition, guidance)
+            z, calls = self._sample_blocks(z, rng, group_lp, m, temperature)
+            self.last_sample_stats = {"sampler": self.sampler, "block_size": self.block_size,
+                                      "steps_per_block": self.block_size if self.sampler == "exact"
+                                      else self.sampling_steps, "rows": n, "network_calls": calls,
+                                      "network_rows": calls * n, "nfe_per_row": float(calls if n else 0)}
+            return z
         denoise = self._denoiser(n, condition, guidance, temperature)
         if self.sampler == "exact":
-            z, nfe = self._sample_exact(n, generator, denoise)
+            z, nfe = self._sample_exact(z, rng, denoise)
         else:
-            z, nfe = self._sample_ancestral(n, self.sampling_steps, generator, denoise)
+            z, nfe = self._sample_ancestral(z, self.sampling_steps, rng, denoise)
         self.last_sample_stats = {"sampler": self.sampler, "steps": self.sampling_steps if self.sampler
                                   == "ancestral" else self.canvas_len, "rows": n, "network_rows": nfe,
                                   "nfe_per_row": nfe / max(n, 1)}
-        return self.decode(z), None
+        return z
+
+    def _start_canvas(self, n: int, canvas: Tensor | None) -> Tensor:
+        """The initial canvases: all ``<mask>``, or a checked copy of ``canvas``."""
+        N = self.canvas_len
+        if canvas is None:
+            return torch.full((n, N), self.mask_id, dtype=torch.long, device=self.device)
+        if (not isinstance(canvas, Tensor) or canvas.dtype not in (torch.int64, torch.int32)
+                or tuple(canvas.shape) != (n, N)):
+            raise ConfigError(f"canvas must be a [{n}, {N}] integer tensor (mask id {self.mask_id} at free positions), "
+                              f"got {type(canvas).__name__} {tuple(getattr(canvas, 'shape', ()))}")
+        z = canvas.to(device=self.device, dtype=torch.long).clone()
+        fixed = z != self.mask_id
+        ok = torch.zeros(self.V + 1, dtype=torch.bool, device=z.device)
+        ok[:self.V] = self._is_symbol | self._is_eos
+        if bool((z < 0).any() or (z > self.mask_id).any()) or not bool(ok[z[fixed]].all()):
+            raise ConfigError(f"canvas holds ids outside the symbols, <eos> ({self.tokenizer.eos_id}) and the mask "
+                              f"id ({self.mask_id}); <pad>, <bos> and <unk> cannot be fixed")
+        if bool((fixed[:, -1] & (z[:, -1] != self.tokenizer.eos_id)).any()):
+            raise ConfigError(f"canvas position {N - 1} (the last) is always <eos>: leave it free or fix <eos>")
+        return z
 
     def _denoiser(self, n: int, condition: dict[str, float] | None, guidance: float | None,
                   temperature: float) -> Callable[[Tensor, Tensor], Tensor]:
@@ -349,27 +668,32 @@ class DiffusionModel(GenerativeModel):
 
         return guided
 
-    def _draw(self, logp: Tensor, generator: torch.Generator) -> Tensor:
-        """One token per row of ``logp`` [M, V] (log-probs already at the sampling temperature)."""
+    @staticmethod
+    def _inverse_cdf(logp: Tensor, u: Tensor, temperature: float = 1.0) -> Tensor:
+        """[M] one token per row of ``logp`` [M, V] by the inverse CDF of the uniforms ``u`` [M], as
+        :meth:`RowRandom.categorical_logits` does with its own uniform (the same draw, bit for bit)."""
         if logp.shape[0] == 0:
             return torch.zeros(0, dtype=torch.long, device=logp.device)
-        return torch.multinomial(logp.exp(), 1, generator=generator).squeeze(-1)
+        lp = logp.float() / temperature if temperature != 1.0 else logp.float()
+        cdf = torch.softmax(lp, dim=-1).double().cumsum(-1)
+        target = u.to(cdf.device).double().unsqueeze(-1) * cdf[:, -1:]
+        return torch.searchsorted(cdf, target).squeeze(-1).clamp_(max=logp.shape[-1] - 1)
 
     @torch.no_grad()
-    def _sample_ancestral(self, n: int, steps: int, generator: torch.Generator,
+    def _sample_ancestral(self, z: Tensor, steps: int, rng: RowRandom,
                           denoise: Callable[[Tensor, Tensor], Tensor]) -> tuple[Tensor, int]:
-        """MDLM ancestral sampling in ``steps`` steps with the network cache; (canvases, network rows)."""
-        N, dev = self.canvas_len, self.device
-        z = torch.full((n, N), self.mask_id, dtype=torch.long, device=dev)
-        logp = torch.empty((n, N, self.V), device=dev)
-        stale = torch.ones(n, dtype=torch.bool, device=dev)  # rows whose z changed since their last call
+        """MDLM ancestral sampling from canvases ``z`` in ``steps`` steps with the network cache;
+        (canvases, network rows). Step k: unmasking coins from stream 2k, tokens from 2k + 1."""
+        n, N = z.shape
+        logp = torch.empty((n, N, self.V), device=z.device)
+        stale = torch.ones(n, dtype=torch.bool, device=z.device)  # rows whose z changed since their last call
         network_rows = 0
-        for i in range(steps, 0, -1):
+        for k, i in enumerate(range(steps, 0, -1)):
             masked = z == self.mask_id
             if not bool(masked.any()):
                 break
             p_unmask = 1.0 / i  # (t - s) / t with t = i/T, s = (i-1)/T; 1 at the last step
-            unmask = masked & (torch.rand((n, N), generator=generator, device=dev) < p_unmask)
+            unmask = masked & (rng.uniform(2 * k, N).to(z.device) < p_unmask)
             rows = unmask.any(1)
             need = rows & stale  # the network runs only for rows that change now and changed before
             if bool(need.any()):
@@ -377,20 +701,111 @@ class DiffusionModel(GenerativeModel):
                 logp[idx] = denoise(z[idx], idx)
                 stale[idx] = False
                 network_rows += int(idx.numel())
-            z[unmask] = self._draw(logp[unmask], generator)
+            u = rng.uniform(2 * k + 1, N).to(z.device)
+            z[unmask] = self._inverse_cdf(logp[unmask], u[unmask])
             stale |= rows
         return z, network_rows
 
     @torch.no_grad()
-    def _sample_exact(self, n: int, generator: torch.Generator,
+    def _sample_exact(self, z: Tensor, rng: RowRandom,
                       denoise: Callable[[Tensor, Tensor], Tensor]) -> tuple[Tensor, int]:
-        """The T -> infinity limit: one uniformly random masked position revealed per network call."""
-        N, dev = self.canvas_len, self.device
-        z = torch.full((n, N), self.mask_id, dtype=torch.long, device=dev)
-        rows = torch.arange(n, device=dev)
-        for _ in range(N):
-            scores = torch.rand((n, N), generator=generator, device=dev).masked_fill(z != self.mask_id, -1.0)
-            pos = scores.argmax(1)
-            logp = denoise(z, rows)
-            z[rows, pos] = self._draw(logp[rows, pos], generator)
-        return z, n * N
+        """The T -> infinity limit: one uniformly random masked position revealed per network call
+        (step k: the position from stream 2k, the token from 2k + 1)."""
+        N = z.shape[1]
+        network_rows = 0
+        for k in range(N):
+            masked = z == self.mask_id
+            rows = masked.any(1).nonzero().squeeze(1)  # rows with a free position left
+            if rows.numel() == 0:
+                break
+            scores = rng.uniform(2 * k, N).to(z.device).masked_fill(~masked, -1.0)
+            pos = scores.argmax(1)[rows]
+            logp = denoise(z[rows], rows)
+            u = rng.uniform(2 * k + 1, 1).to(z.device)[rows, 0]
+            z[rows, pos] = self._inverse_cdf(logp[torch.arange(len(rows), device=z.device), pos], u)
+            network_rows += int(rows.numel())
+        return z, network_rows
+
+    # --- block diffusion: sampling with the KV cache -------------------------------------------
+    def _group_mask(self, t0: int, lo: int, hi: int, device) -> Tensor:
+        """[hi - t0, hi] attention of one cached call: clean inputs t0..lo-1 (entering the cache) are
+        causal, the noisy group lo..hi-1 sees everything up to hi - 1."""
+        q = torch.arange(t0, hi, device=device)[:, None]
+        key = torch.arange(hi, device=device)[None, :]
+        return (key <= q) | (q >= lo)
+
+    def _cached_group_log_probs(self, cache: KVCache, z: Tensor, lo: int, hi: int,
+                                offset: Tensor | None = None) -> Tensor:
+        """[m, hi - lo, V] log p(x_l | group) for the canvas positions lo..hi-1 of one block, through the
+        KV cache: the clean inputs not yet cached (positions ``cache.length``..lo-1, read from ``z``,
+        which must be clean before ``lo``) enter the cache in the same forward as the noisy group."""
+        t0 = cache.length
+        if t0 > lo:
+            raise ValueError(f"the cache holds {t0} positions, past the block at {lo}")
+        zin = self._inputs(z)[:, t0:hi]
+        # b = 1: the group is the clean token at lo, attending causally: it enters the cache as itself
+        keep = lo - t0 + (1 if self.block_size == 1 else 0)
+        out = self.net(zin, cache, offset=offset, position_ids=torch.arange(t0, hi, device=z.device),
+                       attn_mask=self._group_mask(t0, lo, hi, z.device), cache_write=keep)
+        logits = out[:, lo - t0:, :self.V].float()
+        logits = logits.masked_fill(~self._allowed(z, lo, hi), float("-inf"))
+        return torch.log_softmax(logits, dim=-1)
+
+    def _group_denoiser(self, n: int, condition: dict[str, float] | None, guidance: float | None
+                        ) -> tuple[Callable[[KVCache, Tensor, int, int], Tensor], int]:
+        """(``group_lp(cache, z [n, N], lo, hi) -> log p [n, hi - lo, V]`` at temperature 1, the cache's
+        rows): the unconditional, conditional or guided model (guided: a doubled batch in the cache)."""
+        w = float(guidance or 0.0)
+        off = None
+        if self.conditioner is not None:
+            off = self.conditioner(self.conditioner.space.batch(condition, n, self.device), n, self.device)[:, None]
+            if w:
+                off = torch.cat([off, self.conditioner({}, n, self.device)[:, None]])
+        if not w:
+            return (lambda cache, z, lo, hi: self._cached_group_log_probs(cache, z, lo, hi, off)), n
+
+        def guided(cache: KVCache, z: Tensor, lo: int, hi: int) -> Tensor:
+            lp = self._cached_group_log_probs(cache, torch.cat([z, z]), lo, hi, off)
+            return guided_log_probs(lp[:n], lp[n:], w)
+
+        return guided, 2 * n
+
+    @torch.no_grad()
+    def _sample_blocks(self, z: Tensor, rng: RowRandom, group_lp: Callable[[KVCache, Tensor, int, int], Tensor],
+                       m: int, temperature: float) -> tuple[Tensor, int]:
+        """Block by block through the KV cache, ``sampling_steps`` ancestral steps per block (or the
+        exact sampler); (canvases, network calls). See the module docstring for the random streams."""
+        N = z.shape[1]
+        exact = self.sampler == "exact"
+        eos = self.tokenizer.eos_id
+        cache = KVCache(self.net.cfg, m, z.device, next(self.parameters()).dtype)
+        calls = 0
+        for j, (lo, hi) in enumerate(self.blocks):
+            bj = hi - lo
+            steps = bj if exact else self.sampling_steps
+            lp = None  # the group's log-probs, valid until a position of the block is revealed
+            for s in range(steps):
+                masked = z[:, lo:hi] == self.mask_id
+                if not bool(masked.any()):
+                    break
+                u = rng.uniform(N * (s + 1) + j, bj).to(z.device)
+                if exact:  # one uniformly random free position per row
+                    pick = u.masked_fill(~masked, -1.0).argmax(1, keepdim=True)
+                    reveal = torch.zeros_like(masked).scatter_(1, pick, True) & masked
+                else:  # MDLM: each free position with probability (t - s) / t = 1 / (steps - s)
+                    reveal = masked & (u < 1.0 / (steps - s))
+                if not bool(reveal.any()):
+                    continue
+                if lp is None:
+                    lp = group_lp(cache, z, lo, hi)
+                    calls += 1
+                rows, cols = reveal.nonzero(as_tuple=True)
+                tok_u = rng.uniform(j, bj).to(z.device)[rows, cols]
+                z[rows, lo + cols] = self._inverse_cdf(lp[rows, cols], tok_u, temperature)
+                if bj > 1:  # the group changed (b = 1: the group is x_lo alone, which did not)
+                    lp = None
+            if bool((z[:, :hi] == eos).any(1).all()):  # every row has ended: <eos> is forced after it
+                rest = z[:, hi:]
+                rest.masked_fill_(rest == self.mask_id, eos)
+                break
+        return z, calls

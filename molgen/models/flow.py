@@ -51,7 +51,8 @@ every string, so the numbers are also lower bounds on the sampler's probability 
 anything else is labelled ``ancestral-T...`` by the base class), v = f^{-1}(z), x ~ p(x | v) exactly
 (sampled, never argmax): a length n from its marginal prod_{t<n} (1 - e_t) prod_{t>=n} e_t / Z(v),
 then each symbol x_t (t < n) from p(x_t | v_t) restricted to the symbols, ``<eos>`` after;
-SELFIES -> SMILES. One pass, no loop over positions. ``_sample`` returns no log-likelihood (a bound
+SELFIES -> SMILES. One pass, no loop over positions. Each molecule's noise (z, length, symbols) comes
+from its own random streams (:class:`~molgen.rowrandom.RowRandom`), not from the batch it is drawn in. ``_sample`` returns no log-likelihood (a bound
 would need the dequantizer's posterior).
 
 **Numerics.** Log-determinants are float32 terms summed in float64; coupling scales are soft-clamped;
@@ -80,6 +81,7 @@ from molgen.models.base import GenerativeModel
 from molgen.models.config import ModelConfig
 from molgen.nn.flows import CategoricalGaussians, Flow, standard_normal_log_prob
 from molgen.registry import MODELS
+from molgen.rowrandom import RowRandom
 from molgen.training.optim import adamw_warmup_cosine
 from molgen.training.progress import log_due
 
@@ -251,28 +253,33 @@ class FlowModel(GenerativeModel):
         self.log("val/nll", -bound.mean().float(), prog_bar=True, batch_size=bound.shape[0], sync_dist=True)
 
     # --- sampling ------------------------------------------------------------------------------
-    def decode_base(self, z: Tensor, generator: torch.Generator | None) -> Tensor:
+    def decode_base(self, z: Tensor, rng: RowRandom, first_stream: int = 1) -> Tensor:
         """Token ids [n, L] from base points z [n, L, d]: inverse flow, then x ~ p(x | v) (exactly: for the
-        well-formed decoder a length n from its marginal, then symbols at t < n, <eos> after)."""
+        well-formed decoder a length n from its marginal, then symbols at t < n, <eos> after). Row i's
+        draws come from its own streams of ``rng``: the length from ``first_stream``, the symbols from
+        ``first_stream + 1`` (column t for position t); the independent decoder draws every position
+        from ``first_stream``."""
         v = self.flow.inverse(z)
         lp = self.dequantizer.posterior_log_probs(v)
-        n, L, K = lp.shape
+        n, L, _ = lp.shape
+        if len(rng) != n:
+            raise ValueError(f"{len(rng)} random streams for {n} base points")
         if self.config.decoder == "independent":
-            cats = torch.multinomial(lp.exp().reshape(-1, K), 1, generator=generator).view(n, L)
+            cats = rng.categorical(lp.exp(), first_stream)
             return self.cat_to_id[cats]
-        lengths = torch.multinomial(torch.softmax(self.end_log_weights(lp), 1).float(), 1,
-                                    generator=generator)  # [n, 1]
+        lengths = rng.categorical(torch.softmax(self.end_log_weights(lp), 1), first_stream)[:, None]  # [n, 1]
         # symbols renormalised with a softmax over the symbol logits (the exp of log-probs can underflow
-        # to all zeros where <eos> is certain, which multinomial refuses)
-        sym_probs = torch.softmax(lp[..., 1:], -1).reshape(-1, K - 1)
-        symbols = 1 + torch.multinomial(sym_probs, 1, generator=generator).view(n, L)
+        # to all zeros where <eos> is certain)
+        symbols = 1 + rng.categorical(torch.softmax(lp[..., 1:], -1), first_stream + 1)
         cats = torch.where(torch.arange(L, device=lp.device) < lengths, symbols, torch.zeros_like(symbols))
         return self.cat_to_id[cats]
 
     @torch.no_grad()
-    def _sample(self, n: int, *, temperature: float, generator: torch.Generator, condition=None,
-                guidance=None) -> tuple[list[str], None]:
-        """One-shot: z ~ N(0, T^2 I), v = f^{-1}(z), a padded string x ~ p(x|v), cut at its first <eos>."""
-        z = torch.randn((n, self.length, self.config.dim), generator=generator, device=self.device)
-        ids = self.decode_base(z * temperature, generator)
+    def _sample(self, n: int, *, temperature: float, rng: RowRandom, condition=None, guidance=None,
+                constrain=None) -> tuple[list[str], None]:
+        """One-shot: z ~ N(0, T^2 I), v = f^{-1}(z), a padded string x ~ p(x|v), cut at its first <eos>.
+        Streams of a row: 0 its base point z (L * d normals), 1 the length, 2 the symbols."""
+        self._refuse_constrain(constrain)
+        z = rng.normal(0, self.length * self.config.dim).view(n, self.length, self.config.dim).to(self.device)
+        ids = self.decode_base(z * temperature, rng, first_stream=1)
         return self.strings.decode(ids), None

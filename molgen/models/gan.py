@@ -41,6 +41,7 @@ from molgen.errors import ConfigError, check_choice, strict
 from molgen.models.base import GenerativeModel, SampleResult
 from molgen.models.config import ModelConfig
 from molgen.registry import MODELS
+from molgen.rowrandom import RowRandom
 from molgen.training.progress import log_due
 
 log = logging.getLogger(__name__)
@@ -287,37 +288,48 @@ class LatentGAN(GenerativeModel):
 
     # --- sampling ------------------------------------------------------------------------------
     @torch.no_grad()
-    def sample_latents(self, n: int, *, seed: int | None = None, generator: torch.Generator | None = None,
+    def sample_latents(self, n: int, *, seed: int | None = None, rng: RowRandom | None = None,
                        standardised: bool = False) -> Tensor:
-        """``n`` generated latent points [n, d_z] (VAE scale, or standardised)."""
+        """``n`` generated latent points [n, d_z] (VAE scale, or standardised): row i from G(eps_i), eps_i
+        the normals of stream 0 of row i of ``rng`` (default: rows 0..n-1 of ``seed``, as ``sample``)."""
         was = self.training
         self.eval()
         try:
-            if generator is None:
-                generator = torch.Generator(device=self.device).manual_seed(int(seed or 0))
-            eps = torch.randn(n, self.config.noise_dim, generator=generator, device=self.device)
+            if rng is None:
+                rng = RowRandom(int(seed or 0), range(n), self.device)
+            elif len(rng) != n:
+                raise ValueError(f"{len(rng)} random streams for {n} latent points")
+            eps = rng.normal(0, self.config.noise_dim).to(self.device)
             u = self.generator(eps)
         finally:
             self.train(was)
         return u if standardised else self.unstandardise(u)
 
-    def _sample(self, n: int, *, temperature: float, generator: torch.Generator, condition=None,
-                guidance=None) -> tuple[list[str], None]:
-        """z = G(eps) (VAE scale), x ~ p(x|z) sampled from the VAE decoder (argmax if ``decode="argmax"``)."""
-        z = self.sample_latents(n, generator=generator)
-        seed = int(torch.randint(0, 2**62, (1,), generator=generator, device=generator.device).item())
-        res = self.autoencoder.decode(z, greedy=self.config.decode == "argmax", temperature=temperature, seed=seed)
-        return res.smiles, None
+    def _sample(self, n: int, *, temperature: float, rng: RowRandom, condition=None, guidance=None,
+                constrain=None) -> tuple[list[str], None]:
+        """z = G(eps) (VAE scale), x ~ p(x|z) sampled from the VAE decoder (argmax if ``decode="argmax"``).
+        Streams of a row: 0 the generator's noise, then the VAE decoder's token t from stream
+        ``DECODER_STREAM + t`` (2 + t; stream 1, the VAE prior's noise, unused)."""
+        from molgen.models.vae import DECODER_STREAM
+
+        self._refuse_constrain(constrain)
+        z = self.sample_latents(n, rng=rng)
+        greedy = self.config.decode == "argmax"
+        return self.autoencoder.sample_decoder(z, None if greedy else rng, temperature=temperature, greedy=greedy,
+                                               first_stream=DECODER_STREAM), None
 
     @torch.no_grad()
     @strict
     def sample(self, n: int, *, temperature: float = 1.0, seed: int | None = None, batch_size: int | None = None,
                condition: dict[str, float] | None = None, guidance: float | None = None,
-               progress: bool = False) -> SampleResult:
+               progress: bool = False, start: int = 0, scaffold: str | None = None, linker: str | None = None,
+               extend: str | None = None, extrapolate: bool = False) -> SampleResult:
         """Draw ``n`` molecules: z from the generator, x ~ p(x|z) from the VAE decoder (the seed is
-        recorded). With ``decode="argmax"`` the sampler is labelled ``latent+argmax-decoder``."""
+        recorded; molecule i from its own streams, as every family). With ``decode="argmax"`` the
+        sampler is labelled ``latent+argmax-decoder``."""
         res = super().sample(n, temperature=temperature, seed=seed, batch_size=batch_size, condition=condition,
-                             guidance=guidance, progress=progress)
+                             guidance=guidance, progress=progress, start=start, scaffold=scaffold, linker=linker,
+                             extend=extend, extrapolate=extrapolate)
         if self.config.decode == "argmax":
             res.sampler = "latent+argmax-decoder"
         res.info["decoder"] = "argmax" if self.config.decode == "argmax" else "sampled"

@@ -28,8 +28,14 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from molgen.registry import PRIORS
+from molgen.rowrandom import RowRandom
 
 LOG2PI = math.log(2 * math.pi)
+
+
+def _check_rows(n: int, rng: RowRandom) -> None:
+    if len(rng) != n:
+        raise ValueError(f"{len(rng)} random streams for {n} prior samples")
 
 
 def diag_normal_log_prob(z: Tensor, mu: Tensor, logvar: Tensor) -> Tensor:
@@ -53,7 +59,10 @@ def reparameterize(mu: Tensor, logvar: Tensor, n: int | None = None,
 
 
 class Prior(nn.Module):
-    """p(z) over R^d: ``log_prob(z) -> [...]``, ``sample(n, generator) -> [n, d]``."""
+    """p(z) over R^d: ``log_prob(z) -> [...]``, ``sample(n, rng) -> [n, d]``.
+
+    ``sample`` draws row i from ``rng``'s streams of row i (:class:`~molgen.rowrandom.RowRandom`):
+    the component choice from stream ``stream``, the Gaussian noise from stream ``stream + 1``."""
 
     n_components: int = 1
 
@@ -64,7 +73,7 @@ class Prior(nn.Module):
     def log_prob(self, z: Tensor) -> Tensor:
         raise NotImplementedError
 
-    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+    def sample(self, n: int, rng: RowRandom, stream: int = 0) -> Tensor:
         raise NotImplementedError
 
     def component_log_probs(self, z: Tensor) -> Tensor:
@@ -92,9 +101,9 @@ class StandardNormalPrior(Prior):
     def log_prob(self, z: Tensor) -> Tensor:
         return -0.5 * (LOG2PI + z**2).sum(-1)
 
-    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        dev = self._device()
-        return torch.randn(n, self.d_z, generator=generator, device=dev)
+    def sample(self, n: int, rng: RowRandom, stream: int = 0) -> Tensor:
+        _check_rows(n, rng)
+        return rng.normal(stream + 1, self.d_z).to(self._device())
 
     def _device(self) -> torch.device:
         return torch.device("cpu") if not hasattr(self, "_dev_probe") else self._dev_probe.device
@@ -139,9 +148,10 @@ class MixturePrior(Prior):
     def log_prob(self, z: Tensor) -> Tensor:
         return torch.logsumexp(self.component_log_probs(z), dim=-1)
 
-    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        k = torch.multinomial(self.log_weights().exp(), n, replacement=True, generator=generator)
-        eps = torch.randn(n, self.d_z, generator=generator, device=self.means.device)
+    def sample(self, n: int, rng: RowRandom, stream: int = 0) -> Tensor:
+        _check_rows(n, rng)
+        k = rng.categorical(self.log_weights().exp().expand(n, -1), stream).to(self.means.device)
+        eps = rng.normal(stream + 1, self.d_z).to(self.means)
         return self.means[k] + self.log_scales[k].exp() * eps
 
     @torch.no_grad()
@@ -183,10 +193,11 @@ class VampPrior(Prior):
     def log_prob(self, z: Tensor) -> Tensor:
         return torch.logsumexp(self.component_log_probs(z), dim=-1)
 
-    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+    def sample(self, n: int, rng: RowRandom, stream: int = 0) -> Tensor:
+        _check_rows(n, rng)
         m, lv = self.components()
-        k = torch.randint(self.n_components, (n,), generator=generator, device=m.device)
-        eps = torch.randn(n, self.d_z, generator=generator, device=m.device)
+        k = rng.categorical(torch.ones(n, self.n_components, device=m.device), stream).to(m.device)
+        eps = rng.normal(stream + 1, self.d_z).to(m)
         return m[k] + (0.5 * lv[k]).exp() * eps
 
     @torch.no_grad()

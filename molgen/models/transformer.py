@@ -5,8 +5,8 @@
 summed per molecule in nats, over the proper string distribution of
 :class:`~molgen.models.autoregressive.StringDecoding` (special tokens banned, <eos> forced after
 ``max_len`` symbols). Sampling uses a preallocated KV cache (one position per step);
-``use_cache=False`` recomputes the whole prefix every step and consumes the random stream
-identically (for tests and benchmarks).
+``use_cache=False`` recomputes the whole prefix every step and draws the same per-row random numbers
+(token t of row i from stream t of row i's :class:`~molgen.rowrandom.RowRandom`; for tests and benchmarks).
 
 Conditional (``condition`` set, by ``molgen train --condition qed``): the condition embedding is a
 prefix, added at the BOS position that every later position attends to, so log p(x | c) stays exact.
@@ -25,11 +25,12 @@ from torch import Tensor
 from molgen.chem import DEFAULT_POLICY, Policy
 from molgen.conditioning import Conditioner, guided_log_probs, validate_condition_fields
 from molgen.errors import ConfigError
-from molgen.models.autoregressive import StringDecoding
+from molgen.models.autoregressive import Constrain, StringDecoding
 from molgen.models.base import GenerativeModel
 from molgen.models.config import ModelConfig
 from molgen.nn.transformer import KVCache
 from molgen.registry import BACKBONES, MODELS
+from molgen.rowrandom import RowRandom
 from molgen.training.optim import adamw_warmup_cosine, global_token_mean
 from molgen.training.progress import log_due
 
@@ -118,8 +119,10 @@ class TransformerModel(GenerativeModel):
         self.log("val/nll", -ll.mean(), prog_bar=True, batch_size=ll.shape[0], sync_dist=True)
 
     # --- sampling ------------------------------------------------------------------------------
-    def _sample(self, n: int, *, temperature: float, generator: torch.Generator, condition=None, guidance=None,
-                use_cache: bool = True) -> tuple[list[str], Tensor | None]:
+    def _sample(self, n: int, *, temperature: float, rng: RowRandom, condition=None, guidance=None,
+                constrain: Constrain | None = None, use_cache: bool = True) -> tuple[list[str], Tensor | None]:
+        """Ancestral sampling; token t of row i from ``rng``'s stream t of row i. ``constrain`` edits the
+        next-token log-probs (the guided ones with guidance); the returned log p is the model's own."""
         dtype = next(self.parameters()).dtype
         w = float(guidance or 0.0)
         # rows [0, n): the requested condition; with guidance also rows [n, 2n): the unconditional model
@@ -150,6 +153,7 @@ class TransformerModel(GenerativeModel):
                 return guided_log_probs(lp[:n], lp[n:], w)
         else:
             step = logits_at
-        ids, ll = self.strings.sample(step, n, device=self.device, generator=generator, temperature=temperature)
+        ids, ll = self.strings.sample(step, n, device=self.device, rng=rng, temperature=temperature,
+                                      constrain=constrain)
         # guided samples have no tractable likelihood; otherwise ll is log p(x) or log p(x | c)
         return self.strings.decode(ids), (None if w else ll)

@@ -59,6 +59,7 @@ from molgen.models.config import ModelConfig
 from molgen.models.priors import VampPrior, build_prior, diag_normal_log_prob, reparameterize
 from molgen.models.vae_diagnostics import latent_diagnostics, plot_history
 from molgen.registry import ENCODERS, MODELS
+from molgen.rowrandom import RowRandom
 from molgen.scoring import as_smiles_list
 from molgen.training.optim import adamw_warmup_cosine, progress_fraction
 from molgen.training.progress import log_due
@@ -66,6 +67,10 @@ from molgen.training.progress import log_due
 log = logging.getLogger(__name__)
 
 __all__ = ["CollapseWarning", "VAEConfig", "VAEModel"]
+
+#: the decoder's token t of a sampled row comes from the row's random stream DECODER_STREAM + t
+#: (streams 0 and 1: the latent point, from the prior or, in the GAN, from the generator).
+DECODER_STREAM = 2
 
 
 @dataclass
@@ -212,17 +217,30 @@ class VAEModel(GenerativeModel):
         return self.strings.token_log_probs(logits, ids)[0].sum(-1)
 
     @torch.no_grad()
-    def _decode_ids(self, z: Tensor, temperature: float = 1.0, generator: torch.Generator | None = None,
-                    greedy: bool = False) -> Tensor:
+    def _decode_ids(self, z: Tensor, temperature: float = 1.0, rng: RowRandom | None = None,
+                    greedy: bool = False, first_stream: int = DECODER_STREAM) -> Tensor:
+        """x ~ p(x|z) (or argmax with ``greedy``): token t of row i from stream ``first_stream + t`` of row i."""
         state = {"h": self._h0(z)}
 
         def step(cur: Tensor, t: int) -> Tensor:
             o, state["h"] = self.dec_rnn(torch.cat([self.dec_emb(cur), z], -1).unsqueeze(1), state["h"])
             return self.dec_out(torch.cat([o[:, 0], z], -1))
 
-        ids, _ = self.strings.sample(step, z.shape[0], device=z.device, generator=generator,
-                                     temperature=temperature, greedy=greedy)
+        ids, _ = self.strings.sample(step, z.shape[0], device=z.device, rng=rng, temperature=temperature,
+                                     greedy=greedy, first_stream=first_stream)
         return ids
+
+    @torch.no_grad()
+    def sample_decoder(self, z: Tensor, rng: RowRandom | None, *, temperature: float = 1.0, greedy: bool = False,
+                       first_stream: int = DECODER_STREAM) -> list[str]:
+        """Strings x ~ p(x|z) for latent rows z [n, d_z] (the GAN's decoder), row i from ``rng``'s streams
+        ``first_stream + t`` of row i (``rng`` may be None with ``greedy``)."""
+        was = self.training
+        self.eval()
+        try:
+            return self.strings.decode(self._decode_ids(z.to(self.device), temperature, rng, greedy, first_stream))
+        finally:
+            self.train(was)
 
     # --- bounds --------------------------------------------------------------------------------
     @classmethod
@@ -443,11 +461,13 @@ class VAEModel(GenerativeModel):
             log.warning("could not plot VAE diagnostics: %s", e)
 
     # --- sampling / encode / decode ------------------------------------------------------------
-    def _sample(self, n: int, *, temperature: float, generator: torch.Generator, condition=None,
-                guidance=None) -> tuple[list[str], None]:
-        """z ~ p(z), x ~ p(x|z) (sampled, never argmax: that is ``decode(z, greedy=True)``)."""
-        z = self.prior.sample(n, generator).to(self.device)
-        return self.strings.decode(self._decode_ids(z, temperature, generator)), None
+    def _sample(self, n: int, *, temperature: float, rng: RowRandom, condition=None, guidance=None,
+                constrain=None) -> tuple[list[str], None]:
+        """z ~ p(z), x ~ p(x|z) (sampled, never argmax: that is ``decode(z, greedy=True)``). Streams of a
+        row: 0 the prior's component, 1 its Gaussian noise, ``DECODER_STREAM + t`` the decoder's token t."""
+        self._refuse_constrain(constrain)
+        z = self.prior.sample(n, rng, stream=0).to(self.device)
+        return self.strings.decode(self._decode_ids(z, temperature, rng)), None
 
     @torch.no_grad()
     @strict
@@ -483,8 +503,8 @@ class VAEModel(GenerativeModel):
     @strict
     def decode(self, z: Tensor, *, greedy: bool = False, temperature: float = 1.0,
                seed: int | None = None) -> SampleResult:
-        """Strings from latent points z [N, d_z] (or one [d_z]): x ~ p(x|z) by default; ``greedy=True``
-        is argmax decoding, labelled ``sampler="greedy"``."""
+        """Strings from latent points z [N, d_z] (or one [d_z]): x ~ p(x|z) by default, row i from its own
+        random streams keyed by ``(seed, i)``; ``greedy=True`` is argmax decoding, labelled ``sampler="greedy"``."""
         z = torch.as_tensor(z, dtype=torch.float32)
         if z.dim() == 1:
             z = z[None]
@@ -496,8 +516,9 @@ class VAEModel(GenerativeModel):
         self.eval()
         if seed is None:
             seed = int(torch.randint(0, 2**62, (1,)).item())
-        try:
-            ids = self._decode_ids(z.to(self.device), temperature, self._generator(seed), greedy)
+        try:  # row i of z decoded from the streams of row i of the seed: as in sample(seed=seed)
+            ids = self._decode_ids(z.to(self.device), temperature, RowRandom(seed, range(len(z)), self.device),
+                                   greedy)
         finally:
             self.train(was)
         smiles, canonical = _canonical_rows(self.strings.decode(ids), self.policy)

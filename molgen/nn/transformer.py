@@ -2,6 +2,14 @@
 
 Used causally by the autoregressive model and bidirectionally by masked diffusion. GELU MLPs, no
 plain ReLU. Shapes: B batch, T time, D model width, H heads, Dh = D / H.
+
+Block diffusion needs two more things, both opt-in keywords of ``forward`` that leave every other
+call unchanged: explicit ``position_ids`` (a sequence that repeats positions: the noisy and the clean
+stream of the same string) and an explicit boolean ``attn_mask`` [T, S] (True = attend). With a
+cache and a mask, the T new keys/values are written at slots ``length .. length + T - 1`` and the
+queries attend to slots ``0 .. length + T - 1`` under the mask; only the first ``cache_write`` of
+them are kept (``cache.length`` advances by ``cache_write``), the rest are scratch that the next
+write overwrites: how a noisy block attends to the cached clean prefix without entering the cache.
 """
 
 from __future__ import annotations
@@ -67,14 +75,23 @@ class SelfAttention(nn.Module):
         self.causal = cfg.causal
 
     def forward(self, x: Tensor, cache: KVCache | None = None, layer: int = 0,
-                key_padding_mask: Tensor | None = None, rope: tuple[Tensor, Tensor] | None = None) -> Tensor:
+                key_padding_mask: Tensor | None = None, rope: tuple[Tensor, Tensor] | None = None,
+                attn_mask: Tensor | None = None) -> Tensor:
         B, T, D = x.shape
         q, k, v = self.qkv(x).split(D, dim=2)
         q, k, v = (t.view(B, T, self.n_heads, D // self.n_heads).transpose(1, 2) for t in (q, k, v))  # [B,H,T,Dh]
         if rope is not None:  # rotary positions: keys are cached already rotated
             q, k = apply_rope(q, *rope), apply_rope(k, *rope)
         p = self.dropout if self.training else 0.0
-        if cache is not None:
+        if attn_mask is not None:  # an explicit boolean mask (True = attend), causal flag ignored
+            if cache is not None:  # write all T at length.. (the backbone keeps only cache_write of them)
+                t0 = cache.length
+                cache.k[layer][:, :, t0:t0 + T] = k
+                cache.v[layer][:, :, t0:t0 + T] = v
+                k, v = cache.k[layer][:, :, : t0 + T], cache.v[layer][:, :, : t0 + T]
+                p = 0.0
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=p)
+        elif cache is not None:
             # Incremental decoding: write this step's keys/values, attend to everything so far.
             t0 = cache.length
             if self.causal and T > 1 and t0 > 0:
@@ -106,8 +123,9 @@ class Block(nn.Module):
         self.drop = nn.Dropout(cfg.dropout)
 
     def forward(self, x: Tensor, cache: KVCache | None = None, layer: int = 0,
-                key_padding_mask: Tensor | None = None, rope: tuple[Tensor, Tensor] | None = None) -> Tensor:
-        x = x + self.drop(self.attn(self.ln1(x), cache, layer, key_padding_mask, rope))
+                key_padding_mask: Tensor | None = None, rope: tuple[Tensor, Tensor] | None = None,
+                attn_mask: Tensor | None = None) -> Tensor:
+        x = x + self.drop(self.attn(self.ln1(x), cache, layer, key_padding_mask, rope, attn_mask))
         return x + self.drop(self.mlp(self.ln2(x)))
 
 
@@ -145,28 +163,44 @@ class TransformerBackbone(nn.Module):
             nn.init.zeros_(m.bias)
 
     def forward(self, ids: Tensor, cache: KVCache | None = None,
-                key_padding_mask: Tensor | None = None, offset: Tensor | None = None) -> Tensor:
+                key_padding_mask: Tensor | None = None, offset: Tensor | None = None, *,
+                position_ids: Tensor | None = None, attn_mask: Tensor | None = None,
+                cache_write: int | None = None) -> Tensor:
         """ids [B, T] -> logits [B, T, V]. With a cache, positions continue from ``cache.length``.
 
         ``offset`` ([B, T, D] or broadcastable, e.g. a condition embedding [B, 1, D]) is added to the
-        input embeddings: how conditional families inject a condition without a second backbone."""
+        input embeddings: how conditional families inject a condition without a second backbone.
+
+        ``position_ids`` [T] (long) replace the consecutive positions; ``attn_mask`` (bool, True =
+        attend, [T, S] or broadcastable to [B, H, T, S], S = T, or ``cache.length + T`` with a cache)
+        replaces the causal / bidirectional rule. With a cache and a mask only the first
+        ``cache_write`` new positions (default all) stay in the cache (see the module docstring)."""
         _B, T = ids.shape
         t0 = cache.length if cache is not None else 0
-        if t0 + T > self.cfg.max_positions:
+        if (cache is not None or position_ids is None) and t0 + T > self.cfg.max_positions:
             raise ValueError(f"sequence of {t0 + T} positions exceeds max_positions={self.cfg.max_positions}")
+        if attn_mask is not None and key_padding_mask is not None:
+            raise ValueError("give attn_mask or key_padding_mask, not both")
+        if cache_write is not None and (cache is None or attn_mask is None or not 0 <= cache_write <= T):
+            raise ValueError(f"cache_write (0..{T}) needs a cache and an attn_mask")
+        if position_ids is not None and position_ids.shape != (T,):  # values < max_positions: the caller's
+            raise ValueError(f"position_ids must have shape [{T}], got {tuple(position_ids.shape)}")
         x = self.tok_emb(ids)
         rope = None
         if self.cfg.positions == "learned":
-            x = x + self.pos_emb(torch.arange(t0, t0 + T, device=ids.device))
+            pos = position_ids if position_ids is not None else torch.arange(t0, t0 + T, device=ids.device)
+            x = x + self.pos_emb(pos)
+        elif position_ids is not None:
+            rope = (self.rope_cos[position_ids], self.rope_sin[position_ids])
         else:
             rope = (self.rope_cos[t0:t0 + T], self.rope_sin[t0:t0 + T])
         if offset is not None:
             x = x + offset
         x = self.drop(x)
         for i, block in enumerate(self.blocks):
-            x = block(x, cache, i, key_padding_mask, rope)
+            x = block(x, cache, i, key_padding_mask, rope, attn_mask)
         if cache is not None:
-            cache.length += T
+            cache.length += T if cache_write is None else cache_write
         return self.ln_f(x) @ self.tok_emb.weight.T  # tied embeddings
 
 

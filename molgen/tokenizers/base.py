@@ -11,11 +11,15 @@ Out-of-vocabulary policy (``oov``):
   cannot represent.
 - ``"unk"``: unknown tokens map to ``<unk>``. Useful for encoders/feature extraction; a likelihood of
   such a string is not a likelihood of the molecule, so scoring refuses it all the same.
+
+Statuses and notes spell a token as the SMILES atom it writes (:meth:`Tokenizer.smiles_spelling`:
+SELFIES ``[O-1]`` is ``[O-]``), so one atom reads the same whatever the model's representation.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -29,6 +33,27 @@ SPECIALS = (PAD, BOS, EOS, UNK)
 OOV_POLICIES = ("error", "unk")
 FORMAT = "molgen-tokenizer"
 FORMAT_VERSION = 1
+
+#: a bracket atom, SMILES (``[13CH3]``, ``[C@@H]``, ``[O-]``, ``[nH]``) or SELFIES (``[=N+1]``, ``[C@H1]``,
+#: ``[/C]``): groups bond, isotope, element, chirality, hydrogens, charge. ``[Branch1]`` / ``[Ring1]`` do not match.
+BRACKET_ATOM = re.compile(r"^\[([=#/\\:~$-]*)(\d*)([A-Z][a-z]?|[a-z][a-z]?)(@*)(H\d*)?([+-]+\d*)?\]$")
+
+
+def token_writes(token: str) -> frozenset[str]:
+    """Which of ``"stereo"``, ``"charge"``, ``"isotope"`` a SMILES or SELFIES token writes (the names of
+    :data:`molgen.chem.STANDARDIZATIONS`): ``[C@H]`` / ``[C@H1]`` / ``/`` / ``[/C]`` stereo, ``[O-]`` / ``[O-1]``
+    charge, ``[13CH3]`` isotope; ``C``, ``[nH]``, ``[Branch1]`` none."""
+    out = set()
+    if "/" in token or "\\" in token or "@" in token:  # a directional bond (``/``, ``[/C]``) or chirality
+        out.add("stereo")
+    m = BRACKET_ATOM.match(token)
+    if m:
+        _bond, isotope, _element, _chiral, _hs, charge = m.groups()
+        if charge:
+            out.add("charge")
+        if isotope:
+            out.add("isotope")
+    return frozenset(out)
 
 
 class Tokenizer(ABC):
@@ -83,6 +108,17 @@ class Tokenizer(ABC):
         self.itos = list(SPECIALS) + toks
         self.stoi = {t: i for i, t in enumerate(self.itos)}
         return self
+
+    def expressible(self) -> frozenset[str]:
+        """Which of stereo, charge and isotope some vocabulary token writes (:func:`token_writes`).
+
+        A vocabulary fitted on stereo-free, neutral, unlabelled data (MOSES) writes none of them: what
+        ``score(standardize="like-training")`` reads to know what the training data lacked."""
+        return frozenset().union(*(token_writes(t) for t in self.itos if t not in SPECIALS))
+
+    def smiles_spelling(self, token: str) -> str:
+        """``token`` spelt as the SMILES atom it writes, for statuses and notes; SMILES tokens already are."""
+        return token
 
     def drop_caches(self) -> None:
         """Release per-molecule caches built while fitting (none here; ``molgen.train`` calls it)."""

@@ -2,7 +2,7 @@
 
 Decoding goes back to SMILES through ``selfies.decoder``; every symbol string decodes to a molecule,
 possibly an empty one (counted as invalid downstream). The canonical SELFIES of a molecule is the
-SELFIES of its canonical SMILES.
+SELFIES of its canonical SMILES. Score statuses and notes spell a symbol as its SMILES atom (:func:`smiles_atom`).
 """
 
 from __future__ import annotations
@@ -13,7 +13,28 @@ import selfies as sf
 
 from molgen.errors import TokenizeError
 from molgen.registry import REPRESENTATIONS
-from molgen.tokenizers.base import Tokenizer
+from molgen.tokenizers.base import BRACKET_ATOM, Tokenizer
+
+#: atoms SMILES writes without brackets when they carry nothing but their default hydrogens
+ORGANIC_SUBSET = frozenset({"B", "C", "N", "O", "P", "S", "F", "Cl", "Br", "I"})
+
+
+def smiles_atom(symbol: str) -> str:
+    """A SELFIES symbol spelt as the SMILES atom it writes: ``[O-1]`` -> ``[O-]``, ``[N+1]`` -> ``[N+]``,
+    ``[C@H1]`` -> ``[C@H]``, ``[NH4+1]`` -> ``[NH4+]``, ``[CH0]`` -> ``[C]``, ``[C]`` / ``[=C]`` / ``[/C]`` -> ``C``,
+    ``[Se]`` -> ``[Se]``, ``[13CH3]`` unchanged. The bond a symbol carries is not part of the atom;
+    ``[Branch1]``, ``[=Ring1]`` and anything that is not an atom stay as they are.
+
+    Why: a SMILES and a SELFIES model then name the same atom the same way in score statuses and notes."""
+    m = BRACKET_ATOM.match(symbol)
+    if not m:
+        return symbol
+    _bond, isotope, element, chiral, hs, charge = m.groups()
+    if hs is None and not (isotope or chiral or charge) and element in ORGANIC_SUBSET:
+        return element
+    hs = {"H0": "", "H1": "H"}.get(hs or "", hs or "")
+    charge = {"+1": "+", "-1": "-"}.get(charge or "", charge or "")
+    return f"[{isotope}{element}{chiral}{hs}{charge}]"
 
 
 @REPRESENTATIONS.register("selfies")
@@ -30,6 +51,10 @@ class SelfiesTokenizer(Tokenizer):
         if s is None:
             raise TokenizeError(f"cannot write {smiles!r} as SELFIES")
         return list(sf.split_selfies(s))
+
+    def smiles_spelling(self, token: str) -> str:
+        """The SMILES atom a SELFIES symbol writes (:func:`smiles_atom`)."""
+        return smiles_atom(token)
 
     def detokenize(self, tokens: Sequence[str]) -> str:
         try:

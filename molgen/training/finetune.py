@@ -3,13 +3,14 @@
 The base model's representation (vocabulary) and ``max_len`` are kept, and so are its weights: the run
 goes through :func:`molgen.training.train.train` with the model instance as its starting point, so data
 handling, budgets, precision, checkpoints, curves and the saved directory are those of ``molgen train``.
-Molecules the base model cannot represent (invalid SMILES, tokens it has never seen, too long) cannot
-be learnt from: they are counted by status (the statuses of ``molgen score``), listed row by row in
-``OUT/finetune_data.csv``, logged, and recorded in ``metadata.json`` — never dropped silently. The
-metadata also records the parent model (path, config and weights hashes, its training data) and the
-hash of the fine-tuning data. A conditional model keeps its condition space: the fine-tuning molecules'
-RDKit properties are computed and data-column conditions read from the fine-tuning file (a row without
-a value trains unconditionally), so guidance still works afterwards.
+Molecules the base model cannot represent (invalid SMILES, tokens it has never seen, too long) cannot be
+learnt from: they are counted by status (the statuses of ``molgen score``), listed row by row in
+``OUT/finetune_data.csv`` (the input's ID column first, as ``molgen score`` carries it), logged, and
+recorded in ``metadata.json`` — never dropped silently. The metadata also records the parent model
+(path, config and weights hashes, its training data) and the hash of the fine-tuning data. A conditional
+model keeps its condition space: the fine-tuning molecules' RDKit properties are computed and
+data-column conditions read from the fine-tuning file (a row without a value trains unconditionally), so
+guidance still works afterwards.
 """
 
 from __future__ import annotations
@@ -151,6 +152,25 @@ def _condition_values(model: Any, usable: list[str], data: SmilesSource,
     return dict(zip(usable, values))
 
 
+def _read_with_ids(data: str | Path, smiles_col: str | None) -> tuple[list[str | None], Any]:
+    """Every row's raw SMILES and the file's ID column (``molgen score``'s default ``keep_cols``: an
+    ID-like column of a table, the name of a ``.smi`` line; None when there is none)."""
+    import pandas as pd
+
+    from molgen.data.io import iter_table_batches
+    from molgen.errors import InputError
+
+    raw: list[str | None] = []
+    extras = []
+    for smiles, extra in iter_table_batches(data, smiles_col, batch_size=100_000):
+        raw.extend(smiles)
+        if extra is not None:
+            extras.append(extra)
+    if not raw:
+        raise InputError(f"{data}: no SMILES rows found")
+    return raw, (pd.concat(extras, ignore_index=True) if extras else None)
+
+
 # --- finetune ------------------------------------------------------------------------------------
 @strict
 def finetune(model: Any, data: SmilesSource, out: str | Path, *, max_epochs: int | None = None,
@@ -169,7 +189,7 @@ def finetune(model: Any, data: SmilesSource, out: str | Path, *, max_epochs: int
     listed by the error for anything else. Validation molecules are carved from ``data``.
     """
     from molgen.api import load
-    from molgen.data.io import read_smiles, source_hash
+    from molgen.data.io import source_hash
     from molgen.models.base import GenerativeModel
     from molgen.pretrained import resolve_model
     from molgen.training.train import train
@@ -195,9 +215,11 @@ def finetune(model: Any, data: SmilesSource, out: str | Path, *, max_epochs: int
     frozen = resolve_freeze(base, freeze)
     out = Path(out)
 
-    # What the base model can learn from: every row gets a status, counted and written out.
+    # What the base model can learn from: every row gets a status, counted and written out with the
+    # input's ID column (the .smi name), as ``molgen score`` carries it.
+    id_cols = None
     if isinstance(data, (str, Path)):
-        raw = read_smiles(data, smiles_col)
+        raw, id_cols = _read_with_ids(data, smiles_col)
     else:  # a list or Series of SMILES (a DataFrame: pass its SMILES column)
         from molgen.scoring import as_smiles_list
 
@@ -238,9 +260,11 @@ def finetune(model: Any, data: SmilesSource, out: str | Path, *, max_epochs: int
     net.eval()
     import pandas as pd
 
+    from molgen.scoring import with_kept_columns
+
     # written after training: a failed run leaves no folder behind (train removes the one it created)
-    pd.DataFrame({"input": raw, "canonical": canonical, "status": status}).to_csv(out / "finetune_data.csv",
-                                                                                  index=False)
+    rows = with_kept_columns(pd.DataFrame({"input": raw, "canonical": canonical, "status": status}), id_cols)
+    rows.to_csv(out / "finetune_data.csv", index=False)
     nll_after = _mean_nll(net, probe)
     net.metadata["finetune"] = {
         "parent": parent,

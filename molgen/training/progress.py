@@ -9,6 +9,12 @@ molecules / max_molecules)`` (budgets that are not set are ignored; none set -> 
 estimated number of steps). Under DDP the counters are summed over processes (seconds are rank
 zero's), so every process reads the same fraction and stops at the same step. A budget in molecules seen gives the same model on every machine; a
 wall-clock budget gives whatever the machine manages.
+
+``TrainingBar`` replaces Lightning's progress bar: **one** bar per training run over the share of the
+budget spent (whatever the budget is: steps, molecules, minutes or epochs), with the step, molecules
+seen and the logged losses after it; no validation bars, no cursor moves. It is drawn by
+:func:`molgen.progress.progress_bar`, so it is a widget in a notebook with ``ipywidgets``, one line
+redrawn in place in a notebook without, a ``tqdm`` bar on a terminal, and off with ``molgen -q``.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import lightning as L
+from lightning.pytorch.callbacks.progress.progress_bar import ProgressBar
 
 
 @dataclass
@@ -114,6 +121,105 @@ class TrainingProgress(L.Callback):
         self.molecules = int(state.get("molecules", 0))
         self.tokens = int(state.get("tokens", 0))
         self.seconds = float(state.get("seconds", 0.0))
+
+
+class TrainingBar(ProgressBar):
+    """One progress bar per training run (rank zero only): the share of the budget spent, then step,
+    molecules seen and the progress-bar metrics (``self.log(..., prog_bar=True)``), refreshed every
+    ``refresh_rate`` optimizer steps and after each validation."""
+
+    BAR_FORMAT = "{desc}: {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}{postfix}]"
+
+    def __init__(self, refresh_rate: int = 10, desc: str = "training") -> None:
+        super().__init__()
+        self.refresh_rate = max(1, int(refresh_rate))
+        self.desc = desc
+        self._enabled = True
+        self._bar: Any = None
+
+    # --- Lightning's progress-bar interface ----------------------------------------------------
+    @property
+    def is_enabled(self) -> bool:
+        return self._enabled
+
+    def disable(self) -> None:
+        self._enabled = False
+
+    def enable(self) -> None:
+        self._enabled = True
+
+    def print(self, *args: Any, sep: str = " ", **kwargs: Any) -> None:
+        if self._bar is not None:
+            self._bar.write(sep.join(map(str, args)))
+        else:
+            print(*args, sep=sep, **kwargs)
+
+    # --- the bar ---------------------------------------------------------------------------------
+    def fraction(self, trainer: L.Trainer, pl_module: L.LightningModule) -> float:
+        """Share of the budget spent: the run's :class:`TrainingProgress`, else steps / estimated steps."""
+        progress = getattr(pl_module, "progress", None)
+        if isinstance(progress, TrainingProgress):
+            return progress.fraction()
+        try:
+            total = float(trainer.estimated_stepping_batches)
+        except Exception:  # infinite loaders
+            return 0.0
+        return min(1.0, trainer.global_step / total) if 0 < total < float("inf") else 0.0
+
+    def postfix(self, trainer: L.Trainer, pl_module: L.LightningModule) -> str:
+        parts = []
+        progress = getattr(pl_module, "progress", None)
+        if isinstance(progress, TrainingProgress):
+            parts.append(f"step {progress.steps}, {progress.molecules:,} molecules")
+        for k, v in self.get_metrics(trainer, pl_module).items():
+            if k == "v_num":
+                continue
+            parts.append(f"{k}={v:.4g}" if isinstance(v, (int, float)) else f"{k}={v}")
+        return ", ".join(parts)
+
+    def _refresh(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self._bar is None:
+            return
+        self._bar.set_postfix_str(self.postfix(trainer, pl_module), refresh=False)
+        target = self.fraction(trainer, pl_module)
+        if target > self._bar.n:
+            self._bar.update(target - self._bar.n)  # redraws no more often than the bar's interval
+
+    def _close(self) -> None:
+        if self._bar is not None:
+            bar, self._bar = self._bar, None
+            bar.close()
+
+    # --- Lightning hooks -------------------------------------------------------------------------
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._close()
+        if not self._enabled:
+            return
+        from molgen.progress import progress_bar
+
+        # a resumed run starts where it was
+        self._bar = progress_bar(total=1.0, initial=self.fraction(trainer, pl_module), desc=self.desc,
+                                 bar_format=self.BAR_FORMAT)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        progress = getattr(pl_module, "progress", None)
+        steps = progress.steps if isinstance(progress, TrainingProgress) else trainer.global_step
+        if steps % self.refresh_rate == 0:
+            self._refresh(trainer, pl_module)
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.sanity_checking:
+            self._refresh(trainer, pl_module)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._refresh(trainer, pl_module)
+        self._close()
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        self._close()
+
+    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        self._close()
 
 
 def _sum_over_ranks(module: L.LightningModule, n_mol: int, n_tok: int, seconds: float) -> tuple[int, int, float]:

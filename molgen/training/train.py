@@ -75,6 +75,7 @@ DEFAULTS: dict[str, Any] = {
     "policy": None,            # dict of Policy fields
     "conditions": None,        # property names to condition on: RDKit qed / logp / sa / mw / tpsa or numeric data columns
     "autoencoder": None,       # saved model directory for a family that holds one (the GAN's VAE)
+    "init_from": None,         # a trained transformer (directory or shipped name) to start diffusion from
     "model_args": {},
     "num_threads": None,
     "progress": True,          # progress bar (on a terminal or in a notebook)
@@ -333,6 +334,64 @@ def _base_conditions(space: Any, smiles: list[str], given: Mapping[str, Any] | N
     return values
 
 
+# --- initialisation from a trained transformer -------------------------------------------------
+def _given(options: dict[str, Any], config: str | Path | dict | None) -> set[str]:
+    """Options set explicitly, by argument or in the config (not left at their defaults)."""
+    cfg = (load_config(config) if not isinstance(config, dict) else config) if config is not None else {}
+    return {k for k, v in options.items() if v is not None} | set(cfg)
+
+
+def _init_source(cls: type, opts: dict[str, Any], options: dict[str, Any], config: str | Path | dict | None):
+    """The trained transformer that ``init_from`` names (a model directory or a shipped name), checked
+    against the run: a family that can start from it, the same representation and ``max_len``. Fills
+    ``model_args["backbone"]`` with the source's when the run sets no backbone option (same shapes)."""
+    from molgen.persistence import load_pretrained
+    from molgen.pretrained import resolve_model
+
+    ref = opts["init_from"]
+    if not hasattr(cls, "init_from_transformer"):
+        raise ConfigError(f"init_from is for --model diffusion (initialised from a trained transformer); "
+                          f"{getattr(cls, 'name', cls.__name__)} cannot start from one")
+    source = load_pretrained(resolve_model(str(ref)))
+    if source.name != "transformer":
+        raise ConfigError(f"init_from {ref}: a {source.name!r} model; diffusion starts from a trained transformer")
+    given = _given(options, config)
+    rep = getattr(source.representation, "name", None)
+    if "representation" in given and opts["representation"] != rep:
+        raise ConfigError(f"init_from {ref}: its representation is {rep}, this run asks for "
+                          f"{opts['representation']}; leave --representation unset (the source's is reused)")
+    if opts["max_len"] and int(opts["max_len"]) != source.max_len:
+        raise ConfigError(f"init_from {ref}: its max_len is {source.max_len}, this run asks for {opts['max_len']}")
+    opts["representation"] = rep
+    if not any(str(k).split(".")[0] == "backbone" for k in opts["model_args"]):
+        opts["model_args"]["backbone"] = copy.deepcopy(source.config.backbone)
+    return source
+
+
+def _init_policy(source: Any, opts: dict[str, Any], policy: Policy) -> Policy:
+    """The standardization policy of a run initialised from ``source``: the source's (an explicit
+    different one is an error: the strings would not be the same objects)."""
+    if opts["policy"] and policy != source.policy:
+        raise ConfigError(f"init_from {opts['init_from']}: its standardization policy {source.policy.to_dict()} "
+                          f"differs from the run's {policy.to_dict()}")
+    return source.policy
+
+
+def _init_weights(net: Any, source: Any, ref: Any) -> dict[str, Any]:
+    """Copy ``source``'s weights into ``net`` and return what metadata.json records about it."""
+    report = net.init_from_transformer(source)
+    label = source.likelihood_label()
+    meta = source.metadata or {}
+    log.info("init_from %s: %d parameters copied, %d partially copied (%s), %d skipped (%s)", ref,
+             len(report["copied"]), len(report["partially_copied"]), ", ".join(report["partially_copied"]) or "-",
+             len(report["skipped"]), ", ".join(report["skipped"]) or "-")
+    return {"source": str(ref), "model": source.name,
+            "likelihood": label.to_dict() if label is not None else None,
+            "data_hash": (meta.get("data") or {}).get("source_hash"),
+            "final": meta.get("final") or {},
+            "counts": {k: len(v) for k, v in report.items()}, **report}
+
+
 # --- precision ---------------------------------------------------------------------------------
 def cpu_name() -> str:
     try:
@@ -545,7 +604,7 @@ def _train(model: Any = None, data: SmilesSource | None = None, out: str | Path 
     _quiet_lightning()
     base = model if _is_model(model) else None  # fine-tuning: start from this model, not a fresh one
     fixed = sorted(k for k, v in options.items() if v and (k not in DEFAULTS or k in (
-        "representation", "max_len", "model_args", "conditions", "autoencoder", "config")))
+        "representation", "max_len", "model_args", "conditions", "autoencoder", "config", "init_from")))
     if base is not None and (fixed or config is not None):
         raise ConfigError(f"training an existing {base.name} model further keeps its representation and "
                           f"architecture: {', '.join(fixed or ['config'])} cannot be given")
@@ -565,6 +624,9 @@ def _train(model: Any = None, data: SmilesSource | None = None, out: str | Path 
         torch.set_num_threads(int(opts["num_threads"]))
     L.seed_everything(opts["seed"], workers=True, verbose=False)
     policy = Policy.from_dict(opts["policy"]) if opts["policy"] else DEFAULT_POLICY
+    source = _init_source(cls, opts, options, config) if opts["init_from"] and base is None else None
+    if source is not None:
+        policy = _init_policy(source, opts, policy)
 
     t0 = time.perf_counter()
     train_smiles, val_smiles, data_info = split_data(opts, policy)
@@ -574,6 +636,10 @@ def _train(model: Any = None, data: SmilesSource | None = None, out: str | Path 
         representation = base.representation
     elif nested:  # such a family writes strings in its nested model's representation, fits none of its own
         representation = next(iter(nested.values())).representation
+    elif source is not None:  # initialised from a transformer: its representation, not a new fit
+        representation = source.representation
+        if rank0:
+            representation.save(tok_path)
     elif resume and tok_path.exists():
         from molgen.tokenizers.base import load_tokenizer
 
@@ -587,12 +653,14 @@ def _train(model: Any = None, data: SmilesSource | None = None, out: str | Path 
         conditions = _base_conditions(base.condition_space, train_smiles + val_smiles, _condition_values, opts,
                                       data_info, policy)
     max_len = base.max_len if base is not None else (
-        opts["max_len"] or (next(iter(nested.values())).max_len if nested else None))
+        opts["max_len"] or (next(iter(nested.values())).max_len if nested else None)
+        or (source.max_len if source is not None else None))
     if max_len is None:
         longest = max(len(representation.tokenize(s)) for s in train_smiles[:200_000])
         max_len = int(longest * 1.1) + 1
     net = base if base is not None else build_model(cls, None if nested else representation, policy, max_len,
                                                     opts["model_args"], nested)
+    init_info = _init_weights(net, source, opts["init_from"]) if source is not None else None
     data_info["prepare_seconds"] = round(time.perf_counter() - t0, 1)
     if rank0:  # weights, the checkpoint (weights + two AdamW moments) and logs must fit: checked before fit
         check_writable(out, need_bytes=20 * net.n_parameters() + 64 * 2**20)
@@ -674,6 +742,7 @@ def _train(model: Any = None, data: SmilesSource | None = None, out: str | Path 
                      "precision": precision, "precision_choice": precision_info,
                      "n_parameters": net.n_parameters(), **progress.summary()},
         "final": final,
+        **({"init_from": init_info} if init_info is not None else {}),
     }
     if trainer.is_global_zero:
         net.save_pretrained(out)
