@@ -268,7 +268,8 @@ def main() -> int:
     if args.ship_stats:
         ship_stats(args.n_jobs)
 
-    from _common import machine, write_results
+    import _common
+    from _common import write_results
 
     from molgen.chem import quiet_rdkit
     from molgen.metrics.chemnet import get_chemnet
@@ -368,9 +369,9 @@ def main() -> int:
     notes.append(f"Command: `{results['command']}`.")
     title = (f"molgen evaluate vs MOSES, same run: {n} samples, full MOSES references, n_jobs={args.n_jobs}"
              + (f": {results['speedup_warm']:.1f}x warm, {results['speedup_cold']:.1f}x cold" if m else ''))
-    write_results('evaluate', results, rows, title, notes)
-    print((Path(args.out) / 'evaluate.md').read_text())
-    _ = machine
+    _common.RESULTS = Path(args.out)
+    _, md = write_results('evaluate', results, rows, title, notes)
+    print(md.read_text())
     return 0
 
 

@@ -20,25 +20,22 @@ ROW7974_CANONICAL = "CCOC(=O)c1nn(-c2ccc(C)cc2)c(=N)c(C#N)c1C"
 
 @pytest.fixture
 def no_train_standardising(monkeypatch, tmp_path):
-    """Fresh cache; the standardiser raises after a few calls (a training set would need 1.58M) and
-    reading the moses:train rows raises."""
-    import molgen.chem
+    """Fresh cache; parsing raises after a few molecules (standardising a training set parses 1.58M)
+    and reading the moses:train rows raises."""
     import molgen.chem.policy
-    import molgen.data.datamodule
     import molgen.data.io
 
     monkeypatch.setenv("MOLGEN_CACHE", str(tmp_path / "cache"))
-    real = molgen.chem.policy.standardize
+    real_to_mol = molgen.chem.policy.to_mol  # what standardize() parses with, however it was imported
     calls = {"n": 0}
 
-    def guarded(smiles, policy=molgen.chem.policy.DEFAULT_POLICY):
+    def guarded(smiles):
         calls["n"] += 1
         if calls["n"] > 200:
             raise AssertionError("the training set is being standardised")
-        return real(smiles, policy)
+        return real_to_mol(smiles)
 
-    for mod in (molgen.chem, molgen.chem.policy, molgen.data.datamodule):
-        monkeypatch.setattr(mod, "standardize", guarded)
+    monkeypatch.setattr(molgen.chem.policy, "to_mol", guarded)
     real_read = molgen.data.io.read_smiles
 
     def read(source, *args, **kwargs):
@@ -46,8 +43,7 @@ def no_train_standardising(monkeypatch, tmp_path):
             raise AssertionError("the moses:train rows were read")
         return real_read(source, *args, **kwargs)
 
-    for mod in (molgen.data.io, molgen.data.datamodule):
-        monkeypatch.setattr(mod, "read_smiles", read)
+    monkeypatch.setattr(molgen.data.io, "read_smiles", read)
     return calls
 
 

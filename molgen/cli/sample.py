@@ -55,6 +55,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="split the draw into S shards of consecutive molecules (molecule i is drawn from its own "
                         "random stream keyed by (seed, i)): the file is the single-process file whatever --shards "
                         "and --devices (default: --devices)")
+    # fragment-constrained generation (molgen.fragments): one of the three
+    p.add_argument("--scaffold", default=None, metavar="SMILES",
+                   help="decorate a scaffold: at its attachment points `*`, or without any at any free hydrogen "
+                        "(e.g. 'c1ccc2[nH]ccc2c1'); every valid output contains it (column contains_fragments)")
+    p.add_argument("--linker", default=None, metavar="FRAG1.FRAG2",
+                   help="design a linker between two fragments with one `*` each (e.g. '*C1CCNCC1.*c1ccncc1')")
+    p.add_argument("--extend", default=None, metavar="SMILES",
+                   help="grow a motif from its one attachment point `*` (e.g. '*C(=O)N1CCOCC1')")
 
 
 def check_options(args: argparse.Namespace) -> tuple[dict[str, float] | None, float | None]:
@@ -95,6 +103,7 @@ def run(args: argparse.Namespace) -> int:
     from molgen.data.io import write_molecules
 
     condition, guidance = check_options(args)  # before the model is loaded: a bad option costs no wait
+    fragments = _check_fragments(args, condition, guidance)
     model = load(args.model, map_location=args.device).to(args.device)
     options = {"condition": condition, "guidance": guidance, **({"extrapolate": True} if args.extrapolate else {})}
     shards = args.shards or args.devices
@@ -103,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
     with warnings.catch_warnings():  # an out-of-range request was warned about above: once is enough
         warnings.simplefilter("ignore", ConditionWarning)
         res = model.sample(args.n, seed=args.seed, temperature=args.temperature, batch_size=args.batch_size,
-                           progress=not args.quiet, **options)
+                           progress=not args.quiet, **options, **fragments)
     out = args.output  # every sample written with its id, invalid ones marked (molgen.data.io writers)
     write_molecules(res.to_frame(), out, smiles_col="smiles")
     if not args.quiet:
@@ -111,7 +120,29 @@ def run(args: argparse.Namespace) -> int:
         print(f"wrote {len(res)} samples to {out} (valid {res.validity:.3f}, sampler {res.sampler}, "
               f"temperature {args.temperature}, seed {res.seed}{drawn})", file=sys.stderr)
         _print_achieved(res, condition)
+        if fragments:
+            from molgen.fragments import summary_line
+
+            print(summary_line(res), file=sys.stderr)
     return 0
+
+
+def _check_fragments(args: argparse.Namespace, condition, guidance) -> dict[str, str]:
+    """--scaffold / --linker / --extend, parsed before the model is loaded (one-line errors)."""
+    from molgen.errors import ConfigError
+    from molgen.fragments import parse_constraint
+
+    given = {k: v for k in ("scaffold", "linker", "extend") if (v := getattr(args, k, None)) is not None}
+    if not given:
+        return {}
+    if len(given) > 1:
+        raise ConfigError(f"give one of --scaffold / --linker / --extend, not {' and '.join('--' + k for k in given)}")
+    if condition is not None or guidance is not None or args.extrapolate:
+        raise ConfigError(f"--{next(iter(given))} cannot be combined with --condition / --guidance / --extrapolate")
+    if (args.shards or args.devices) > 1:
+        raise ConfigError(f"--{next(iter(given))} samples in one process: drop --devices / --shards")
+    parse_constraint(**given)
+    return given
 
 
 def _print_achieved(result, condition: dict[str, float] | None) -> None:

@@ -135,7 +135,8 @@ SHIPPED_HASHES: dict[tuple[str, str], HashesEntry] = {
         HashesEntry("moses:train", "moses/hashes/train-k1k1l1n0.npy",
                     "749e23ee3c00031cc517d3e02e13a233a398184717a61120a9c4861eea5b1304", "k1k1l1n0", "2026.09",
                     "786f0313aa6b9ba5514df685f885742a70ea8d86f1a4fa48115f7f80a634265c", 1_584_663,
-                    rows_delta="moses/hashes/train-k1k1l1n0-rows.npz", rows_delta_sha256="@DELTA@"),
+                    rows_delta="moses/hashes/train-k1k1l1n0-rows.npz",
+                    rows_delta_sha256="c9ce00d5f8cc55172b7889ea7f5750dc95b6e0e35cc2c216c31516c14aa71e36"),
     ]
 }
 ALIASES = {"moses": "moses:train", "moses:test-scaffolds": "moses:test_scaffolds", "moses:testsf": "moses:test_scaffolds",

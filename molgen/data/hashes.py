@@ -262,6 +262,21 @@ def row_hashes(source: Any, *, smiles_col: str | None = None, use_cache: bool = 
 
 
 # ---- maintenance: build the shipped file --------------------------------------------------------
+def write_rows_delta(path: Path, smiles: Sequence[Any], table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The rows that are not canonical (MOSES novelty compares the rows as given): ``rows_only`` (hashes
+    of those rows) and ``canonical_only`` (hashes of canonical forms that are no row), as an npz."""
+    rows = sorted_unique(hash_smiles(s for s in smiles if isinstance(s, str) and s))
+    rows_only, canonical_only = np.setdiff1d(rows, table), np.setdiff1d(table, rows)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    import zipfile
+
+    with zipfile.ZipFile(path, "w") as z:  # an npz with fixed timestamps: the same bytes on every build
+        for name, arr in (("rows_only", rows_only), ("canonical_only", canonical_only)):
+            with z.open(zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0)), "w") as f:
+                np.lib.format.write_array(f, np.ascontiguousarray(arr, dtype=np.uint64), allow_pickle=False)
+    return rows_only, canonical_only
+
+
 def build_shipped(name: str, policy: Any = None, *, n_jobs: int = 1, out_dir: Path | None = None) -> dict:
     """Standardise catalog dataset ``name``, write its hashes to ``data/<folder>/hashes/`` and return the
     fields of its :class:`~molgen.data.catalog.HashesEntry` (plus statistics about the run)."""
@@ -281,15 +296,11 @@ def build_shipped(name: str, policy: Any = None, *, n_jobs: int = 1, out_dir: Pa
     valid = [c for c in canon if c is not None]
     table = sorted_unique(hash_smiles(valid))
     n_distinct = len(set(valid))
-    # rows that are not canonical under this policy and RDKit: MOSES novelty compares the rows as given
-    rows = sorted_unique(hash_smiles(s for s in smiles if s))
-    rows_only, canonical_only = np.setdiff1d(rows, table), np.setdiff1d(table, rows)
     folder = (out_dir or catalog.data_dir() / Path(e.filename).parent / "hashes")
     stem = f"{e.name.split(':', 1)[-1]}-{policy.key}"
     out, delta = folder / f"{stem}.npy", folder / f"{stem}-rows.npz"
     _save_atomic(out, table)
-    folder.mkdir(parents=True, exist_ok=True)
-    np.savez(delta, rows_only=rows_only.astype(np.uint64), canonical_only=canonical_only.astype(np.uint64))
+    rows_only, canonical_only = write_rows_delta(delta, smiles, table)
     rel = Path(e.filename).parent / "hashes"
     info = {"dataset": e.name, "filename": str(rel / out.name),
             "sha256": catalog.sha256_file(out), "rows_delta": str(rel / delta.name),

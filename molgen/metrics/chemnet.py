@@ -19,6 +19,11 @@ from functools import lru_cache
 import numpy as np
 
 BATCH_SIZE = 512  # fcd_torch's default; batches of another size can differ in the last float bits
+#: torch threads for the ChemNet of generated samples. One: its LSTM steps are small products that two
+#: threads share badly on a busy machine (measured on 2 shared cores: 1.75 s per 1,024 molecules on one
+#: thread; 1.0 s on two while the second core was free, 6 s when it was not), and the Evaluator runs it
+#: beside the RDKit worker processes instead. The activations are the same bits either way (tested).
+CHEMNET_THREADS = int(os.environ.get('MOLGEN_CHEMNET_THREADS', '1'))
 
 
 def weights_path() -> str:

@@ -7,6 +7,7 @@ a persistent worker pool, and ChemNet activations are computed once per distinct
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,6 +25,7 @@ from molgen.metrics.reference import ReferenceStats, get_reference, versions
 from molgen.metrics.report import EvaluationReport
 from molgen.parallel import map_chunks, resolve_n_jobs
 
+log = logging.getLogger(__name__)
 Source = str | Path | Sequence[str | None]
 
 
@@ -136,9 +138,12 @@ class Evaluator:
         if have < n:
             order = np.random.default_rng(0).permutation(len(self._train_list))
             extra = [self._train_list[i] for i in order[have:n]]
+            if len(extra) > 2000:
+                log.info('FCD floor: ChemNet activations of %d held-out train molecules (cached afterwards)',
+                         len(extra))
             feats = fz.merge(map_chunks(fz.featurize, extra, self.n_jobs, chunk_size=4000, what=('fcd',),
                                         generated=False))
-            act = self.activations(feats.get('fcd', []))
+            act = activations(feats.get('fcd', []), self.device, self.n_jobs, desc='FCD floor: ChemNet')
             self._floor_act = act if self._floor_act is None else np.concatenate([self._floor_act, act])
             if isinstance(self.train, (str, Path)):
                 path.parent.mkdir(parents=True, exist_ok=True)

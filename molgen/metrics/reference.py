@@ -14,6 +14,8 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import logging
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +23,7 @@ import numpy as np
 
 from molgen.metrics import featurize as fz
 
+log = logging.getLogger(__name__)
 METRICS_VERSION = '1'
 GUAC_N = 10_000
 COMPONENTS = ('fcd', 'fp', 'counts', 'props', 'guac')
@@ -213,7 +216,7 @@ def compute_components(stats: ReferenceStats, smiles: list, components: set[str]
         idx = rng.choice(len(smiles), size=min(GUAC_N, len(smiles)), replace=False) if len(smiles) else []
         sub = [smiles[i] for i in sorted(idx)]
         g = fz.merge(map_chunks(fz.featurize, sub, n_jobs, chunk_size=2000, what=('guac', 'fp4096'),
-                                generated=False))
+                                generated=False, desc=f'reference statistics: GuacaMol ({len(sub)} molecules)'))
         stats.guac = g.get('guac')
         stats.guac_sim = nn_similarity(g['fp4096']) if g else None
         stats.origin['guac'] = 'computed'
@@ -259,8 +262,14 @@ def get_reference(source, components: set[str], *, n_jobs: int = 1, device: str 
         stats.load(folder, origin='cache')
     missing = {c for c in components if not stats.has(c)}
     if missing:
+        t0 = time.perf_counter()
         smiles = read_smiles(source, smiles_col) if isinstance(source, (str, Path)) else list(source)
+        if len(smiles) > 2000:  # seconds to minutes: say what happens (small lists stay quiet)
+            log.info('reference statistics of %s: computing %s for %d molecules (%s)', name,
+                     ', '.join(sorted(missing)), len(smiles), 'cached afterwards' if use_cache else 'not cached')
         compute_components(stats, smiles, missing, n_jobs, device)
         if use_cache:
             stats.save(folder, tuple(sorted(missing)))
+        if len(smiles) > 2000:
+            log.info('reference statistics of %s: done in %.0f s', name, time.perf_counter() - t0)
     return stats

@@ -116,7 +116,7 @@ class EvaluationReport:
         from molgen.metrics.plots import property_plots, report_figure
 
         if folder is None:
-            return report_figure(self.properties, self.reference_properties, self.metrics)
+            return report_figure(self.properties, self.reference_properties, self.metrics, self.notes)
         return property_plots(self.properties, self.reference_properties, Path(folder), self.metrics)
 
 

@@ -84,6 +84,12 @@ class SampleResult:
 
             df["condition"] = condition_text(self.info["condition"])
             df["guidance"] = self.info.get("guidance", 0.0)
+        if "constraint" in self.info:  # fragment-constrained samples (molgen.fragments): what was asked, per row
+            df["constraint"] = self.info["constraint"]
+            df["fragments"] = ".".join(self.info["fragments"])
+            df["contains_fragments"] = self.info["contains_fragments"]
+            df["constraint_status"] = self.info["constraint_status"]  # ok / invalid / missing_fragments
+            df["attempts"] = self.info["attempts"]
         return df
 
     def filter(self, **criteria: Any) -> pd.DataFrame:

@@ -452,6 +452,8 @@ class DiffusionModel(GenerativeModel):
         x = batch["ids"]
         B, N = x.shape
         nb = len(self.blocks)
+        if self.block_size == 1:  # every draw masks every (one-target) block: one draw is the exact value
+            k = 1
         seeds = row_seeds(x, self.tokenizer.pad_id, salt=self.config.mc_seed)
         r = row_rand(seeds, (k, nb), x.device)  # [B, k, nb] stratum offsets per block
         bl = self._blk_len
@@ -788,12 +790,14 @@ class DiffusionModel(GenerativeModel):
                 masked = z[:, lo:hi] == self.mask_id
                 if not bool(masked.any()):
                     break
-                u = rng.uniform(N * (s + 1) + j, bj).to(z.device)
-                if exact:  # one uniformly random free position per row
+                if not exact and s == steps - 1:  # the last step reveals every free position (p = 1)
+                    reveal = masked
+                elif exact:  # one uniformly random free position per row
+                    u = rng.uniform(N * (s + 1) + j, bj).to(z.device)
                     pick = u.masked_fill(~masked, -1.0).argmax(1, keepdim=True)
                     reveal = torch.zeros_like(masked).scatter_(1, pick, True) & masked
                 else:  # MDLM: each free position with probability (t - s) / t = 1 / (steps - s)
-                    reveal = masked & (u < 1.0 / (steps - s))
+                    reveal = masked & (rng.uniform(N * (s + 1) + j, bj).to(z.device) < 1.0 / (steps - s))
                 if not bool(reveal.any()):
                     continue
                 if lp is None:

@@ -27,7 +27,6 @@ import logging
 import os
 import platform
 import random
-import sys
 import time
 import warnings
 from collections.abc import Mapping
@@ -517,7 +516,9 @@ def _want_bar(opts: dict[str, Any]) -> bool:
     """A progress bar only where someone watches it: a terminal or a notebook (not a log file)."""
     if not opts["progress"]:
         return False
-    return bool(getattr(sys.stderr, "isatty", lambda: False)()) or "ipykernel" in sys.modules
+    from molgen.progress import interactive
+
+    return interactive()
 
 
 def _epochs(steps: int, trainer: Any) -> float | None:
@@ -594,12 +595,12 @@ def _train(model: Any = None, data: SmilesSource | None = None, out: str | Path 
     """
     import lightning as L
     import torch
-    from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
+    from lightning.pytorch.callbacks import ModelCheckpoint
 
     from molgen.data.datamodule import MoleculeDataModule
     from molgen.training.callbacks import ClipGradNorm, NonFiniteGuard
     from molgen.training.optim import OptimConfig
-    from molgen.training.progress import Budget, TrainingProgress
+    from molgen.training.progress import Budget, TrainingBar, TrainingProgress
 
     _quiet_lightning()
     base = model if _is_model(model) else None  # fine-tuning: start from this model, not a fresh one
@@ -698,7 +699,7 @@ def _train(model: Any = None, data: SmilesSource | None = None, out: str | Path 
     # validation (when every weight is finite) is the last good one (a family's own guard replaces it)
     cbs = [progress, ckpt, curve_logger(progress), NonFiniteGuard(), *(callbacks or [])]
     if bar:
-        cbs.append(TQDMProgressBar(refresh_rate=10))
+        cbs.append(TrainingBar(refresh_rate=10))  # one bar per run (molgen.progress), no validation bars
     # Gradient clipping is for automatic optimisation (Lightning refuses it with manual optimisation,
     # where the family clips what it wants itself); done by a callback with multi-tensor kernels.
     if getattr(net, "automatic_optimization", True) and opts["grad_clip"]:
