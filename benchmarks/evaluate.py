@@ -364,7 +364,8 @@ def main() -> int:
     notes.append(f"Peak RSS {results['peak_rss_mb']:.0f} MB; cold and warm values identical: "
                  f"{results['metrics_identical_cold_warm']}.")
     if m:
-        notes += ['| metric | MOSES | molgen | within golden tolerance |', '|---|---:|---:|---|', *mrows]
+        notes.append('\n'.join(['Values (molgen warm vs MOSES, golden-test tolerances):', '',
+                                 '| metric | MOSES | molgen | within tolerance |', '|---|---:|---:|---|', *mrows]))
     results['command'] = 'python ' + ' '.join(['benchmarks/evaluate.py', *sys.argv[1:]])
     notes.append(f"Command: `{results['command']}`.")
     title = (f"molgen evaluate vs MOSES, same run: {n} samples, full MOSES references, n_jobs={args.n_jobs}"

@@ -36,6 +36,16 @@ def _isolated_cache(tmp_path_factory):
     yield from cache_in(tmp_path_factory, "molgen-cache")
 
 
+@pytest.fixture(autouse=True)
+def _progress_not_quiet():
+    """An in-process ``molgen ... -q`` sets the process-wide quiet switch: each test starts without it."""
+    from molgen.progress import set_quiet
+
+    set_quiet(False)
+    yield
+    set_quiet(False)
+
+
 @pytest.fixture(scope="session")
 def moses_test_smiles() -> list[str]:
     with gzip.open(ROOT / "data" / "moses" / "test.csv.gz", "rt") as f:

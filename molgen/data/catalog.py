@@ -11,6 +11,9 @@ licence and citation; verified, resumable downloads into ``$MOLGEN_CACHE/dataset
   ``MOLGEN_OFFLINE=1`` the path to place the file at by hand.
 - A download goes to ``FILE.part`` (continued with an HTTP ``Range`` request after an interruption)
   and is renamed to ``FILE`` only after its checksum matched.
+- :data:`SHIPPED_HASHES` pins the files derived from a dataset that ship with it: the 64-bit hashes of
+  ``moses:train``'s canonical SMILES for novelty (``data/moses/hashes``, :mod:`molgen.data.hashes`),
+  keyed by dataset and policy, with the RDKit release that produced them.
 """
 
 from __future__ import annotations

@@ -247,7 +247,9 @@ def row_hashes(source: Any, *, smiles_col: str | None = None, use_cache: bool = 
         with np.load(_verified_shipped(e, e.rows_delta, e.rows_delta_sha256), allow_pickle=False) as z:
             rows_only, canonical_only = z["rows_only"], z["canonical_only"]
         table = load_shipped(e)
-        return np.union1d(table[~contains(canonical_only, table)], rows_only).astype(np.uint64)
+        keep = np.delete(table, np.searchsorted(table, canonical_only[contains(table, canonical_only)]))
+        extra = rows_only[~contains(keep, rows_only)]
+        return np.insert(keep, np.searchsorted(keep, extra), extra)  # sorted, distinct, no full sort
     from molgen.data.io import read_smiles, source_hash
 
     path = _cache_path("rows|" + source_hash(source, smiles_col), None) if use_cache else None

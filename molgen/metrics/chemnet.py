@@ -97,18 +97,25 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
     """
     from scipy import linalg
 
+    from molgen.metrics.blas import single_threaded
+
     mu1, mu2 = np.atleast_1d(mu1).astype(np.float64), np.atleast_1d(mu2).astype(np.float64)
     sigma1, sigma2 = np.atleast_2d(sigma1).astype(np.float64), np.atleast_2d(sigma2).astype(np.float64)
     if mu1.shape != mu2.shape or sigma1.shape != sigma2.shape:
         raise ValueError('mean vectors / covariances have different shapes')
     diff = mu1 - mu2
-    w, v = linalg.eigh(sigma1)
-    root1 = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
-    lam = linalg.eigvalsh(root1 @ sigma2 @ root1)
+    with single_threaded():  # molgen.metrics.blas: fast on a busy machine, the same bits everywhere
+        w, v = linalg.eigh(sigma1)
+        root1 = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+        lam = linalg.eigvalsh(root1 @ sigma2 @ root1)
     tr_covmean = float(np.sqrt(np.clip(lam, 0, None)).sum())
     return float(diff.dot(diff) + np.trace(sigma1) + np.trace(sigma2) - 2 * tr_covmean)
 
 
 def gaussian_stats(act: np.ndarray) -> dict[str, np.ndarray]:
-    """Mean and covariance of activations (as fcd_torch's ``precalc``)."""
-    return {'mu': act.mean(0), 'sigma': np.cov(act.T)}
+    """Mean and covariance of activations (as fcd_torch's ``precalc``; one BLAS thread, see
+    :mod:`molgen.metrics.blas`)."""
+    from molgen.metrics.blas import single_threaded
+
+    with single_threaded():
+        return {'mu': act.mean(0), 'sigma': np.cov(act.T)}

@@ -8,6 +8,7 @@ a persistent worker pool, and ChemNet activations are computed once per distinct
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -293,10 +294,26 @@ class Evaluator:
 
     def _fp_bins(self, label: str, ref: ReferenceStats):
         """k-means bins of the reference fingerprints (fixed seed), fitted once per Evaluator."""
-        from molgen.metrics.modes import fingerprint_bins
+        from molgen.metrics.modes import Bins, fingerprint_bins
 
         if label not in self._bins:
-            self._bins[label] = fingerprint_bins(ref.fp, self.n_bins, seed=0)
+            # the fit takes seconds; it is cached on disk with the reference statistics
+            path = None
+            if self.use_cache and ref.source_hash:
+                from molgen.data.catalog import cache_dir
+                from molgen.metrics.reference import cache_key
+
+                path = cache_dir() / 'metrics' / f'bins-{cache_key(ref.source_hash)}-k{self.n_bins}-s0.npz'
+            if path is not None and path.exists():
+                with np.load(path, allow_pickle=False) as z:
+                    self._bins[label] = Bins.from_state(dict(z))
+            else:
+                self._bins[label] = fingerprint_bins(ref.fp, self.n_bins, seed=0)
+                if path is not None:
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    tmp = path.with_name(f'.{path.name}.{os.getpid()}.tmp.npz')
+                    np.savez(tmp, **self._bins[label].state())
+                    tmp.replace(path)
         return self._bins[label]
 
     def _modes(self, gen: GeneratedSet, refs: dict[str, ReferenceStats]) -> dict[str, float]:

@@ -79,6 +79,10 @@ def max_tanimoto(gen: np.ndarray, ref: np.ndarray, ref_counts: np.ndarray | None
     """
     import torch
 
+    if len(gen) > 1:  # repeated fingerprints (duplicate samples) are searched once
+        uniq, inverse = np.unique(gen, axis=0, return_inverse=True)
+        if len(uniq) < len(gen):
+            return max_tanimoto(uniq, ref, ref_counts, chunk, block)[inverse.reshape(-1)]
     pg = popcount(gen)
     pr = popcount(ref) if ref_counts is None else ref_counts
     out = np.zeros(len(gen), dtype=np.float64)

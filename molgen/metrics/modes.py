@@ -155,6 +155,20 @@ class Bins:
         self.k = len(self.centres)
         self.ref_hist = self.histogram(points)
 
+    @classmethod
+    def from_state(cls, state: dict[str, np.ndarray]) -> Bins:
+        """Bins saved with :meth:`state` (no refit: the same centres and reference proportions)."""
+        self = cls.__new__(cls)
+        self.centres = np.asarray(state["centres"])
+        self.ref_hist = np.asarray(state["ref_hist"])
+        self.k_requested, self.seed = int(state["k_requested"]), int(state["seed"])
+        self.k = len(self.centres)
+        return self
+
+    def state(self) -> dict[str, np.ndarray]:
+        return {"centres": self.centres, "ref_hist": self.ref_hist, "k_requested": np.array(self.k_requested),
+                "seed": np.array(self.seed)}
+
     def assign(self, x: np.ndarray, chunk: int = 4096) -> np.ndarray:
         """Bin index of every row of ``x``."""
         x = _float(x).astype(self.centres.dtype, copy=False)
