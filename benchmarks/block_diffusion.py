@@ -122,7 +122,7 @@ def main() -> None:
              "FCD/Test": tf_rep.get("FCD/Test"), "FCDfloor/Test": tf_rep.get("FCDfloor/Test"),
              "steps/block": "-", "mol/s": round(tf_rate, 1), "speed vs transformer": 1.0}]
     payload = {"args": vars(args), "transformer": {"nll": tf_nll, "mol_per_s": tf_rate, "report": tf_rep}, "runs": {}}
-    met = {"validity": False, "bound_ratio": False, "speed": False}
+    met: dict[str, list[str]] = {"validity": [], "bound_ratio": [], "speed": []}  # the rows that meet each
     for init in args.init:
         for b_name in args.blocks:
             b = n_canvas if b_name == "N" else int(b_name)
@@ -147,8 +147,10 @@ def main() -> None:
                     "FCDfloor/Test": rep.get("FCDfloor/Test")}
             rows.append({**base, "steps/block": f"{b} (default)", "mol/s": round(args.n / secs, 1),
                          "speed vs transformer": (args.n / secs) / tf_rate})
-            met["validity"] |= (rep.get("valid") or 0) >= TARGETS["validity"]
-            met["bound_ratio"] |= bound / tf_pair <= TARGETS["bound_ratio"]
+            if (rep.get("valid") or 0) >= TARGETS["validity"]:
+                met["validity"].append(tag)
+            if bound / tf_pair <= TARGETS["bound_ratio"]:
+                met["bound_ratio"].append(tag)
             run = {"training": training, "report": rep, "speed": {}}
             for steps in sorted({max(1, b // 2), 1} - {b}, reverse=True):
                 model.set_sampling(steps=steps)
@@ -158,14 +160,20 @@ def main() -> None:
                 rows.append({"model": "block diffusion", "block_size": b_name, "init": init,
                              "steps/block": steps, "valid": r2.validity, "mol/s": round(rate, 1),
                              "speed vs transformer": rate / tf_rate})
-                met["speed"] |= rate / tf_rate >= TARGETS["speedup"] and r2.validity >= TARGETS["speed_validity"]
+                if rate / tf_rate >= TARGETS["speedup"] and r2.validity >= TARGETS["speed_validity"]:
+                    met["speed"].append(f"{tag} {steps} steps/block")
             model.set_sampling()
-            met["speed"] |= (args.n / secs) / tf_rate >= TARGETS["speedup"] and (rep.get("valid") or 0) >= 0.85
+            if (args.n / secs) / tf_rate >= TARGETS["speedup"] and (rep.get("valid") or 0) >= TARGETS["speed_validity"]:
+                met["speed"].append(tag)
             payload["runs"][tag] = run
-    notes = [f"Targets (issue 20): validity >= {TARGETS['validity']} ({'met' if met['validity'] else 'MISSED'}); "
-             f"bound within 10 % of the transformer's exact NLL ({'met' if met['bound_ratio'] else 'MISSED'}); "
+    def said(rows: list[str]) -> str:  # b = 1 from the transformer is the transformer itself: name the rows
+        return f"met by {', '.join(rows)}" if rows else "MISSED"
+
+    notes = [f"Targets (issue 20): validity >= {TARGETS['validity']} ({said(met['validity'])}); "
+             f"bound within 10 % of the transformer's exact NLL ({said(met['bound_ratio'])}); "
              f"a setting >= {TARGETS['speedup']}x the transformer's KV-cache sampling speed with validity >= "
-             f"{TARGETS['speed_validity']} ({'met' if met['speed'] else 'MISSED'}).",
+             f"{TARGETS['speed_validity']} ({said(met['speed'])}). b1-transformer is the transformer's own weights "
+             "(block size 1 is the autoregressive model exactly), so it meets a target only trivially.",
              f"Budget: {args.molecules} molecules seen per diffusion model (batch 16, the quick-start's), time cap "
              f"{args.max_time} min, torch threads {args.threads}; {args.n} samples per default row, {args.speed_n} "
              f"per steps-per-block row; bounds on the same {len(test)} test molecules (rows both scored).",
