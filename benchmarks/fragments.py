@@ -65,12 +65,12 @@ def _read_smiles(name: str) -> list[str]:
         return [line.split(",")[0] for line in f.read().splitlines()[1:]]
 
 
-def scaffolds(n: int, seed: int) -> list[str]:
-    """``n`` distinct Bemis-Murcko scaffolds of moses:test_scaffolds molecules (seeded order)."""
+def scaffolds(n: int, seed: int, split: str = "test_scaffolds") -> list[str]:
+    """``n`` distinct Bemis-Murcko scaffolds of ``moses:<split>`` molecules (seeded order)."""
     from rdkit import Chem
     from rdkit.Chem.Scaffolds import MurckoScaffold
 
-    mols = _read_smiles("test_scaffolds")
+    mols = _read_smiles(split)
     random.Random(seed).shuffle(mols)
     out: list[str] = []
     seen: set[str] = set()
@@ -133,9 +133,9 @@ def cut_pair(smiles: str, rng: random.Random | None = None) -> tuple[str, str, s
     return rng.choice(found) if found else None
 
 
-def linker_pairs(n: int, seed: int) -> list[tuple[str, str, str, str]]:
-    """``n`` (FRAG1, FRAG2, linker, source molecule) cut from moses:test molecules (seeded order)."""
-    mols = _read_smiles("test")
+def linker_pairs(n: int, seed: int, split: str = "test") -> list[tuple[str, str, str, str]]:
+    """``n`` (FRAG1, FRAG2, linker, source molecule) cut from ``moses:<split>`` molecules (seeded order)."""
+    mols = _read_smiles(split)
     rng = random.Random(seed + 1)
     rng.shuffle(mols)
     out = []
@@ -202,6 +202,51 @@ def run_task(model, task: str, fragments: list[str], per: int, seed: int, train:
             "mol_per_s": n / t_sample, "score_s": t_score, "sample_s": t_sample}
 
 
+def select(args: argparse.Namespace) -> None:
+    """``--select``: the template-completion defaults of molgen.fragments (a head before small scaffolds,
+    the linker hand-over) measured on fragments of ``moses:train`` molecules only, so no reported
+    fragment chose them. Writes ``results/fragments_selection.{json,md}``."""
+    from rdkit import Chem
+
+    from molgen.api import load
+    from molgen.fragments import HEAD_MAX_ATOMS, constrained_sample
+
+    model = load("moses-transformer")
+    rows, per = [], args.per[0]
+    pool = [(sc, Chem.MolFromSmiles(sc).GetNumHeavyAtoms()) for sc in scaffolds(2000, args.seed + 7, split="train")]
+    half = args.scaffolds // 2  # training scaffolds are mostly large: half of them small, where the head matters
+    chosen = [p for p in pool if p[1] <= HEAD_MAX_ATOMS][:half] + [p for p in pool if p[1] > HEAD_MAX_ATOMS][:half]
+    for sc, atoms in chosen:
+        for head in (True, False):
+            res = constrained_sample(model, per, scaffold=sc, seed=args.seed, score=False, options={"head": head})
+            rows.append({"task": "scaffold", "atoms": atoms, "head": head, "valid": res.validity})
+    for a, b, _, _ in linker_pairs(args.pairs, args.seed + 7, split="train"):
+        for handover in ("force", "match"):
+            res = constrained_sample(model, per, linker=f"{a}.{b}", seed=args.seed, score=False,
+                                     options={"handover": handover})
+            uniq = len({c for c in res.canonical if c}) / max(1, sum(c is not None for c in res.canonical))
+            rows.append({"task": "linker", "handover": handover, "valid": res.validity, "unique": uniq})
+    table = []
+    buckets = [(0, 7), (8, HEAD_MAX_ATOMS), (HEAD_MAX_ATOMS + 1, 13), (14, 19), (20, 999)]
+    for lo, hi in buckets:
+        for head in (True, False):
+            v = [r["valid"] for r in rows if r["task"] == "scaffold" and r["head"] is head and lo <= r["atoms"] <= hi]
+            if v:
+                table.append({"choice": f"head={head}", "scaffold heavy atoms": f"{lo}-{hi}", "fragments": len(v),
+                              "valid": sum(v) / len(v)})
+    for handover in ("force", "match"):
+        rs = [r for r in rows if r["task"] == "linker" and r["handover"] == handover]
+        table.append({"choice": f"linker handover={handover}", "fragments": len(rs),
+                      "valid": sum(r["valid"] for r in rs) / len(rs), "unique": sum(r["unique"] for r in rs) / len(rs)})
+    notes = [f"moses-transformer, {per} samples per fragment and setting, scaffolds (half of <= {HEAD_MAX_ATOMS} heavy "
+             "atoms) and linker pairs from moses:train molecules (not the reported test fragments). Defaults: head for scaffolds of <= "
+             f"{HEAD_MAX_ATOMS} heavy atoms, linker hand-over 'force'.",
+             "Command: python benchmarks/fragments.py --select " + " ".join(sys.argv[2:])]
+    _, md = write_results("fragments_selection", {"args": vars(args), "rows": rows}, table,
+                          "Fragment template defaults, chosen on training fragments", notes)
+    print(md.read_text())
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--models", nargs="+", default=["moses-transformer", "moses-diffusion"])
@@ -212,11 +257,15 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--name", default="fragments")
+    ap.add_argument("--select", action="store_true",
+                    help="measure the template defaults on moses:train fragments instead (fragments_selection.*)")
     args = ap.parse_args()
     import torch
 
     torch.set_num_threads(args.threads)
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
+    if args.select:
+        return select(args)
     import molgen
     from molgen.chem import quiet_rdkit
 
