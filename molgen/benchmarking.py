@@ -9,7 +9,7 @@ row                         config (``--config-dir``)         what
 ==========================  ================================  ===========================================
 ``transformer-smiles``      ``transformer-smiles.yaml``       decoder-only transformer on SMILES (exact NLL)
 ``transformer-selfies``     ``transformer-selfies.yaml``      the same on SELFIES
-``vae``                     ``vae.yaml``                      MoG-prior VAE, bi-GRU (sequence) encoder
+``vae``                     ``vae.yaml``                      VAE, transformer decoder (from moses-transformer)
 ``vae-graph``               ``vae-graph.yaml``                MoG-prior VAE, GATv2 graph encoder
 ``flow``                    ``flow.yaml``                     categorical normalizing flow on SELFIES
 ``gan``                     ``gan.yaml``                      LatentGAN on the ``vae`` row's model (no NLL)
@@ -98,7 +98,8 @@ class Row:
 ROWS: tuple[Row, ...] = (
     Row("transformer-smiles", "transformer", "transformer-smiles", "transformer (decoder-only)", "smiles"),
     Row("transformer-selfies", "transformer", "transformer-selfies", "transformer (decoder-only)", "selfies"),
-    Row("vae", "vae", "vae", "VAE, MoG prior, sequence (bi-GRU) encoder", "selfies"),
+    Row("vae", "vae", "vae", "VAE, transformer decoder from moses-transformer, bi-GRU encoder, MoG prior",
+        "smiles-kekule"),
     Row("vae-graph", "vae", "vae-graph", "VAE, MoG prior, graph (GATv2) encoder", "selfies"),
     Row("flow", "flow", "flow", "categorical normalizing flow", "selfies"),
     Row("gan", "gan", "gan", "LatentGAN (WGAN-GP) on the vae row's latents", "selfies", needs="vae"),

@@ -130,6 +130,6 @@ REPRESENTATIONS: Registry = Registry("representation", ("molgen.tokenizers.smile
 TOKENIZERS = REPRESENTATIONS  # string representations are tokenizers
 ENCODERS: Registry = Registry("encoder", ("molgen.encoders.sequence", "molgen.encoders.graph"),
                               ("sequence", "graph"))
-PRIORS: Registry = Registry("prior", ("molgen.models.priors",), ("gaussian", "mog", "vamp"))
+PRIORS: Registry = Registry("prior", ("molgen.models.priors",), ("flow", "gaussian", "mog", "vamp"))
 BACKBONES: Registry = Registry("backbone", ("molgen.nn.transformer",), ("transformer",))
 FEATURIZERS: Registry = Registry("featurizer", ("molgen.featurizers.graph",), ("graph",))

@@ -79,7 +79,7 @@ def test_likelihood_columns_carry_kind_and_object_and_the_gan_says_why(bench):
     rows = {r["row"]: r for r in payload["rows"]}
     tf, vae, gan = rows["transformer-smiles"], rows["vae"], rows["gan"]
     assert tf["likelihood"] == {"kind": "exact", "object": "canonical-smiles", "unit": "nats/molecule"}
-    assert vae["likelihood"]["kind"].startswith("iwae-") and vae["likelihood"]["object"] == "canonical-selfies"
+    assert vae["likelihood"]["kind"].startswith("iwae-") and vae["likelihood"]["object"] == "canonical-kekule-smiles"
     nll = payload["nll"]
     assert nll["n_test"] == 30 and 0 < nll["n_common"] <= 30
     for r in (tf, vae):
@@ -90,7 +90,7 @@ def test_likelihood_columns_carry_kind_and_object_and_the_gan_says_why(bench):
     md = Path(payload["files"]["markdown"]).read_text()
     gan_line = next(line for line in md.splitlines() if line.startswith("| gan |"))
     assert "no likelihood" in gan_line
-    assert "| exact / canonical-smiles |" in md and "/ canonical-selfies |" in md
+    assert "| exact / canonical-smiles |" in md and "/ canonical-kekule-smiles |" in md
     assert "gan: no NLL: model 'gan' has no likelihood" in md
 
 

@@ -351,7 +351,7 @@ def test_init_from_via_the_cli_records_metadata_copies_weights_and_round_trips(s
     assert back.sample(12, seed=2).smiles == m.sample(12, seed=2).smiles
     assert json.loads((tmp_path / "again" / "config.json").read_text())["likelihood"]["kind"] == "elbo-2-b4"
     # refused: a source that is not a transformer, another representation, a family that cannot start from one
-    with pytest.raises(ConfigError, match="diffusion starts from a trained transformer"):
+    with pytest.raises(ConfigError, match="init_from takes a trained transformer"):
         molgen.train("diffusion", data=tiny_train_smiles, out=tmp_path / "x1", init_from=str(out), max_steps=1,
                      progress=False, precision="32-true")
     with pytest.raises(ConfigError, match="its representation is smiles"):

@@ -24,7 +24,7 @@ def test_models_lists_the_registry(capsys):
     rows = {r["name"]: r for r in listing["models"]}
     assert rows["transformer"]["likelihood_kind"] == "exact" and rows["vae"]["likelihood_kind"] == "iwae-50"
     assert "backbone.<arg>" in rows["transformer"]["options"]
-    assert listing["components"]["prior"] == ["gaussian", "mog", "vamp"]
+    assert listing["components"]["prior"] == ["flow", "gaussian", "mog", "vamp"]
 
 
 def test_info(model_dir, capsys):

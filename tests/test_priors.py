@@ -102,5 +102,5 @@ def test_component_specs_are_checked_against_the_component():
 
     with pytest.raises(ConfigError, match=r"unknown argument.*n_component; accepted: learn_weights, n_components"):
         build_prior({"name": "mog", "args": {"n_component": 5}}, 4)
-    with pytest.raises(ConfigError, match="unknown prior 'moq'; choose one of: gaussian, mog, vamp"):
+    with pytest.raises(ConfigError, match="unknown prior 'moq'; choose one of: flow, gaussian, mog, vamp"):
         build_prior("moq", 4)

@@ -57,9 +57,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--autoencoder", default=None, metavar="DIR",
                    help="trained VAE model directory for --model gan (reused frozen, saved inside the GAN)")
     p.add_argument("--init-from", default=None, metavar="DIR|NAME", dest="init_from",
-                   help="start --model diffusion from a trained transformer (model directory or shipped name, "
-                        "e.g. moses-transformer): its representation and max_len are reused, its weights copied "
-                        "where shapes match (with --set block_size=B: block diffusion, B = 1 is the transformer)")
+                   help="start --model diffusion (or the transformer decoder of --model vae) from a trained "
+                        "transformer (model directory or shipped name, e.g. moses-transformer): its representation "
+                        "and max_len are reused, its weights copied where shapes match (with --set block_size=B: "
+                        "block diffusion, B = 1 is the transformer)")
     p.add_argument("--condition", action="append", default=None, metavar="PROPERTY", dest="conditions",
                    help="train a conditional model on this property (repeatable): an RDKit property "
                         "(qed, logp, sa, mw, tpsa) or a numeric column of the data file")

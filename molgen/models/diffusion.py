@@ -145,6 +145,7 @@ from molgen.likelihood import resolve_k_kind, row_rand, row_seeds
 from molgen.models.autoregressive import StringDecoding
 from molgen.models.base import GenerativeModel
 from molgen.models.config import ModelConfig
+from molgen.models.init_from import copy_transformer_weights
 from molgen.nn.transformer import KVCache
 from molgen.registry import BACKBONES, MODELS
 from molgen.rowrandom import RowRandom
@@ -537,37 +538,7 @@ class DiffusionModel(GenerativeModel):
         representation (vocabulary and settings) and ``max_len`` must be the source's. Returns
         ``{"copied", "partially_copied", "skipped", "unused"}`` parameter names (``skipped``: this
         model's, left at their init; ``unused``: the source's that match nothing here)."""
-        if getattr(source, "name", None) != "transformer":
-            kind = getattr(source, "name", type(source).__name__)
-            raise ConfigError(f"init_from must be a trained transformer model; got a {kind!r} model")
-        mine, theirs = self.tokenizer, source.representation
-        if theirs is None or type(mine) is not type(theirs) or mine.state_key != theirs.state_key:
-            raise ConfigError(
-                f"init_from: the transformer's representation ({getattr(theirs, 'name', None)}, vocabulary "
-                f"{getattr(theirs, 'vocab_size', '?')}) differs from this model's ({getattr(mine, 'name', None)}, "
-                f"vocabulary {mine.vocab_size}); train the diffusion model on the transformer's representation")
-        if source.max_len != self.max_len:
-            raise ConfigError(f"init_from: the transformer's max_len {source.max_len} differs from this model's "
-                              f"{self.max_len}")
-        src = source.state_dict()
-        dst = self.state_dict()
-        report: dict[str, list[str]] = {"copied": [], "partially_copied": [], "skipped": [], "unused": []}
-        for name, t in dst.items():
-            s = src.get(name)
-            if s is None:
-                report["skipped"].append(name)
-            elif s.shape == t.shape:
-                t.copy_(s.to(t.dtype))
-                report["copied"].append(name)
-            elif (s.dim() == t.dim() and s.shape[1:] == t.shape[1:] and s.shape[0] < t.shape[0]
-                  and name.endswith("tok_emb.weight")):
-                t[:s.shape[0]].copy_(s.to(t.dtype))
-                report["partially_copied"].append(name)
-            else:
-                report["skipped"].append(name)
-        report["unused"] = [n for n in src if n not in dst]
-        self.load_state_dict(dst)
-        return report
+        return copy_transformer_weights(self, source, family="diffusion")
 
     # --- sampling ------------------------------------------------------------------------------
     @strict

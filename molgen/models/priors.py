@@ -6,6 +6,9 @@
 * ``vamp``: VampPrior p(z) = 1/K sum_k q(z | u_k) with K learned pseudo-inputs. The pseudo-inputs live
   at the input of the encoder *head* (u_k in R^h, the encoder's pooled feature space), so the same
   prior works for sequence and graph encoders; it is a mixture whose components move with the head.
+* ``flow``: a latent normalizing flow p(z) = N(f(z); 0, I) |det df/dz|, f a RealNVP stack of affine
+  couplings with small MLP conditioners (:class:`FlowPrior`); starts as N(0, I) and fits the aggregate
+  posterior. One "component" (no mixture usage diagnostics, nothing to re-seed).
 
 KL for non-Gaussian priors (no closed form) is estimated by Monte Carlo with the closed-form entropy
 of q (see :func:`mc_kl`)::
@@ -27,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from molgen.errors import ConfigError
 from molgen.registry import PRIORS
 from molgen.rowrandom import RowRandom
 
@@ -204,6 +208,121 @@ class VampPrior(Prior):
     def reseed(self, dead: Tensor, features: Tensor) -> None:
         """Move dead pseudo-inputs to encoder features of random molecules."""
         self.pseudo_inputs[dead] = features.to(self.pseudo_inputs)
+
+
+_ACTIVATIONS = {"silu": nn.SiLU, "gelu": nn.GELU}
+_PERMUTATIONS = ("random", "reverse", "none")
+
+
+class MLPCoupling(nn.Module):
+    """Masked affine coupling on z [N, d]: with mask m (1 = conditioning dims),
+    ``y = z * exp(s) + t``, ``(s_raw, t) = net(z * m)``, ``s = clamp * tanh(s_raw / clamp) * (1 - m)``,
+    ``t = t * (1 - m)``; log |det dy/dz| = sum(s). A mask of all zeros (d = 1) is an element-wise affine
+    map whose (s, t) come from the conditioner's biases. The last layer is zero-initialised: identity."""
+
+    def __init__(self, mask: Tensor, hidden: int, activation: str, clamp: float) -> None:
+        super().__init__()
+        d = mask.numel()
+        act = _ACTIVATIONS[activation]
+        self.register_buffer("mask", mask.float(), persistent=False)  # rebuilt from the layer index
+        self.clamp = float(clamp)
+        self.net = nn.Sequential(nn.Linear(d, hidden), act(), nn.Linear(hidden, hidden), act(),
+                                 nn.Linear(hidden, 2 * d))
+        nn.init.zeros_(self.net[-1].weight)
+        nn.init.zeros_(self.net[-1].bias)
+
+    def _st(self, za: Tensor) -> tuple[Tensor, Tensor]:
+        s_raw, t = self.net(za).chunk(2, dim=-1)
+        free = 1.0 - self.mask
+        return self.clamp * torch.tanh(s_raw / self.clamp) * free, t * free
+
+    def forward(self, z: Tensor) -> tuple[Tensor, Tensor]:
+        s, t = self._st(z * self.mask)
+        return z * torch.exp(s) + t, s.sum(-1)
+
+    def inverse(self, y: Tensor) -> Tensor:
+        s, t = self._st(y * self.mask)  # the conditioning dims pass through unchanged
+        return (y - t) * torch.exp(-s)
+
+
+@PRIORS.register("flow")
+class FlowPrior(Prior):
+    """Latent RealNVP prior: p(z) = N(f(z); 0, I) |det df/dz|, evaluated exactly in float32.
+
+    f = C_L o P_L o ... o C_1 o P_1: ``n_layers`` couplings (:class:`MLPCoupling`) on alternating halves of z
+    (layer i conditions on the first floor(d/2) dims when i is even, on the rest when odd), each after a
+    fixed permutation P_i (``permutation``: ``"random"`` — drawn from a generator seeded with ``seed``,
+    stored in the state dict — ``"reverse"`` or ``"none"``). Conditioners: Linear-act-Linear-act-Linear,
+    width ``hidden``, ``activation`` silu | gelu, log-scales soft-clamped to (-clamp, clamp). The last
+    layers start at zero, so the prior starts as N(0, I).
+
+    ``sample`` draws u ~ N(0, I) for row i from stream ``stream + 1`` of row i (as the Gaussian noise of
+    the other priors; ``stream`` itself is unused) and returns f^{-1}(u), row by row.
+    """
+
+    def __init__(self, d_z: int, n_layers: int = 4, hidden: int = 128, activation: str = "silu",
+                 clamp: float = 2.0, permutation: str = "random", seed: int = 0) -> None:
+        super().__init__(d_z)
+        if not isinstance(n_layers, int) or isinstance(n_layers, bool) or n_layers < 1:
+            raise ConfigError(f"prior 'flow': n_layers must be an integer >= 1, got {n_layers!r}")
+        if not isinstance(hidden, int) or isinstance(hidden, bool) or hidden < 1:
+            raise ConfigError(f"prior 'flow': hidden must be an integer >= 1, got {hidden!r}")
+        if activation not in _ACTIVATIONS:
+            raise ConfigError(f"prior 'flow': unknown activation {activation!r}; accepted: "
+                              f"{', '.join(_ACTIVATIONS)}")
+        if permutation not in _PERMUTATIONS:
+            raise ConfigError(f"prior 'flow': unknown permutation {permutation!r}; accepted: "
+                              f"{', '.join(_PERMUTATIONS)}")
+        if isinstance(clamp, bool) or not isinstance(clamp, (int, float)) or not (0 < clamp < math.inf):
+            raise ConfigError(f"prior 'flow': clamp must be a finite number > 0, got {clamp!r}")
+        self.n_layers, self.hidden, self.activation = n_layers, hidden, activation
+        self.clamp, self.permutation, self.seed = float(clamp), permutation, int(seed)
+        g = torch.Generator().manual_seed(int(seed))  # the permutations do not consume the global stream
+        perms = []
+        for _ in range(n_layers):
+            if permutation == "random":
+                perms.append(torch.randperm(d_z, generator=g))
+            elif permutation == "reverse":
+                perms.append(torch.arange(d_z - 1, -1, -1))
+            else:
+                perms.append(torch.arange(d_z))
+        self.register_buffer("perms", torch.stack(perms))  # [L, d]
+        half = torch.arange(d_z) < d_z // 2
+        self.couplings = nn.ModuleList(MLPCoupling(half if i % 2 == 0 else ~half, hidden, activation, clamp)
+                                       for i in range(n_layers))
+
+    def _dtype(self) -> torch.dtype:
+        return self.couplings[0].net[0].weight.dtype  # float32 unless the whole model was cast
+
+    def forward_flow(self, z: Tensor) -> tuple[Tensor, Tensor]:
+        """u = f(z) [..., d] and log |det df/dz| [...] (normalizing direction, float32, no autocast)."""
+        shape = z.shape
+        with torch.autocast(device_type=z.device.type, enabled=False):
+            x = z.reshape(-1, self.d_z).to(self._dtype())
+            logdet = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
+            for perm, c in zip(self.perms, self.couplings):
+                x, ld = c(x[:, perm])
+                logdet = logdet + ld
+        return x.reshape(shape), logdet.reshape(shape[:-1])
+
+    def inverse_flow(self, u: Tensor) -> Tensor:
+        """z = f^{-1}(u) [..., d]."""
+        shape = u.shape
+        with torch.autocast(device_type=u.device.type, enabled=False):
+            x = u.reshape(-1, self.d_z).to(self._dtype())
+            inv_perms = torch.argsort(self.perms, dim=-1)
+            for inv, c in zip(reversed(inv_perms), reversed(self.couplings)):
+                x = c.inverse(x)[:, inv]
+        return x.reshape(shape)
+
+    def log_prob(self, z: Tensor) -> Tensor:
+        u, logdet = self.forward_flow(z)
+        return -0.5 * (LOG2PI + u * u).sum(-1) + logdet
+
+    def sample(self, n: int, rng: RowRandom, stream: int = 0) -> Tensor:
+        _check_rows(n, rng)
+        u = rng.normal(stream + 1, self.d_z).to(device=self.perms.device, dtype=self._dtype())
+        return self.inverse_flow(u)
 
 
 def build_prior(spec: Any, d_z: int, feature_dim: int = 64) -> Prior:

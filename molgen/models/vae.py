@@ -1,9 +1,15 @@
 """Mixture-prior VAE over SMILES/SELFIES strings with posterior-collapse safeguards.
 
     q(z|x) = N(mu(x), diag sigma^2(x))   encoder: bi-GRU over tokens ("sequence") or GATv2 GNN ("graph")
-    p(z)                                 prior: "gaussian" N(0, I) | "mog" (K learned Gaussians) | "vamp"
-    p(x|z) = prod_t p(x_t | x_<t, z)     GRU decoder; z sets the initial state and is concatenated to
-                                         every input embedding and to the output layer (skip connections)
+    p(z)                                 prior: "gaussian" N(0, I) | "mog" (K learned Gaussians) | "vamp" |
+                                         "flow" (a RealNVP density on z)
+    p(x|z) = prod_t p(x_t | x_<t, z)     decoder "gru": z sets the initial state and is concatenated to every
+                                         input embedding and to the output layer (skip connections);
+                                         decoder "transformer": the transformer family's causal backbone
+                                         with z as a prefix slot before <bos> (attended in every layer)
+                                         and W z added to every input position (``init_from`` can start it
+                                         from a trained transformer: the decoder then begins as that
+                                         language model plus small z terms)
 
 p(x|z) is a proper distribution over token strings (pad/bos/unk banned, EOS forced after ``max_len``
 symbols), so the bounds below are bounds on log p(string) in nats per molecule:
@@ -22,6 +28,9 @@ Training objective (not the ELBO when safeguards are on): ``-E_q log p(x~|z) + b
 * cyclical KL annealing (``kl_anneal="cyclical"``, M = ``kl_cycles`` cycles, ramp fraction ``kl_ratio``,
   training ends at beta = 1; it reads the training-progress fraction, so it survives ``--resume``), ``"monotonic"`` (one ramp) or ``"none"`` (beta = 1 from step 0);
 * free bits: FB(KL) = max(``free_bits``, batch-mean KL), one group (the total KL; default 0.25 d_z nats);
+* reconstruction first: ``beta_max`` < 1 tops the schedule below 1 (the latent may carry more);
+* prior fitting (``fit_prior``): the prior also maximises log p(z) of detached posterior samples, so it
+  follows the aggregate posterior q(z) even where free bits or a small beta take the KL's gradient away;
 * word dropout: decoder inputs replaced by <unk> with probability ``word_dropout`` (training only);
 * aggressive encoder phase (He et al. 2019): ``aggressive_inner`` encoder-only steps (decoder and prior
   gradients dropped) per joint step, until the validation MI stops increasing; ``"auto"`` switches it on
@@ -56,9 +65,18 @@ from molgen.likelihood import resolve_k_kind, row_randn, row_seeds
 from molgen.models.autoregressive import StringDecoding
 from molgen.models.base import GenerativeModel, SampleResult, _canonical_rows
 from molgen.models.config import ModelConfig
+from molgen.models.init_from import copy_transformer_weights
 from molgen.models.priors import VampPrior, build_prior, diag_normal_log_prob, reparameterize
-from molgen.models.vae_diagnostics import latent_diagnostics, plot_history
-from molgen.registry import ENCODERS, MODELS
+from molgen.models.vae_diagnostics import (
+    active_units,
+    latent_diagnostics,
+    mutual_information,
+    plot_history,
+    reconstruction_accuracy,
+    reconstruction_matches,
+)
+from molgen.nn.transformer import KVCache
+from molgen.registry import BACKBONES, ENCODERS, MODELS
 from molgen.rowrandom import RowRandom
 from molgen.scoring import as_smiles_list
 from molgen.training.optim import adamw_warmup_cosine, progress_fraction
@@ -71,6 +89,10 @@ __all__ = ["CollapseWarning", "VAEConfig", "VAEModel"]
 #: the decoder's token t of a sampled row comes from the row's random stream DECODER_STREAM + t
 #: (streams 0 and 1: the latent point, from the prior or, in the GAN, from the generator).
 DECODER_STREAM = 2
+#: decoders p(x|z): a GRU (z as initial state, at every input and at the output) or a causal transformer
+#: (z projected and added to every input position: the transformer family's backbone, so it can start
+#: from a trained transformer with ``init_from``)
+DECODERS = ("gru", "transformer")
 
 
 @dataclass
@@ -78,12 +100,15 @@ class VAEConfig(ModelConfig):
     """Hyperparameters of the VAE. ``encoder`` / ``prior`` are registry specs (``encoder.hidden``,
     ``prior.n_components``, ...); the rest are the decoder, the safeguards and the estimators."""
 
-    COMPONENTS = ("encoder", "prior")
+    COMPONENTS = ("encoder", "prior", "backbone")
 
     d_z: int = 32
     encoder: dict[str, Any] = field(default_factory=lambda: {"name": "sequence", "args": {}})
     prior: dict[str, Any] = field(default_factory=lambda: {"name": "mog", "args": {}})
-    # decoder p(x|z)
+    # decoder p(x|z): "gru" (emb_dim, dec_hidden, dec_layers, dropout) or "transformer" (``backbone``, the
+    # transformer family's spec, so ``init_from`` can start it from a trained transformer)
+    decoder: str = "gru"
+    backbone: dict[str, Any] = field(default_factory=lambda: {"name": "transformer", "args": {}})
     emb_dim: int = 64
     dec_hidden: int = 256
     dec_layers: int = 1
@@ -92,7 +117,9 @@ class VAEConfig(ModelConfig):
     kl_anneal: str = "cyclical"
     kl_cycles: int = 4
     kl_ratio: float = 0.5
+    beta_max: float = 1.0  # the schedule's top (< 1: reconstruction first); evaluation always uses beta = 1
     free_bits: float | None = None  # None: 0.25 * d_z nats on the total KL
+    fit_prior: bool = True  # the prior also maximises log p(z) of detached posterior samples (see training_step)
     word_dropout: float = 0.1
     aggressive: str = "auto"
     aggressive_inner: int = 4
@@ -107,12 +134,16 @@ class VAEConfig(ModelConfig):
     iwae_chunk: int = 25
     mc_seed: int = 0  # salt of the per-molecule Monte-Carlo seeds
     diag_size: int = 2000
+    recon_size: int = 500  # validation molecules whose greedy reconstruction is checked (0: off)
     mi_threshold: float = 1.0
 
     def validate(self) -> None:
         super().validate()
         check_choice("kl_anneal", self.kl_anneal, ("cyclical", "monotonic", "none"))
         check_choice("aggressive", self.aggressive, ("off", "on", "auto"))
+        check_choice("decoder", self.decoder, DECODERS)
+        if not 0 < float(self.beta_max) <= 1:
+            raise ConfigError(f"beta_max must be in (0, 1], got {self.beta_max!r}")
         for name in ("d_z", "iwae_k", "iwae_chunk", "elbo_samples", "kl_samples", "eval_kl_samples"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)!r}")
@@ -136,7 +167,7 @@ class GraphItem:
 
 @MODELS.register("vae")
 class VAEModel(GenerativeModel):
-    """VAE with injected encoder (sequence | graph) and prior (gaussian | mog | vamp)."""
+    """VAE with injected encoder (sequence | graph) and prior (gaussian | mog | vamp | flow)."""
 
     name = "vae"
     capabilities = frozenset({"sample", "log_likelihood", "encode", "decode"})
@@ -154,15 +185,27 @@ class VAEModel(GenerativeModel):
         self.prior = build_prior(c.prior, c.d_z, feature_dim=self.encoder.feature_dim)
         if isinstance(self.prior, VampPrior):
             self.prior.bind(self.encoder.head)
-        # Decoder: GRU with z as initial state, at every input step and at the output layer.
-        self.dec_emb = nn.Embedding(V, c.emb_dim, padding_idx=tok.pad_id)
-        self.z_to_h = nn.Linear(c.d_z, c.dec_hidden * c.dec_layers)
-        self.dec_rnn = nn.GRU(c.emb_dim + c.d_z, c.dec_hidden, c.dec_layers, batch_first=True,
-                              dropout=c.dropout if c.dec_layers > 1 else 0.0)
-        self.dec_out = nn.Linear(c.dec_hidden + c.d_z, V)
+        if c.decoder == "transformer":
+            # z enters twice (as Optimus, Li et al. 2020): as a prefix slot before <bos> that every position
+            # attends to in every layer ("memory"), and added to every input embedding. Both projections
+            # start small (N(0, 0.02), the backbone's own init), not zero: W = 0 gives the encoder no gradient.
+            self.net = BACKBONES.build(c.backbone, vocab_size=V, max_positions=c.max_len + 1, causal=True)
+            self.z_prefix = nn.Linear(c.d_z, self.net.cfg.d_model)
+            self.z_proj = nn.Linear(c.d_z, self.net.cfg.d_model)
+            for lin in (self.z_prefix, self.z_proj):
+                nn.init.normal_(lin.weight, 0.0, 0.02)
+                nn.init.zeros_(lin.bias)
+        else:
+            # GRU with z as initial state, at every input step and at the output layer.
+            self.dec_emb = nn.Embedding(V, c.emb_dim, padding_idx=tok.pad_id)
+            self.z_to_h = nn.Linear(c.d_z, c.dec_hidden * c.dec_layers)
+            self.dec_rnn = nn.GRU(c.emb_dim + c.d_z, c.dec_hidden, c.dec_layers, batch_first=True,
+                                  dropout=c.dropout if c.dec_layers > 1 else 0.0)
+            self.dec_out = nn.Linear(c.dec_hidden + c.d_z, V)
         # Training-time state (not part of the saved model).
         self.diagnostics_history: list[dict[str, Any]] = []
         self._diag_buf: dict[str, list[Tensor]] = {}
+        self._recon_targets: list[str] = []
         self._aggr_active = c.aggressive == "on"
         self._aggr_done = False
         self._aggr_start = 0
@@ -210,24 +253,45 @@ class VAEModel(GenerativeModel):
             drop = (torch.rand(inp.shape, device=inp.device) < word_dropout) & (inp != pad)
             drop[:, 0] = False  # keep BOS
             inp = inp.masked_fill(drop, unk)
-        T = inp.shape[1]
-        zt = z.unsqueeze(1).expand(-1, T, -1)
-        out, _ = self.dec_rnn(torch.cat([self.dec_emb(inp), zt], -1), self._h0(z))
-        logits = self.dec_out(torch.cat([out, zt], -1))
+        if self.config.decoder == "transformer":
+            T = inp.shape[1]
+            x = torch.cat([inp[:, :1], inp], 1)  # the prefix slot: <bos>'s embedding + W_p z, at position 0
+            offset = torch.cat([self.z_prefix(z)[:, None, :], self.z_proj(z)[:, None, :].expand(-1, T, -1)], 1)
+            pos = torch.cat([torch.zeros(1, dtype=torch.long, device=inp.device),
+                             torch.arange(T, device=inp.device)])
+            logits = self.net(x, offset=offset, position_ids=pos)[:, 1:]
+        else:
+            zt = z.unsqueeze(1).expand(-1, inp.shape[1], -1)
+            out, _ = self.dec_rnn(torch.cat([self.dec_emb(inp), zt], -1), self._h0(z))
+            logits = self.dec_out(torch.cat([out, zt], -1))
         return self.strings.token_log_probs(logits, ids)[0].sum(-1)
+
+    def _decoder_step(self, z: Tensor):
+        """The next-token logits function ``step(cur, t)`` of p(x|z) for latent rows z (a KV cache for the
+        transformer decoder, a hidden state for the GRU)."""
+        if self.config.decoder == "transformer":
+            cache = KVCache(self.net.cfg, z.shape[0], z.device, next(self.parameters()).dtype, extra=1)
+            zero = torch.zeros(1, dtype=torch.long, device=z.device)
+            bos = torch.full((z.shape[0], 1), self.tokenizer.bos_id, dtype=torch.long, device=z.device)
+            self.net(bos, cache, offset=self.z_prefix(z)[:, None, :], position_ids=zero)  # the prefix slot
+            zp = self.z_proj(z)[:, None, :]
+
+            def step(cur: Tensor, t: int) -> Tensor:
+                return self.net(cur[:, None], cache, offset=zp, position_ids=zero + t)[:, -1]
+            return step
+        state = {"h": self._h0(z)}
+
+        def gru_step(cur: Tensor, t: int) -> Tensor:
+            o, state["h"] = self.dec_rnn(torch.cat([self.dec_emb(cur), z], -1).unsqueeze(1), state["h"])
+            return self.dec_out(torch.cat([o[:, 0], z], -1))
+        return gru_step
 
     @torch.no_grad()
     def _decode_ids(self, z: Tensor, temperature: float = 1.0, rng: RowRandom | None = None,
                     greedy: bool = False, first_stream: int = DECODER_STREAM) -> Tensor:
         """x ~ p(x|z) (or argmax with ``greedy``): token t of row i from stream ``first_stream + t`` of row i."""
-        state = {"h": self._h0(z)}
-
-        def step(cur: Tensor, t: int) -> Tensor:
-            o, state["h"] = self.dec_rnn(torch.cat([self.dec_emb(cur), z], -1).unsqueeze(1), state["h"])
-            return self.dec_out(torch.cat([o[:, 0], z], -1))
-
-        ids, _ = self.strings.sample(step, z.shape[0], device=z.device, rng=rng, temperature=temperature,
-                                     greedy=greedy, first_stream=first_stream)
+        ids, _ = self.strings.sample(self._decoder_step(z), z.shape[0], device=z.device, rng=rng,
+                                     temperature=temperature, greedy=greedy, first_stream=first_stream)
         return ids
 
     @torch.no_grad()
@@ -241,6 +305,14 @@ class VAEModel(GenerativeModel):
             return self.strings.decode(self._decode_ids(z.to(self.device), temperature, rng, greedy, first_stream))
         finally:
             self.train(was)
+
+    def init_from_transformer(self, source: GenerativeModel) -> dict[str, Any]:
+        """Start the transformer decoder from a trained transformer (its language model, plus the small
+        initial z projections). See :func:`~molgen.models.init_from.copy_transformer_weights`."""
+        if self.config.decoder != "transformer":
+            raise ConfigError("init_from starts the VAE's transformer decoder: set decoder: transformer "
+                              f"(this VAE's decoder is {self.config.decoder!r})")
+        return copy_transformer_weights(self, source, family="VAE")
 
     # --- bounds --------------------------------------------------------------------------------
     @classmethod
@@ -297,13 +369,13 @@ class VAEModel(GenerativeModel):
         Reads the training-progress fraction (steps, time or molecules budget; 1.0 outside training)."""
         mode = self.config.kl_anneal
         if mode == "none":
-            return 1.0
+            return float(self.config.beta_max)
         p = progress_fraction(self)
         if p >= 1.0:
-            return 1.0
+            return float(self.config.beta_max)
         m = self.config.kl_cycles if mode == "cyclical" else 1
         tau = (p * m) % 1.0
-        return float(min(1.0, tau / self.config.kl_ratio))
+        return float(self.config.beta_max * min(1.0, tau / self.config.kl_ratio))
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
         mu, logvar = self.encoder(batch)
@@ -314,6 +386,10 @@ class VAEModel(GenerativeModel):
         kl_term = kl_mean.clamp_min(self.config.free_bits) if self.config.free_bits > 0 else kl_mean
         beta = self.beta()
         loss = -rec.mean() + beta * kl_term
+        if self.config.fit_prior:
+            # The prior follows the aggregate posterior whatever beta and free bits do to the KL's gradient:
+            # max E_q(z) log p(z) = min KL(q(z) || p(z)) + const, the prior holes of "ELBO surgery".
+            loss = loss - self.prior.log_prob(z.detach()).mean()
         if log_due(self):
             bs = mu.shape[0]
             self.log("train/loss", loss.detach(), prog_bar=True, batch_size=bs)
@@ -324,7 +400,10 @@ class VAEModel(GenerativeModel):
         return loss
 
     def _generative_parameters(self) -> list[nn.Parameter]:
-        mods = [self.dec_emb, self.z_to_h, self.dec_rnn, self.dec_out, self.prior]
+        if self.config.decoder == "transformer":
+            mods = [self.net, self.z_prefix, self.z_proj, self.prior]
+        else:
+            mods = [self.dec_emb, self.z_to_h, self.dec_rnn, self.dec_out, self.prior]
         return [p for m in mods for p in m.parameters()]
 
     def on_before_optimizer_step(self, optimizer: Any) -> None:
@@ -354,6 +433,7 @@ class VAEModel(GenerativeModel):
     # --- validation + diagnostics --------------------------------------------------------------
     def on_validation_epoch_start(self) -> None:
         self._diag_buf = {"mu": [], "logvar": [], "rec": [], "kl": [], "h": []}
+        self._recon_targets: list[str] = []
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         g = self._generator(batch_idx)
@@ -372,6 +452,9 @@ class VAEModel(GenerativeModel):
             take = self.config.diag_size - have
             for key, v in (("mu", mu), ("logvar", logvar), ("rec", rec), ("kl", kl), ("h", h)):
                 self._diag_buf.setdefault(key, []).append(v[:take].detach().float())
+            want = self.config.recon_size - len(self._recon_targets)
+            if want > 0:
+                self._recon_targets += self.strings.decode(batch["ids"][:min(take, want), 1:])
 
     def on_validation_epoch_end(self) -> None:
         if not self._diag_buf.get("mu"):
@@ -379,10 +462,14 @@ class VAEModel(GenerativeModel):
         buf = {k: torch.cat(v) for k, v in self._diag_buf.items()}
         diag = latent_diagnostics(self.prior, buf["mu"], buf["logvar"], buf["kl"], buf["rec"],
                                   mi_threshold=self.config.mi_threshold)
+        if self._recon_targets:
+            n = len(self._recon_targets)
+            decoded = self.strings.decode(self._decode_ids(buf["mu"][:n], greedy=True))
+            diag["recon_accuracy"] = float(np.mean(reconstruction_matches(decoded, self._recon_targets, self.policy)))
         step = self.trainer.global_step if self._trainer else 0
         diag.update(step=step, beta=self.beta(), aggressive=self._aggr_active)
         self.diagnostics_history.append(diag)
-        for key in ("rec", "kl", "elbo", "active_units", "mi", "marginal_kl", "usage_perplexity",
+        for key in ("rec", "kl", "elbo", "active_units", "mi", "recon_accuracy", "marginal_kl", "usage_perplexity",
                     "responsibility_entropy", "top_component_share"):
             if key in diag:
                 self.log(f"val/{key}", float(diag[key]), sync_dist=True)
@@ -395,6 +482,22 @@ class VAEModel(GenerativeModel):
         self._maybe_aggressive(diag)
         if self.config.reseed_dead and self.training_in_progress():
             self.reseed_dead_components(buf, diag)
+
+    def final_diagnostics(self, smiles: Sequence[str]) -> dict[str, Any]:
+        """What ``metadata.json`` and ``molgen info`` keep about the trained latent, on (at most
+        ``diag_size``) validation molecules: active units, I(x; z) and greedy reconstruction accuracy."""
+        smiles = list(smiles)[: self.config.diag_size]
+        mu, lv = self.encode(smiles, return_logvar=True)
+        ok = ~torch.isnan(mu).any(-1)
+        if int(ok.sum()) < 2:
+            return {}
+        g = torch.Generator().manual_seed(0)
+        out: dict[str, Any] = {"active_units": active_units(mu[ok])[0], "d_z": self.d_z,
+                               "mi_nats": round(mutual_information(mu[ok], lv[ok], g), 3)}
+        if self.config.recon_size:
+            rec = reconstruction_accuracy(self, smiles[: self.config.recon_size])
+            out.update(recon_accuracy=round(rec["accuracy"], 4), recon_n=rec["n"])
+        return out
 
     def training_in_progress(self) -> bool:
         """True inside ``trainer.fit`` (not a sanity check, not a stand-alone ``validate``)."""
@@ -437,7 +540,11 @@ class VAEModel(GenerativeModel):
         if dead.numel() == 0:
             return 0
         g = self._generator(len(self.diagnostics_history))
-        pick = torch.randperm(buf["mu"].shape[0], generator=g, device=buf["mu"].device)[: dead.numel()]
+        n = buf["mu"].shape[0]
+        if n >= dead.numel():
+            pick = torch.randperm(n, generator=g, device=buf["mu"].device)[: dead.numel()]
+        else:  # fewer validation molecules than dead components: molecules are reused
+            pick = torch.randint(0, n, (dead.numel(),), generator=g, device=buf["mu"].device)
         if isinstance(self.prior, VampPrior):
             self.prior.reseed(dead, buf["h"][pick])
         else:

@@ -8,6 +8,9 @@
   (q_hat(z_i) >= q(z_i|x_i)/N). An estimate near log N means "at least that", and is flagged.
 * Marginal KL ("ELBO surgery", Hoffman & Johnson 2016): KL(q(z) || p(z)) = E_x KL(q(z|x)||p(z)) - I.
   Large values mean prior holes (prior samples land where no molecule's posterior is).
+* Reconstruction accuracy: the share of molecules whose greedy decode of the posterior mean, argmax_x
+  p(x | z = mu(x)), is the molecule itself (exact canonical match). It says whether z carries the
+  molecule; I(x; z) alone cannot (it is capped at log N).
 * Mixture usage: responsibilities r_k(x) = E_{q(z|x)}[pi_k p_k(z) / p(z)] (MC), aggregate usage
   u_k = E_x r_k(x), usage perplexity exp(H(u)) (K when all components are used equally) and mean
   per-molecule responsibility entropy E_x H(r(x)) (log K when components are indistinguishable).
@@ -28,6 +31,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from molgen.chem import standardize
 from molgen.models.priors import Prior, diag_normal_log_prob, reparameterize
 
 
@@ -100,6 +104,37 @@ def latent_diagnostics(prior: Prior, mu: Tensor, logvar: Tensor, kl: Tensor, rec
     return out
 
 
+def reconstruction_matches(decoded: Sequence[str | None], targets: Sequence[str], policy: Any) -> list[bool]:
+    """Per row: does the decoded string standardize to the same canonical molecule as the target?"""
+    out = []
+    for d, t in zip(decoded, targets, strict=True):
+        can = standardize(d, policy)[0] if d else None
+        out.append(can is not None and can == standardize(t, policy)[0])
+    return out
+
+
+@torch.no_grad()
+def reconstruction_accuracy(model: Any, smiles: Sequence[str], *, batch_size: int = 256) -> dict[str, Any]:
+    """Greedy reconstruction of ``smiles`` through a VAE's posterior means: ``accuracy`` over all rows (a
+    molecule the model cannot encode counts as not reconstructed), ``n``, ``n_encoded``, and
+    ``accuracy_encoded`` over the encodable rows only."""
+    smiles = list(smiles)
+    hits, n_enc = 0, 0
+    for s in range(0, len(smiles), batch_size):
+        chunk = smiles[s:s + batch_size]
+        mu = model.encode(chunk)
+        ok = ~torch.isnan(mu).any(-1)
+        if not bool(ok.any()):
+            continue
+        dec = model.decode(mu[ok], greedy=True)
+        targets = [c for c, k in zip(chunk, ok.tolist(), strict=True) if k]
+        hits += sum(reconstruction_matches(dec.smiles, targets, model.policy))
+        n_enc += int(ok.sum())
+    n = len(smiles)
+    return {"accuracy": hits / n if n else float("nan"), "n": n, "n_encoded": n_enc,
+            "accuracy_encoded": hits / n_enc if n_enc else float("nan")}
+
+
 def plot_history(history: Sequence[dict[str, Any]], path: str | Path) -> Path | None:
     """PNG of the diagnostics over training (matplotlib Agg); None when there is nothing to plot."""
     if not history:
@@ -129,6 +164,12 @@ def plot_history(history: Sequence[dict[str, Any]], path: str | Path) -> Path | 
     line(ax[3], "active_units", "active units")
     ax[3].axhline(history[-1].get("d_z", 0), color="k", ls="--", label="d_z")
     ax[3].set_title("active units")
+    if any("recon_accuracy" in h for h in history):
+        r = ax[3].twinx()
+        r.plot(step, [h.get("recon_accuracy", float("nan")) for h in history], "g-", marker="s", ms=3,
+               label="reconstruction accuracy")
+        r.set_ylim(0, 1)
+        r.legend(fontsize=7, loc="lower right")
     if history[-1].get("n_components", 1) > 1:
         line(ax[4], "usage_perplexity", "usage perplexity")
         ax[4].axhline(history[-1]["n_components"], color="k", ls="--", label="K")

@@ -57,9 +57,11 @@ def apply_rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
 class KVCache:
     """Per-layer key/value buffers [B, H, max_T, Dh], filled one step at a time during sampling."""
 
-    def __init__(self, cfg: BackboneConfig, batch: int, device, dtype) -> None:
+    def __init__(self, cfg: BackboneConfig, batch: int, device, dtype, extra: int = 0) -> None:
+        """``extra`` slots beyond ``max_positions``: for inputs that repeat positions (a latent prefix)."""
         dh = cfg.d_model // cfg.n_heads
-        shape = (batch, cfg.n_heads, cfg.max_positions, dh)
+        self.capacity = cfg.max_positions + extra
+        shape = (batch, cfg.n_heads, self.capacity, dh)
         self.k = [torch.empty(shape, device=device, dtype=dtype) for _ in range(cfg.n_layers)]
         self.v = [torch.empty(shape, device=device, dtype=dtype) for _ in range(cfg.n_layers)]
         self.length = 0
@@ -177,8 +179,10 @@ class TransformerBackbone(nn.Module):
         ``cache_write`` new positions (default all) stay in the cache (see the module docstring)."""
         _B, T = ids.shape
         t0 = cache.length if cache is not None else 0
-        if (cache is not None or position_ids is None) and t0 + T > self.cfg.max_positions:
+        if position_ids is None and t0 + T > self.cfg.max_positions:
             raise ValueError(f"sequence of {t0 + T} positions exceeds max_positions={self.cfg.max_positions}")
+        if cache is not None and t0 + T > cache.capacity:
+            raise ValueError(f"{t0 + T} cached positions exceed the cache's {cache.capacity}")
         if attn_mask is not None and key_padding_mask is not None:
             raise ValueError("give attn_mask or key_padding_mask, not both")
         if cache_write is not None and (cache is None or attn_mask is None or not 0 <= cache_write <= T):

@@ -38,10 +38,15 @@ def progress_fraction(module: nn.Module) -> float:
     return progress.fraction() if progress is not None else 1.0
 
 
-def decay_groups(params: list[tuple[str, nn.Parameter]], weight_decay: float) -> list[dict[str, Any]]:
-    """AdamW groups: weight decay on matrices only (not on biases, norms or 1-d scales)."""
-    decay = [p for _, p in params if p.requires_grad and p.dim() >= 2]
-    no_decay = [p for _, p in params if p.requires_grad and p.dim() < 2]
+def decay_groups(params: list[tuple[str, nn.Parameter]], weight_decay: float, *,
+                 no_decay_prefixes: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    """AdamW groups: weight decay on matrices only (not on biases, norms or 1-d scales), and on no
+    parameter whose name starts with one of ``no_decay_prefixes`` (a whole module, e.g. ``"dequantizer."``)."""
+    def decays(name: str, p: nn.Parameter) -> bool:
+        return p.dim() >= 2 and not name.startswith(tuple(no_decay_prefixes))
+
+    decay = [p for n, p in params if p.requires_grad and decays(n, p)]
+    no_decay = [p for n, p in params if p.requires_grad and not decays(n, p)]
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
@@ -56,10 +61,12 @@ def adamw(groups: list[dict[str, Any]], cfg: OptimConfig) -> torch.optim.AdamW:
 
 
 def adamw_warmup_cosine(module: nn.Module, cfg: OptimConfig,
-                        params: list[tuple[str, nn.Parameter]] | None = None) -> dict[str, Any]:
-    """AdamW (decay on matrices) with a warm-up + cosine ``LambdaLR`` read from the module's progress."""
+                        params: list[tuple[str, nn.Parameter]] | None = None, *,
+                        no_decay_prefixes: tuple[str, ...] = ()) -> dict[str, Any]:
+    """AdamW (decay on matrices, none under ``no_decay_prefixes``) with a warm-up + cosine ``LambdaLR``
+    read from the module's progress."""
     opt = adamw(decay_groups(params if params is not None else list(module.named_parameters()),
-                             cfg.weight_decay), cfg)
+                             cfg.weight_decay, no_decay_prefixes=no_decay_prefixes), cfg)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: warmup_cosine(
         step, progress_fraction(module), cfg.warmup_steps, cfg.min_lr_ratio))
     return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step", "frequency": 1}}

@@ -74,7 +74,7 @@ DEFAULTS: dict[str, Any] = {
     "policy": None,            # dict of Policy fields
     "conditions": None,        # property names to condition on: RDKit qed / logp / sa / mw / tpsa or numeric data columns
     "autoencoder": None,       # saved model directory for a family that holds one (the GAN's VAE)
-    "init_from": None,         # a trained transformer (directory or shipped name) to start diffusion from
+    "init_from": None,         # a trained transformer (directory or shipped name) to start diffusion or the VAE decoder from
     "model_args": {},
     "num_threads": None,
     "progress": True,          # progress bar (on a terminal or in a notebook)
@@ -349,11 +349,11 @@ def _init_source(cls: type, opts: dict[str, Any], options: dict[str, Any], confi
 
     ref = opts["init_from"]
     if not hasattr(cls, "init_from_transformer"):
-        raise ConfigError(f"init_from is for --model diffusion (initialised from a trained transformer); "
+        raise ConfigError(f"init_from is for --model diffusion or vae (started from a trained transformer); "
                           f"{getattr(cls, 'name', cls.__name__)} cannot start from one")
     source = load_pretrained(resolve_model(str(ref)))
     if source.name != "transformer":
-        raise ConfigError(f"init_from {ref}: a {source.name!r} model; diffusion starts from a trained transformer")
+        raise ConfigError(f"init_from {ref}: a {source.name!r} model; init_from takes a trained transformer")
     given = _given(options, config)
     rep = getattr(source.representation, "name", None)
     if "representation" in given and opts["representation"] != rep:
@@ -730,6 +730,8 @@ def _train(model: Any = None, data: SmilesSource | None = None, out: str | Path 
         label = net.likelihood_label()
         final = {"val_nll_nats_per_molecule": float(-ok.log_likelihood.mean()), "val_n": len(ok),
                  "likelihood": label.to_dict()}
+    if trainer.is_global_zero and val_smiles:
+        final.update(net.final_diagnostics(val_smiles))
     net.metadata = {
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "data": data_info, "dropped": {k: dict(v) for k, v in dm.dropped.items()},
