@@ -300,6 +300,8 @@ def evaluate_row(row: str, args: argparse.Namespace, out: Path, ev, test: list[s
         res["sample_timing"] = f"model.sample({args.n_samples}, seed={args.seed}), this process"
         samples = samples_res.smiles
         rep = ev.evaluate(samples, name=f"{row}: {args.n_samples} samples at temperature 1")
+        # the report benchmarks/ship_model.py ships with the model (RUN_DIR/evaluation.json)
+        (out / row / "evaluation.json").write_text(json.dumps(rep.to_dict(), indent=1, default=str))
         if row == "gan":
             mols, where = ceiling_molecules(out / "vae", vae.policy, args.n_ceiling, args.seed)
             import torch
