@@ -14,7 +14,7 @@ MODELS_TABLE: list[dict[str, Any]] = [
     {'name': 'flow', 'capabilities': ['log_likelihood', 'sample'], 'likelihood_kind': 'iw-16', 'description': 'Categorical normalizing flow over padded token strings (see the module docstring).'},
     {'name': 'gan', 'capabilities': ['sample'], 'likelihood_kind': None, 'description': 'WGAN-GP on the standardised latent means of a nested, frozen molgen VAE; decodes with its decoder.'},
     {'name': 'transformer', 'capabilities': ['log_likelihood', 'sample'], 'likelihood_kind': 'exact', 'description': 'GPT-style model: pre-LN, GELU, causal SDPA, tied embeddings, BOS/EOS, pad excluded from loss.'},
-    {'name': 'vae', 'capabilities': ['decode', 'encode', 'log_likelihood', 'sample'], 'likelihood_kind': 'iwae-50', 'description': 'VAE with injected encoder (sequence | graph) and prior (gaussian | mog | vamp).'},
+    {'name': 'vae', 'capabilities': ['decode', 'encode', 'log_likelihood', 'sample'], 'likelihood_kind': 'iwae-50', 'description': 'VAE with injected encoder (sequence | graph) and prior (gaussian | mog | vamp | flow).'},
 ]
 
 

@@ -127,7 +127,8 @@ class GenerativeModel(L.LightningModule):
     #: wrapped by :func:`~molgen.errors.strict`, so an unknown keyword lists the accepted ones in every family
     STRICT_METHODS: ClassVar[tuple[str, ...]] = (
         "__init__", "sample", "score", "log_likelihood", "likelihood_kind", "likelihood_label", "featurize", "collate",
-        "item_length", "require", "save_pretrained", "from_pretrained", "encode", "decode", "set_sampling")
+        "item_length", "require", "save_pretrained", "from_pretrained", "encode", "decode", "set_sampling",
+        "final_diagnostics")
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
