@@ -103,18 +103,24 @@ class InvertibleLinear(nn.Module):
         return y @ w_inv.T
 
 
+def bidirectional_trunk(n_positions: int, d_model: int, n_layers: int, n_heads: int,
+                        mlp_ratio: int) -> tuple[nn.Parameter, nn.ModuleList, nn.LayerNorm]:
+    """Learned positions, ``n_layers`` bidirectional pre-LN blocks and a final LayerNorm: the trunk of
+    the coupling conditioners and of the argmax dequantizer's q(v|x)."""
+    cfg = BackboneConfig(vocab_size=1, max_positions=n_positions, d_model=d_model, n_layers=n_layers,
+                         n_heads=n_heads, mlp_ratio=mlp_ratio, dropout=0.0, causal=False)
+    return (nn.Parameter(torch.randn(n_positions, d_model) * 0.02), nn.ModuleList(Block(cfg) for _ in range(n_layers)),
+            nn.LayerNorm(d_model))
+
+
 class CouplingNet(nn.Module):
     """Bidirectional transformer over positions: x_a [B, T, Ca] -> (s_raw, t) [B, T, Cb] each."""
 
     def __init__(self, c_in: int, c_out: int, max_positions: int, d_model: int, n_layers: int,
                  n_heads: int, mlp_ratio: int = 4) -> None:
         super().__init__()
-        cfg = BackboneConfig(vocab_size=1, max_positions=max_positions, d_model=d_model, n_layers=n_layers,
-                             n_heads=n_heads, mlp_ratio=mlp_ratio, dropout=0.0, causal=False)
         self.inp = nn.Linear(c_in, d_model)
-        self.pos = nn.Parameter(torch.randn(max_positions, d_model) * 0.02)
-        self.blocks = nn.ModuleList(Block(cfg) for _ in range(n_layers))
-        self.ln = nn.LayerNorm(d_model)
+        self.pos, self.blocks, self.ln = bidirectional_trunk(max_positions, d_model, n_layers, n_heads, mlp_ratio)
         self.out = nn.Linear(d_model, 2 * c_out)
         nn.init.zeros_(self.out.weight)  # every coupling starts as the identity
         nn.init.zeros_(self.out.bias)
@@ -349,12 +355,8 @@ class ArgmaxDequantizer(nn.Module):
             self.register_buffer("mask", mask, persistent=False)
             self.register_buffer("code_to_cat", code_to_cat, persistent=False)
             self.register_buffer("powers", 2 ** torch.arange(w), persistent=False)
-        cfg = BackboneConfig(vocab_size=1, max_positions=n_positions, d_model=d_model, n_layers=n_layers,
-                             n_heads=n_heads, mlp_ratio=mlp_ratio, dropout=0.0, causal=False)
         self.embed = nn.Embedding(n_categories, d_model)
-        self.pos = nn.Parameter(torch.randn(n_positions, d_model) * 0.02)
-        self.blocks = nn.ModuleList(Block(cfg) for _ in range(n_layers))
-        self.ln = nn.LayerNorm(d_model)
+        self.pos, self.blocks, self.ln = bidirectional_trunk(n_positions, d_model, n_layers, n_heads, mlp_ratio)
         self.out = nn.Linear(d_model, 2 * w)
         nn.init.zeros_(self.out.weight)
         with torch.no_grad():  # start: u ~ N(1, init_scale^2), a point well inside its region
