@@ -39,6 +39,7 @@ def reconstructing(tmp_path_factory):
     return _train(tmp_path_factory.mktemp("vae-rec"), 400, **RECON_FIRST)
 
 
+@pytest.mark.slow  # trains the tiny VAE for 400 steps (~25 s), shared by the slow tests of this file
 def test_reconstruction_accuracy_rises_above_chance(reconstructing, tmp_path):
     untrained = _train(tmp_path / "untrained", 1, **RECON_FIRST)
     before = reconstruction_accuracy(untrained, LANGUAGE)["accuracy"]
@@ -52,6 +53,7 @@ def test_reconstruction_accuracy_rises_above_chance(reconstructing, tmp_path):
     assert reconstructing.diagnostics_history[-1]["recon_accuracy"] == pytest.approx(final["recon_accuracy"], abs=1e-4)
 
 
+@pytest.mark.slow
 def test_reconstruction_accuracy_counts_unencodable_rows_as_misses(reconstructing):
     rep = reconstruction_accuracy(reconstructing, [*LANGUAGE[:4], "not a molecule", "[U]"])
     assert rep["n"] == 6 and rep["n_encoded"] == 4
@@ -60,6 +62,7 @@ def test_reconstruction_accuracy_counts_unencodable_rows_as_misses(reconstructin
         True, False, False]  # canonical match: OCC is ethanol
 
 
+@pytest.mark.slow
 def test_molgen_info_shows_the_latent_usage(reconstructing, tmp_path, capsys):
     from molgen.cli.main import main
 
@@ -109,6 +112,7 @@ def test_decoder_and_beta_max_are_checked(smiles_tokenizer):
     assert vae.beta() == 0.25
 
 
+@pytest.mark.slow
 def test_latent_gan_on_the_transformer_decoder_vae(reconstructing, tmp_path):
     """A LatentGAN holds the transformer-decoder VAE: trains on its latents, samples per row, reloads."""
     vae_dir = tmp_path / "vae"
