@@ -90,8 +90,8 @@ __all__ = ["CollapseWarning", "VAEConfig", "VAEModel"]
 #: (streams 0 and 1: the latent point, from the prior or, in the GAN, from the generator).
 DECODER_STREAM = 2
 #: decoders p(x|z): a GRU (z as initial state, at every input and at the output) or a causal transformer
-#: (z projected and added to every input position: the transformer family's backbone, so it can start
-#: from a trained transformer with ``init_from``)
+#: (z as a prefix slot before <bos> and added to every input position: the transformer family's backbone,
+#: so it can start from a trained transformer with ``init_from``)
 DECODERS = ("gru", "transformer")
 
 
