@@ -28,7 +28,7 @@ _LAZY = {
     "Evaluator": ("molgen.metrics", "Evaluator"),
     "Policy": ("molgen.chem", "Policy"),
     "GenerativeModel": ("molgen.models.base", "GenerativeModel"),
-    "SampleResult": ("molgen.models.base", "SampleResult"),
+    "SampleResult": ("molgen.models.results", "SampleResult"),
 }
 
 __all__ = ["__version__", *_LAZY]

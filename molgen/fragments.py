@@ -1230,7 +1230,7 @@ def constrained_sample(model, n: int, *, scaffold: str | None = None, linker: st
     written as RDKit's canonical string, every row) or ``random`` (a root atom drawn per row).
     ``score``: attach each valid output's log-likelihood under the model (``model.score``).
     """
-    from molgen.models.base import SampleResult, _canonical_rows
+    from molgen.models.results import SampleResult, canonical_rows
 
     constraint = parse_constraint(scaffold=scaffold, linker=linker, extend=extend)
     model.require("sample")
@@ -1261,7 +1261,7 @@ def constrained_sample(model, n: int, *, scaffold: str | None = None, linker: st
                 rows = range(b0, min(n, b0 + bs))
                 raw[b0:rows.stop] = strategy.sample(rows, seed=int(seed), attempt=0, temperature=float(temperature))
                 tries[b0:rows.stop] = 1
-            smiles, canonical = _canonical_rows(raw, model.policy)
+            smiles, canonical = canonical_rows(raw, model.policy)
             ok = contains_fragments(canonical, constraint)
             for attempt in range(1, attempts):  # valid rows without the fragments: their own fresh streams
                 redo = [i for i in range(n) if canonical[i] is not None and not ok[i]]
@@ -1270,7 +1270,7 @@ def constrained_sample(model, n: int, *, scaffold: str | None = None, linker: st
                 for c0 in range(0, len(redo), bs):
                     part = redo[c0:c0 + bs]
                     again = strategy.sample(part, seed=int(seed), attempt=attempt, temperature=float(temperature))
-                    new_smiles, new_canonical = _canonical_rows(again, model.policy)
+                    new_smiles, new_canonical = canonical_rows(again, model.policy)
                     new_ok = contains_fragments(new_canonical, constraint)
                     for k, i in enumerate(part):
                         smiles[i], canonical[i], ok[i], tries[i] = new_smiles[k], new_canonical[k], new_ok[k], attempt + 1

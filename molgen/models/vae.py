@@ -63,10 +63,11 @@ from molgen.chem import DEFAULT_POLICY, Policy, standardize
 from molgen.errors import CollapseWarning, ConfigError, TokenizeError, check_choice, strict
 from molgen.likelihood import resolve_k_kind, row_randn, row_seeds
 from molgen.models.autoregressive import StringDecoding
-from molgen.models.base import GenerativeModel, SampleResult, _canonical_rows
+from molgen.models.base import GenerativeModel, SampleResult
 from molgen.models.config import ModelConfig
 from molgen.models.init_from import copy_transformer_weights
 from molgen.models.priors import VampPrior, build_prior, diag_normal_log_prob, reparameterize
+from molgen.models.results import canonical_rows
 from molgen.models.vae_diagnostics import (
     active_units,
     latent_diagnostics,
@@ -628,7 +629,7 @@ class VAEModel(GenerativeModel):
                                    greedy)
         finally:
             self.train(was)
-        smiles, canonical = _canonical_rows(self.strings.decode(ids), self.policy)
+        smiles, canonical = canonical_rows(self.strings.decode(ids), self.policy)
         sampler = "greedy" if greedy else ("ancestral" if temperature == 1.0 else f"ancestral-T{temperature:g}")
         return SampleResult(smiles, canonical, None, temperature, sampler, seed, None,
                             info={"model": self.name, "decoder": "argmax" if greedy else "sampled"})
