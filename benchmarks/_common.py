@@ -10,8 +10,8 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def machine() -> dict[str, Any]:
-    """CPU, cores, threads, GPU, platform, versions, date: one definition, in molgen.benchmarking."""
-    from molgen.benchmarking import machine_info
+    """CPU, cores, threads, GPU, platform, versions, date: one definition, in molgen.benchmark.runner."""
+    from molgen.benchmark.runner import machine_info
 
     return machine_info()
 

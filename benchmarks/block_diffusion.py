@@ -2,7 +2,7 @@
 
 For each block size b (1, 2, 4, 8, 16, N = the canvas length; ``--blocks``) and each initialisation
 (``scratch`` and ``transformer``: weights copied from a trained transformer, ``--init``), trains
-``configs/diffusion-kekule.yaml`` with ``block_size: b`` at the quick-start's batch size (16), backbone
+``molgen/configs/diffusion-kekule.yaml`` with ``block_size: b`` at the quick-start's batch size (16), backbone
 and representation for ``--molecules`` molecules seen, then reports in one table
 
 * the bound on the same test molecules (``elbo-K-bB``, nats/molecule) next to the transformer's exact
@@ -36,7 +36,7 @@ TARGETS = {"validity": 0.90, "bound_ratio": 1.10, "speedup": 1.5, "speed_validit
 
 
 def _train(b: int | None, init: str, out: Path, args: argparse.Namespace, n_canvas: int):
-    from molgen.cli.train import resolve_config
+    from molgen.configs import resolve_config
     from molgen.training.train import train
 
     opts = {"block_size": b if b != n_canvas else n_canvas}
@@ -61,7 +61,7 @@ def _transformer_as_block1(tf):
 
 
 def _config_model_args() -> dict:
-    from molgen.cli.train import resolve_config
+    from molgen.configs import resolve_config
     from molgen.training.train import load_config
 
     return dict(load_config(resolve_config("diffusion-kekule")).get("model_args") or {})

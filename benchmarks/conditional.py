@@ -169,12 +169,12 @@ def main() -> None:
     import torch
 
     from molgen.api import load
-    from molgen.cli.train import resolve_config
+    from molgen.configs import resolve_config
     from molgen.training.train import train
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--families", default="transformer,diffusion",
-                    help="comma-separated FAMILY or FAMILY:CONFIG (a name in configs/)")
+                    help="comma-separated FAMILY or FAMILY:CONFIG (a name in molgen/configs/)")
     ap.add_argument("--molecules", type=int, default=300_000, help="training budget in molecules seen")
     ap.add_argument("--max-time", type=float, default=30, metavar="MINUTES", help="safety cap per model")
     ap.add_argument("--subset", type=int, default=200_000, help="training molecules (properties are computed once)")

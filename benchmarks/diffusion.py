@@ -1,8 +1,8 @@
 """Masked diffusion vs the autoregressive transformer at the same budget and backbone size.
 
-Trains ``configs/diffusion.yaml`` (SMILES) / ``configs/diffusion-kekule.yaml`` (Kekulé SMILES) /
-``configs/diffusion-selfies.yaml`` and, in the same run, the transformer peer
-(``configs/transformer-smiles.yaml`` / ``configs/quickstart.yaml`` / ``configs/transformer-selfies.yaml``) at the same
+Trains ``molgen/configs/diffusion.yaml`` (SMILES) / ``molgen/configs/diffusion-kekule.yaml`` (Kekulé SMILES) /
+``molgen/configs/diffusion-selfies.yaml`` and, in the same run, the transformer peer
+(``molgen/configs/transformer-smiles.yaml`` / ``molgen/configs/quickstart.yaml`` / ``molgen/configs/transformer-selfies.yaml``) at the same
 budget in molecules seen (or reuses a saved one: ``--transformer DIR``), then reports
 
 * validity, uniqueness, novelty, FCD/Test with its real-vs-real floor (the ``Evaluator``) for the
@@ -36,7 +36,7 @@ SMILES_LIKE = ("smiles", "smiles-kekule")  # the SMILES validity target applies;
 
 
 def _train(config: str, out: Path, args: argparse.Namespace):
-    from molgen.cli.train import resolve_config
+    from molgen.configs import resolve_config
     from molgen.training.train import train
 
     return train(config=resolve_config(config), out=out, seed=args.seed, progress=False,

@@ -1,6 +1,6 @@
 """What fine-tuning is for: move a general model towards one chemical series.
 
-A quick-start-like SMILES transformer (``configs/transformer-smiles.yaml``: the quick-start architecture on aromatic SMILES) is trained at a reduced
+A quick-start-like SMILES transformer (``molgen/configs/transformer-smiles.yaml``: the quick-start architecture on aromatic SMILES) is trained at a reduced
 budget on MOSES training molecules **without** any coumarin (the focused set is held out of the base
 model's data entirely), or taken from ``--base DIR``. The coumarins of the same rows are split into a
 fine-tuning set and held-out members. Reported before and after ``molgen.finetune``:
@@ -132,12 +132,12 @@ def main() -> int:
         base_info = {"given": args.base}
     else:
         base_dir = str(work / "base")
-        base = molgen.train(config=ROOT / "configs" / "transformer-smiles.yaml", data=base_data, out=base_dir,
+        base = molgen.train(config=ROOT / "molgen" / "configs" / "transformer-smiles.yaml", data=base_data, out=base_dir,
                             subset=None, max_molecules=args.base_molecules, max_time=args.base_minutes,
                             val_size=1000, val_every=1000, num_threads=args.threads, progress=False)
         base_info = {"trained_here": True, "molecules_seen": base.metadata["training"]["molecules_seen"],
                      "train_seconds": base.metadata["training"]["train_seconds"],
-                     "base_data": len(base_data), "architecture": "configs/transformer-smiles.yaml"}
+                     "base_data": len(base_data), "architecture": "molgen/configs/transformer-smiles.yaml"}
     t_base = time.perf_counter() - t
     print(f"base model ready ({t_base:.0f} s): {base}", flush=True)
 

@@ -5,7 +5,7 @@
 
 Both models are trained through ``molgen.train`` on the embedded MOSES data at the same budget in
 molecules seen (``--molecules``; ``--max-time`` minutes is a per-model safety cap), the flow with
-``configs/flow.yaml``, the peer with the quick-start recipe (``configs/quickstart.yaml``) on SELFIES so
+``molgen/configs/flow.yaml``, the peer with the quick-start recipe (``molgen/configs/quickstart.yaml``) on SELFIES so
 that both likelihoods are of the same object (the canonical SELFIES string). ``--transformer DIR``
 takes an already trained SELFIES transformer instead, ``--flow DIR`` an already trained flow.
 
@@ -81,8 +81,8 @@ def main() -> None:
                     help="MOSES training subset (default: max(2 x molecules, 100k), at most 600k)")
     ap.add_argument("--transformer", default=None, help="a trained SELFIES transformer directory (skip training it)")
     ap.add_argument("--flow", default=None, help="a trained flow directory (skip training it)")
-    ap.add_argument("--flow-config", default=str(ROOT / "configs" / "flow.yaml"))
-    ap.add_argument("--transformer-config", default=str(ROOT / "configs" / "quickstart.yaml"))
+    ap.add_argument("--flow-config", default=str(ROOT / "molgen" / "configs" / "flow.yaml"))
+    ap.add_argument("--transformer-config", default=str(ROOT / "molgen" / "configs" / "quickstart.yaml"))
     ap.add_argument("--n", type=int, default=1000, help="samples evaluated per model")
     ap.add_argument("--nll-n", type=int, default=1000, help="test molecules for the NLL (the same for both)")
     ap.add_argument("--speed-n", type=int, default=2000, help="molecules per sampling-speed round")

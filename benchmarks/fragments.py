@@ -153,9 +153,9 @@ def _quality(canonical: list[str | None]) -> float:
     from rdkit import Chem
     from rdkit.Chem import QED
 
-    from molgen.metrics.featurize import _sascorer
+    from molgen.metrics.featurize import sascorer
 
-    sa = _sascorer()
+    sa = sascorer()
     good = 0
     for c in canonical:
         if c is None:
@@ -173,13 +173,13 @@ def run_task(model, task: str, fragments: list[str], per: int, seed: int, train:
     lls: list[float] = []
     redrawn = 0
     label = None
-    from molgen.fragments import _score, constrained_sample
+    from molgen.fragments import constrained_sample, score_outputs
 
     for k, frag in enumerate(fragments):
         t0 = time.perf_counter()
         res = constrained_sample(model, per, seed=seed + k, score=False, **{task: frag})
         t1 = time.perf_counter()
-        ll = _score(model, res.canonical)
+        ll = score_outputs(model, res.canonical)
         t_score += time.perf_counter() - t1
         t_sample += t1 - t0
         label = str(model.likelihood_label())

@@ -3,7 +3,7 @@
     python benchmarks/gan.py [--vae DIR] [--molecules 1000000] [--max-time 4] [--threads 1]
                              [--vae-molecules 100000] [--vae-max-time 6] [--subset 50000] [--n 1000]
 
-Without ``--vae`` it first trains a VAE (``configs/vae.yaml`` architecture: SELFIES, MoG-8, d_z 32) on a
+Without ``--vae`` it first trains a VAE (``molgen/configs/vae.yaml`` architecture: SELFIES, MoG-8, d_z 32) on a
 MOSES train subset for ``--vae-molecules`` molecules seen (``--vae-max-time`` minutes at most), then the
 GAN on the latent means of the same subset for ``--molecules`` molecules seen (``--max-time`` minutes at
 most). Both generators are sampled ``--n`` times at temperature 1 (x ~ p(x|z) from the same decoder:

@@ -9,7 +9,7 @@ Training (skipped with ``--skip-train``, which evaluates the run directories und
 
 * ``vae``:  ``molgen train --config vae --max-molecules N --out OUT/vae``;
 * ``gan``:  ``molgen train --config gan --autoencoder OUT/vae --out OUT/gan`` (its own budget in latents seen,
-  ``configs/gan.yaml``; ``--gan-molecules`` / ``--gan-max-time`` override it);
+  ``molgen/configs/gan.yaml``; ``--gan-molecules`` / ``--gan-max-time`` override it);
 * ``flow``: ``molgen train --config flow --max-molecules N --out OUT/flow``;
 * ``peer``: the MOSES reference VAE (``/work/shared/tools/peer_vae.py``, MOSES peer venv) trained on the MOSES
   training set for the wall clock our VAE trained (its ``train_seconds``, validation excluded, as the peer's),
@@ -324,8 +324,8 @@ def evaluate_row(row: str, args: argparse.Namespace, out: Path, ev, test: list[s
 
 
 # --- report ------------------------------------------------------------------------------------------
-LABELS = {"vae": "VAE (configs/vae.yaml)", "gan": "LatentGAN on that VAE (configs/gan.yaml)",
-          "flow": "categorical flow (configs/flow.yaml)", "peer": "MOSES VAE (reference code), same wall clock"}
+LABELS = {"vae": "VAE (molgen/configs/vae.yaml)", "gan": "LatentGAN on that VAE (molgen/configs/gan.yaml)",
+          "flow": "categorical flow (molgen/configs/flow.yaml)", "peer": "MOSES VAE (reference code), same wall clock"}
 DASH = "—"
 
 

@@ -1,4 +1,4 @@
-"""Quality of the quick-start recipe: train ``configs/quickstart.yaml`` (300,000 molecules seen, at
+"""Quality of the quick-start recipe: train ``molgen/configs/quickstart.yaml`` (300,000 molecules seen, at
 most 30 minutes), sample 1,000 molecules at temperature 1, evaluate them. Targets (issues 2 and 7):
 validity >= 0.90, uniqueness >= 0.95 at 300,000 molecules seen.
 
@@ -24,7 +24,7 @@ TARGETS = {"valid": 0.90, "unique@1000": 0.95}
 
 def main() -> None:
     from molgen.api import load
-    from molgen.cli.train import resolve_config
+    from molgen.configs import resolve_config
     from molgen.metrics import Evaluator
     from molgen.training.train import train
 

@@ -3,7 +3,7 @@
     python benchmarks/quickstart_variants.py [--molecules 300000] [--variants NAME ...] [--out runs/qs-variants]
     python benchmarks/quickstart_variants.py --collect runs/qs-variants   # table from finished runs
 
-Each variant trains ``configs/quickstart.yaml`` with its overrides (one torch thread, seed 0, 1,000
+Each variant trains ``molgen/configs/quickstart.yaml`` with its overrides (one torch thread, seed 0, 1,000
 validation molecules carved from train), then draws 2,000 molecules at temperature 1 (seed 0).
 Reported per variant: validation NLL (exact, nats/molecule, of the variant's own canonical string),
 validity, uniqueness, parameters, molecules/s. No test molecules are used: this is model selection.
@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import write_results
 
 ROOT = Path(__file__).resolve().parents[1]
-#: name -> training overrides on top of configs/quickstart.yaml
+#: name -> training overrides on top of molgen/configs/quickstart.yaml
 VARIANTS = {
     "aromatic": {"representation": "smiles"},
     "aromatic-rope": {"representation": "smiles", "model_args": {"backbone.positions": "rope"}},
@@ -47,7 +47,7 @@ def run_variant(name: str, molecules: int, out: Path) -> dict:
     from molgen.training.train import train
 
     t = time.time()
-    m = train(config=ROOT / "configs" / "quickstart.yaml", out=out / name, max_molecules=molecules,
+    m = train(config=ROOT / "molgen" / "configs" / "quickstart.yaml", out=out / name, max_molecules=molecules,
               max_time=1000, precision="32-true", num_threads=1, progress=False, val_size=1000, **VARIANTS[name])
     s = m.sample(2000, seed=0)
     can = [c for c in s.canonical if c]

@@ -218,7 +218,7 @@ def lightning_run(config: dict, data: Path, steps: int, warmup: int, threads: in
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default=None, help="trained model directory (default: untrained quick-start size)")
-    ap.add_argument("--config", default=str(ROOT / "configs" / "quickstart.yaml"))
+    ap.add_argument("--config", default=str(ROOT / "molgen" / "configs" / "quickstart.yaml"))
     ap.add_argument("--n", type=int, default=2000)
     ap.add_argument("--batch-size", type=int, default=1000)
     ap.add_argument("--train-steps", type=int, default=150, help="steps per training measurement")

@@ -4,7 +4,7 @@ process of two threads vs two processes of one thread (``--devices 2``), peak me
 
     python benchmarks/scoring.py [--n 100000] [--n-vae N] [--transformer DIR] [--vae DIR] [--train-steps 300]
 
-Without model directories, a transformer of the quick-start configuration and a VAE of ``configs/vae.yaml``
+Without model directories, a transformer of the quick-start configuration and a VAE of ``molgen/configs/vae.yaml``
 are trained here for ``--train-steps`` steps on a 20k MOSES subset (scoring speed does not depend on the
 weights); the transformer's training throughput is the ``molecules_per_s`` of that run (its own
 pipeline, quick-start batch size). Every number is a wall-clock time of the CLI command, so model
@@ -51,13 +51,13 @@ def run_cli(args: list[str], threads: int) -> tuple[float, float]:
 
 def train(kind: str, out: Path, data: Path, steps: int, val_size: int | None = None) -> Path:
     config = {"transformer": "quickstart", "vae": "vae"}[kind]
-    args = ["train", "--config", str(ROOT / "configs" / f"{config}.yaml"), "--data", str(data), "--out", str(out),
+    args = ["train", "--config", str(ROOT / "molgen" / "configs" / f"{config}.yaml"), "--data", str(data), "--out", str(out),
             "--max-steps", str(steps), "--subset", "20000", "-q"]
     if kind == "vae":
         args += ["--max-molecules", str(10**9)]
     if val_size:
         cfg = out.with_suffix(".yaml")
-        cfg.write_text((ROOT / "configs" / f"{config}.yaml").read_text() + f"\nval_size: {val_size}\n")
+        cfg.write_text((ROOT / "molgen" / "configs" / f"{config}.yaml").read_text() + f"\nval_size: {val_size}\n")
         args[args.index("--config") + 1] = str(cfg)
     run_cli(args, 2)
     return out

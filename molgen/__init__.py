@@ -7,6 +7,12 @@ Public API (imported lazily so ``import molgen`` is fast in a notebook)::
     model.sample(1000, seed=0).smiles
     model.score(["CCO", "c1ccccc1"])          # DataFrame, one row per input
     molgen.Evaluator(reference="moses:test").evaluate(smiles)
+
+This module is the package's one lazy boundary: ``import molgen`` loads nothing but the version, and
+each public name above imports its module (and torch, RDKit, ...) on first use through
+``__getattr__``, so a notebook or a script that needs one function does not pay for the rest. Every
+other module of the package imports what it needs at its top. (``molgen --help`` is kept as fast by
+the command dispatch of :mod:`molgen.cli.main`, which imports a command's module when it runs.)
 """
 
 from __future__ import annotations
@@ -40,7 +46,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from molgen.drawing import draw  # noqa: F401
     from molgen.filtering import filter_molecules  # noqa: F401
     from molgen.metrics import Evaluator  # noqa: F401
-    from molgen.models.base import GenerativeModel, SampleResult  # noqa: F401
+    from molgen.models.base import GenerativeModel  # noqa: F401
+    from molgen.models.results import SampleResult  # noqa: F401
     from molgen.training.finetune import finetune  # noqa: F401
 
 

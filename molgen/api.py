@@ -6,6 +6,9 @@ from pathlib import Path
 from typing import Any
 
 from molgen.errors import strict
+from molgen.persistence import load_pretrained
+from molgen.pretrained import resolve_model
+from molgen.registry import BACKBONES, ENCODERS, MODELS, PRIORS, REPRESENTATIONS
 from molgen.training.train import train
 
 __all__ = ["list_components", "list_models", "load", "train"]
@@ -16,17 +19,12 @@ def load(path: str | Path, *, map_location: str = "cpu"):
     """Load a model directory written by ``molgen train`` / ``save_pretrained``, or a pretrained model
     that ships with molgen by name (``molgen.load("moses-transformer")``; ``molgen pretrained`` lists
     them; an existing path wins over a name). No pickle is involved."""
-    from molgen.persistence import load_pretrained
-    from molgen.pretrained import resolve_model
-
     return load_pretrained(resolve_model(path), map_location=map_location)
 
 
 def list_models() -> list[dict[str, Any]]:
     """Registered generator families: capabilities, the likelihood kind of their default config (the
     object is the canonical string of the representation a model is trained on), config options."""
-    from molgen.registry import MODELS
-
     rows = []
     for name, cls in MODELS.items():
         config = cls.config_class()
@@ -40,6 +38,4 @@ def list_models() -> list[dict[str, Any]]:
 
 def list_components() -> dict[str, list[str]]:
     """Registered components by category (what ``{name, args}`` specs and CLI choices accept)."""
-    from molgen.registry import BACKBONES, ENCODERS, PRIORS, REPRESENTATIONS
-
     return {reg.category: reg.names() for reg in (REPRESENTATIONS, ENCODERS, PRIORS, BACKBONES)}

@@ -15,14 +15,14 @@ sampling, NaN in the data) has ``present = 0``. Training drops the whole conditi
 ``cond_dropout`` and each property on its own with the same probability, so one network is the
 conditional model p(x | c), every partial condition and the unconditional model p(x) at once: what
 classifier-free guidance (Ho & Salimans 2022) needs. Guidance strength ``w`` combines per-position
-log-probabilities as ``(1 + w) log p(x | c) - w log p(x)``, renormalised (:func:`guided_log_probs`);
+log-probabilities as ``(1 + w) log p(x | c) - w log p(x)``, renormalised (:func:`~molgen.conditioning_nn.guided_log_probs`);
 ``w = 0`` is the conditional model itself and guided samples (``w != 0``) have no tractable
 likelihood.
 
-The torch modules (:class:`~molgen.conditioning_nn.ConditionEmbedding`,
-:class:`~molgen.conditioning_nn.Conditioner`) live in :mod:`molgen.conditioning_nn` and are
-re-exported here on first use: this module imports without torch, so a command line can read and
-check a condition before it loads a model.
+This module imports without torch, so a command line can read and check a condition before it loads
+a model; the network parts (:class:`~molgen.conditioning_nn.ConditionEmbedding`,
+:class:`~molgen.conditioning_nn.Conditioner`, condition dropout, the guidance formula and the training
+items that carry a property row) are :mod:`molgen.conditioning_nn`, built on this module.
 """
 
 from __future__ import annotations
@@ -35,14 +35,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pandas as pd
+from rdkit.Chem import QED, Crippen, Descriptors, rdMolDescriptors
 
+from molgen.chem import DEFAULT_POLICY, canonicalize_many, quiet_rdkit
+from molgen.data.io import file_smiles_column
 from molgen.errors import CapabilityError, ConfigError, strict
+from molgen.metrics.featurize import get_mol, sascorer
+from molgen.parallel import map_chunks
 
 if TYPE_CHECKING:  # pragma: no cover
-    import torch
     from torch import Tensor
-
-    from molgen.conditioning_nn import ConditionEmbedding, Conditioner  # noqa: F401
 
 #: A request more than this many training standard deviations outside the training range [min, max]
 #: is refused unless extrapolation is asked for (``extrapolate=True`` / ``--extrapolate``). The range
@@ -55,49 +58,14 @@ if TYPE_CHECKING:  # pragma: no cover
 #: its range (QED up to 1.04, above its maximum of 1).
 EXTRAPOLATION_SD = 1.0
 
-_NN = ("ConditionEmbedding", "Conditioner")
-
-
-def __getattr__(name: str) -> Any:
-    if name in _NN:  # the torch modules, imported on first use (see the module docstring)
-        import molgen.conditioning_nn as nn_parts
-
-        return getattr(nn_parts, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def _qed(mol) -> float:
-    from rdkit.Chem import QED
-
-    return QED.qed(mol)
-
-
-def _logp(mol) -> float:
-    from rdkit.Chem import Crippen
-
-    return Crippen.MolLogP(mol)
-
 
 def _sa(mol) -> float:
-    from molgen.metrics.featurize import _sascorer
-
-    return _sascorer().calculateScore(mol)
-
-
-def _mw(mol) -> float:
-    from rdkit.Chem import Descriptors
-
-    return Descriptors.MolWt(mol)
-
-
-def _tpsa(mol) -> float:
-    from rdkit.Chem import rdMolDescriptors
-
-    return rdMolDescriptors.CalcTPSA(mol)
+    return sascorer().calculateScore(mol)
 
 
 #: RDKit properties a model can be conditioned on without a data column (name -> function of a Mol).
-PROPERTIES: dict[str, Callable[[Any], float]] = {"qed": _qed, "logp": _logp, "sa": _sa, "mw": _mw, "tpsa": _tpsa}
+PROPERTIES: dict[str, Callable[[Any], float]] = {"qed": QED.qed, "logp": Crippen.MolLogP, "sa": _sa,
+                                                 "mw": Descriptors.MolWt, "tpsa": rdMolDescriptors.CalcTPSA}
 
 
 class ConditionWarning(UserWarning):
@@ -105,9 +73,6 @@ class ConditionWarning(UserWarning):
 
 
 def _props_chunk(smiles: Sequence[str], names: Sequence[str]) -> np.ndarray:
-    from molgen.chem.rdlog import quiet_rdkit
-    from molgen.metrics.featurize import get_mol
-
     out = np.full((len(smiles), len(names)), np.nan, dtype=np.float64)
     with quiet_rdkit():
         for i, s in enumerate(smiles):
@@ -124,8 +89,6 @@ def _props_chunk(smiles: Sequence[str], names: Sequence[str]) -> np.ndarray:
 
 def compute_properties(smiles: Sequence[str], names: Sequence[str], *, n_jobs: int = 1) -> np.ndarray:
     """[N, k] RDKit property values, row-aligned with ``smiles`` (NaN where RDKit cannot compute one)."""
-    from molgen.parallel import map_chunks
-
     unknown = [n for n in names if n not in PROPERTIES]
     if unknown:
         raise ConfigError(f"unknown RDKit propert{'y' if len(unknown) == 1 else 'ies'} {unknown}; "
@@ -248,7 +211,7 @@ class ConditionSpace:
 
     def batch(self, condition: Mapping[str, float] | None, n: int, device: Any = "cpu") -> dict[str, Tensor]:
         """Batch keys ``cond`` / ``cond_present`` [n, k] for one request (None: unconditional)."""
-        import torch
+        import torch  # lazy: this module imports without torch (see the module docstring)
 
         raw = np.full((1, self.k), np.nan)
         for name, v in (self._validate(condition, warn=False) if condition is not None else {}).items():
@@ -256,34 +219,6 @@ class ConditionSpace:
         z, present = self.standardize(raw)
         return {"cond": torch.from_numpy(z).to(device).expand(n, -1).contiguous(),
                 "cond_present": torch.from_numpy(present).to(device).expand(n, -1).contiguous()}
-
-
-def drop_conditions(present: Tensor, p: float, generator: torch.Generator | None = None) -> Tensor:
-    """Condition dropout for training: each row loses its whole condition with probability ``p`` and,
-    with several properties, each property on its own with probability ``p`` too."""
-    import torch
-
-    if p <= 0:
-        return present
-    B, k = present.shape
-    keep = torch.rand(B, 1, device=present.device, generator=generator) >= p
-    if k > 1:
-        keep = keep & (torch.rand(B, k, device=present.device, generator=generator) >= p)
-    return present * keep.to(present.dtype)
-
-
-def guided_log_probs(lp_cond: Tensor, lp_uncond: Tensor, w: float) -> Tensor:
-    """Classifier-free guidance: normalised ``(1 + w) log p(x | c) - w log p(x)`` over the last axis.
-
-    Tokens impossible under the conditional model stay impossible (no ``inf - inf``)."""
-    import torch
-
-    if w == 0:
-        return lp_cond
-    impossible = ~torch.isfinite(lp_cond)
-    lu = torch.where(torch.isfinite(lp_uncond), lp_uncond, torch.zeros_like(lp_uncond))
-    mixed = (1 + w) * torch.where(impossible, torch.zeros_like(lp_cond), lp_cond) - w * lu
-    return torch.log_softmax(mixed.masked_fill(impossible, float("-inf")), dim=-1)
 
 
 def parse_condition(items: Sequence[str] | None) -> dict[str, float] | None:
@@ -350,7 +285,7 @@ def achieved_properties(result: Any, condition: Mapping[str, float], *, limit: i
     ``n_valid`` (valid samples), ``n_measured`` (those with a value), ``n``, ``validity`` and ``subset``
     (the number of valid samples measured where ``limit`` left some out, else None).
 
-    ``result``: a :class:`~molgen.models.base.SampleResult` or its table (``canonical`` column, None /
+    ``result``: a :class:`~molgen.models.results.SampleResult` or its table (``canonical`` column, None /
     NaN where invalid). RDKit properties are computed on the canonical SMILES by the code that
     computed the training labels (:func:`property_table`, a few ms per molecule); a property read from
     a data-file column cannot be computed from a molecule: its entry has ``computable`` False and NaN
@@ -429,11 +364,6 @@ def property_table(names: Sequence[str], smiles: Sequence[str], *, data: Any = N
 
 def _column_values(cols: list[str], smiles: Sequence[str], data: Any, smiles_col: str | None,
                    policy: Any) -> np.ndarray:
-    import pandas as pd
-
-    from molgen.chem import DEFAULT_POLICY, canonicalize_many
-    from molgen.data.io import _pick_col
-
     if not isinstance(data, (str, Path)) or Path(data).suffix.lower() not in (".csv", ".tsv", ".parquet"):
         raise ConfigError(f"condition(s) {cols} are not RDKit properties ({', '.join(PROPERTIES)}), so they must "
                           f"be numeric columns of a .csv / .tsv / .parquet training file; data is {data!r}")
@@ -444,7 +374,7 @@ def _column_values(cols: list[str], smiles: Sequence[str], data: Any, smiles_col
     if missing:
         raise ConfigError(f"{path.name} has no column(s) {missing}; columns: {', '.join(map(str, df.columns))}; "
                           f"RDKit properties: {', '.join(PROPERTIES)}")
-    col = _pick_col(list(df.columns), smiles_col, path)
+    col = file_smiles_column(list(df.columns), smiles_col, path)
     canon = canonicalize_many(df[col].astype(str).tolist(), policy or DEFAULT_POLICY)
     table = pd.DataFrame({"canonical": canon, **{c: pd.to_numeric(df[c], errors="coerce") for c in cols}})
     means = table.dropna(subset=["canonical"]).groupby("canonical")[cols].mean()
@@ -459,25 +389,6 @@ def validate_condition_fields(config: Any) -> None:
         raise ConfigError(f"cond_dropout must be in [0, 1), got {config.cond_dropout!r}")
 
 
-class ConditionedItems:
-    """Wraps a model's featurize / collate / item_length so each item carries its property row and
-    each batch gains ``cond`` / ``cond_present`` (used by ``molgen.train`` for conditional models)."""
-
-    def __init__(self, model: Any, space: ConditionSpace, smiles: Sequence[str], values: np.ndarray) -> None:
-        self.model, self.space = model, space
-        z, present = space.standardize(values)
-        self.rows = {s: (z[i], present[i]) for i, s in enumerate(smiles)}
-
-    def featurize(self, canonical_smiles: str) -> tuple[Any, tuple[np.ndarray, np.ndarray]]:
-        return self.model.featurize(canonical_smiles), self.rows[canonical_smiles]
-
-    def collate(self, items: Sequence[Any]) -> dict[str, Any]:
-        import torch
-
-        batch = self.model.collate([x for x, _ in items])
-        batch["cond"] = torch.from_numpy(np.stack([c[0] for _, c in items]))
-        batch["cond_present"] = torch.from_numpy(np.stack([c[1] for _, c in items]))
-        return batch
-
-    def item_length(self, item: Any) -> int:
-        return self.model.item_length(item[0])
+def condition_text(condition: dict[str, float]) -> str:
+    """``{"qed": 0.9, "logp": 2.5}`` -> ``"qed=0.9;logp=2.5"`` (the score table's condition column)."""
+    return ";".join(f"{k}={v:g}" for k, v in condition.items())

@@ -1,16 +1,46 @@
-"""The network parts of property conditioning (torch ``nn.Module`` s), apart from
-:mod:`molgen.conditioning` so that reading and checking a condition (the CLI does it before loading a
-model) needs no torch. ``molgen.conditioning`` re-exports both names."""
+"""The network side of property conditioning (torch): the condition embedding and the conditioner a
+conditional family holds, condition dropout, the guidance formula, and the training items that carry
+each molecule's property row.
+
+Built on :mod:`molgen.conditioning` (the condition space, requests, property values), which imports
+without torch so that reading and checking a condition (the CLI does it before loading a model) needs
+none; nothing there imports this module.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
-from molgen.conditioning import ConditionSpace, drop_conditions
+from molgen.conditioning import ConditionSpace
+
+
+def drop_conditions(present: Tensor, p: float, generator: torch.Generator | None = None) -> Tensor:
+    """Condition dropout for training: each row loses its whole condition with probability ``p`` and,
+    with several properties, each property on its own with probability ``p`` too."""
+    if p <= 0:
+        return present
+    B, k = present.shape
+    keep = torch.rand(B, 1, device=present.device, generator=generator) >= p
+    if k > 1:
+        keep = keep & (torch.rand(B, k, device=present.device, generator=generator) >= p)
+    return present * keep.to(present.dtype)
+
+
+def guided_log_probs(lp_cond: Tensor, lp_uncond: Tensor, w: float) -> Tensor:
+    """Classifier-free guidance: normalised ``(1 + w) log p(x | c) - w log p(x)`` over the last axis.
+
+    Tokens impossible under the conditional model stay impossible (no ``inf - inf``)."""
+    if w == 0:
+        return lp_cond
+    impossible = ~torch.isfinite(lp_cond)
+    lu = torch.where(torch.isfinite(lp_uncond), lp_uncond, torch.zeros_like(lp_uncond))
+    mixed = (1 + w) * torch.where(impossible, torch.zeros_like(lp_cond), lp_cond) - w * lu
+    return torch.log_softmax(mixed.masked_fill(impossible, float("-inf")), dim=-1)
 
 
 class ConditionEmbedding(nn.Module):
@@ -52,3 +82,24 @@ class Conditioner(nn.Module):
             present = drop_conditions(present, self.dropout)
         return self.emb(values.float(), present.float())
 
+
+class ConditionedItems:
+    """Wraps a model's featurize / collate / item_length so each item carries its property row and
+    each batch gains ``cond`` / ``cond_present`` (used by ``molgen.train`` for conditional models)."""
+
+    def __init__(self, model: Any, space: ConditionSpace, smiles: Sequence[str], values: np.ndarray) -> None:
+        self.model, self.space = model, space
+        z, present = space.standardize(values)
+        self.rows = {s: (z[i], present[i]) for i, s in enumerate(smiles)}
+
+    def featurize(self, canonical_smiles: str) -> tuple[Any, tuple[np.ndarray, np.ndarray]]:
+        return self.model.featurize(canonical_smiles), self.rows[canonical_smiles]
+
+    def collate(self, items: Sequence[Any]) -> dict[str, Any]:
+        batch = self.model.collate([x for x, _ in items])
+        batch["cond"] = torch.from_numpy(np.stack([c[0] for _, c in items]))
+        batch["cond_present"] = torch.from_numpy(np.stack([c[1] for _, c in items]))
+        return batch
+
+    def item_length(self, item: Any) -> int:
+        return self.model.item_length(item[0])

@@ -13,7 +13,11 @@ from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
+from rdkit import Chem
+from rdkit.Chem.Draw import rdMolDraw2D
 
+from molgen.chem import quiet_rdkit
+from molgen.data.io import smiles_column
 from molgen.errors import ConfigError, strict
 
 #: columns shown under each molecule by default, when present
@@ -29,11 +33,6 @@ def _fmt(v: Any) -> str:
 
 
 def _svg(smiles: Any, size: tuple[int, int]) -> str | None:
-    from rdkit import Chem
-    from rdkit.Chem.Draw import rdMolDraw2D
-
-    from molgen.chem import quiet_rdkit
-
     if not isinstance(smiles, str) or not smiles:
         return None
     with quiet_rdkit():
@@ -94,10 +93,8 @@ class MoleculeGrid:
 def draw(data: Any, *, smiles_col: str | None = None, legend: Sequence[str] | None = None, n: int = 24,
          per_row: int = 6, size: tuple[int, int] = (180, 150), title: str = "") -> MoleculeGrid:
     """A grid of the first ``n`` molecules of a DataFrame (score / filter / sample table), a Series, a
-    list of SMILES or a :class:`~molgen.models.base.SampleResult`, with the ``legend`` columns (default:
+    list of SMILES or a :class:`~molgen.models.results.SampleResult`, with the ``legend`` columns (default:
     those of :data:`DEFAULT_LEGEND` present) under each molecule."""
-    from molgen.data.io import smiles_column
-
     if not isinstance(n, int) or n < 1 or not isinstance(per_row, int) or per_row < 1:
         raise ConfigError(f"n and per_row must be positive integers, got n={n!r}, per_row={per_row!r}")
     if hasattr(data, "to_frame") and hasattr(data, "canonical") and hasattr(data, "smiles"):  # a SampleResult

@@ -23,14 +23,23 @@ Nothing is removed from the returned table: select ``df[df.keep]`` for the survi
 
 from __future__ import annotations
 
+import re
+from collections import Counter
 from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from rdkit import Chem
+from rdkit.Chem import QED, Crippen, Descriptors, Lipinski, rdMolDescriptors, rdSubstructLibrary
 
+from molgen.chem import DEFAULT_POLICY, quiet_rdkit, standardize
+from molgen.data.hashes import HashSet, canonical_hashes
+from molgen.data.io import smiles_column
 from molgen.errors import ConfigError, strict
+from molgen.metrics.featurize import alerts_dir, sascorer
+from molgen.parallel import map_chunks
 
 PROPERTIES = ("qed", "logp", "mw", "sa", "tpsa", "hbd", "hba", "rotb")
 ALERTS = ("mcf", "pains")
@@ -40,12 +49,6 @@ RULES = ("lipinski", "veber")
 @lru_cache(maxsize=1)
 def alert_patterns() -> dict[str, list[tuple[str, Any]]]:
     """``{"mcf": [(name, pattern)], "pains": [...]}`` from the lists shipped in ``data/moses``."""
-    import re
-
-    from rdkit import Chem
-
-    from molgen.metrics.featurize import alerts_dir
-
     mcf = pd.read_csv(alerts_dir() / "mcf.csv")
     pains = pd.read_csv(alerts_dir() / "wehi_pains.csv", names=["smarts", "names"])
     out: dict[str, list[tuple[str, Any]]] = {"mcf": [], "pains": []}
@@ -59,22 +62,14 @@ def alert_patterns() -> dict[str, list[tuple[str, Any]]]:
 
 def molecule_properties(mol: Any) -> dict[str, float]:
     """QED, Crippen logP, molecular weight, SA score, TPSA, H-bond donors / acceptors, rotatable bonds."""
-    from rdkit.Chem import QED, Crippen, Descriptors, Lipinski, rdMolDescriptors
-
-    from molgen.metrics.featurize import _sascorer
-
     return {"qed": QED.qed(mol), "logp": Crippen.MolLogP(mol), "mw": Descriptors.MolWt(mol),
-            "sa": _sascorer().calculateScore(mol), "tpsa": rdMolDescriptors.CalcTPSA(mol),
+            "sa": sascorer().calculateScore(mol), "tpsa": rdMolDescriptors.CalcTPSA(mol),
             "hbd": Lipinski.NumHDonors(mol), "hba": Lipinski.NumHAcceptors(mol),
             "rotb": rdMolDescriptors.CalcNumRotatableBonds(mol)}
 
 
 def _properties_chunk(smiles: Sequence[str]) -> np.ndarray:
     """[k, len(PROPERTIES)] for canonical SMILES (runs in a worker for large inputs)."""
-    from rdkit import Chem
-
-    from molgen.chem import quiet_rdkit
-
     with quiet_rdkit():
         rows = [molecule_properties(Chem.MolFromSmiles(s)) for s in smiles]
     return np.array([[r[k] for k in PROPERTIES] for r in rows], dtype=float).reshape(-1, len(PROPERTIES))
@@ -112,8 +107,6 @@ def _as_names(value: str | Sequence[str] | None, what: str, accepted: Sequence[s
 
 
 def _frame(data: Any, smiles_col: str | None) -> tuple[pd.DataFrame, str]:
-    from molgen.data.io import smiles_column
-
     if hasattr(data, "to_frame") and hasattr(data, "canonical") and hasattr(data, "smiles"):  # a SampleResult
         data = data.to_frame()
         smiles_col = smiles_col or "smiles"
@@ -131,8 +124,6 @@ def _reference_set(novel_against: Any, policy: Any, n_jobs: int = 1) -> Any:
     """The canonical molecules of ``novel_against`` as 64-bit hashes (:mod:`molgen.data.hashes`):
     shipped for ``moses:train`` under the default policy (no molecule standardised), else computed once
     (with a progress bar) and cached on disk for files and catalog names."""
-    from molgen.data.hashes import HashSet, canonical_hashes
-
     if isinstance(novel_against, (set, frozenset)):
         novel_against = list(novel_against)
     return HashSet(canonical_hashes(novel_against, policy, n_jobs=n_jobs))
@@ -151,11 +142,6 @@ def filter_molecules(data: Any, *, smiles_col: str | None = None, valid: bool = 
     duplicates. ``policy``: the :class:`~molgen.chem.Policy` for canonical forms (default molgen's).
     ``n_jobs`` > 1 computes the properties in worker processes (worth it above a few thousand rows).
     """
-    from rdkit import Chem
-    from rdkit.Chem import rdSubstructLibrary
-
-    from molgen.chem import DEFAULT_POLICY, quiet_rdkit, standardize
-
     policy = policy or DEFAULT_POLICY
     alert_names = _as_names(alerts, "alerts", ALERTS)
     rule_names = _as_names(rules, "rules", RULES)
@@ -187,8 +173,6 @@ def filter_molecules(data: Any, *, smiles_col: str | None = None, valid: bool = 
                 reasons[i].append("not_novel")
         ok = [i for i, m in enumerate(mols) if m is not None]
         if ok:
-            from molgen.parallel import map_chunks
-
             values = np.concatenate(map_chunks(_properties_chunk, [canonical[i] for i in ok], n_jobs,
                                                chunk_size=2000, desc="properties"))
             for j, k in enumerate(PROPERTIES):
@@ -229,8 +213,6 @@ def filter_molecules(data: Any, *, smiles_col: str | None = None, valid: bool = 
 @strict
 def summary(df: pd.DataFrame) -> str:
     """``kept 412 of 1000; invalid 30, duplicate 10, pains 5, qed 120`` (a row counts once per criterion)."""
-    from collections import Counter
-
     counts: Counter[str] = Counter()
     for r in df["reason"]:
         if r:

@@ -5,17 +5,23 @@ copied verbatim into ``config.json``, ``molgen models`` / ``info``, score rows a
 ``SampleResult`` and the Evaluator's ``NLL/Test`` entry, so they can never disagree.
 
 Monte-Carlo estimators (ELBO, IWAE-K, diffusion ELBO, dequantization bounds) draw their noise from
-:func:`row_generators`: one generator per molecule, seeded from the molecule's own representation and
-a salt, so a molecule gets the same number alone, duplicated, or anywhere in any file.
+per-row generators (:func:`row_randn`, :func:`row_rand`) seeded by :func:`row_seeds` from the molecule's
+own seed material (:meth:`molgen.representation.Representation.seed_material`) and a salt, so a molecule
+gets the same number alone, duplicated, or anywhere in any file.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
+
+from molgen.errors import ConfigError
+from molgen.representation import Representation
 
 OBJECTS = ("canonical-smiles", "canonical-kekule-smiles", "canonical-selfies", "labelled-graph", "molecule")
 UNIT = "nats/molecule"
@@ -43,15 +49,19 @@ class LikelihoodLabel:
         return f"{self.kind} log p({self.object}), {self.unit}"
 
 
-def row_seeds(ids: Tensor, pad_id: int, salt: int = 0) -> list[int]:
-    """A 63-bit seed per row of ``ids`` [B, T] from its non-pad tokens and ``salt``.
+def row_seeds(rows: Tensor | Iterable[Any], representation: Representation, salt: int = 0) -> list[int]:
+    """A 63-bit seed per molecule from ``representation.seed_material(row)`` and ``salt``; ``rows`` are
+    the molecules as the family holds them (the rows of an id tensor [B, T], a list of graphs).
 
-    Depends only on the row itself, never on its neighbours, batch size or position.
+    Depends only on the row itself, never on its neighbours, batch size or position. The hashed bytes
+    are laid out as ``repr((salt, material))`` once was for id lists, so string models keep their numbers.
     """
+    if torch.is_tensor(rows):
+        rows = rows.detach().cpu().tolist()  # one transfer, then plain lists
+    prefix = f"({int(salt)}, ".encode()
     out = []
-    for row in ids.detach().cpu().tolist():
-        toks = [t for t in row if t != pad_id]
-        h = hashlib.blake2b(repr((salt, toks)).encode(), digest_size=8).digest()
+    for row in rows:
+        h = hashlib.blake2b(prefix + representation.seed_material(row) + b")", digest_size=8).digest()
         out.append(int.from_bytes(h, "little") >> 1)
     return out
 
@@ -79,8 +89,6 @@ def resolve_k_kind(kind: str | None, *, prefix: str, default_k: int, fixed: tupl
                    family: str, unit: str = "samples") -> str:
     """The kind of a K-sample estimator: None -> ``{prefix}-{default_k}``; ``prefix`` or ``prefix-K``
     (K >= 1); or one of the family's ``fixed`` kinds. Anything else is a ConfigError listing them."""
-    from molgen.errors import ConfigError
-
     if kind is None:
         return f"{prefix}-{default_k}"
     if kind in fixed:

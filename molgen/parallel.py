@@ -16,6 +16,8 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from functools import partial
 
+from molgen.progress import progress_bar
+
 _POOLS: dict[int, Executor] = {}
 
 
@@ -61,9 +63,8 @@ def map_chunks(fn: Callable, items: Sequence, n_jobs: int, chunk_size: int = 200
     def bar(it):
         if desc is None or len(chunks) < 2:
             return it
-        from molgen.progress import progress_bar
-
         return progress_bar(it, desc=desc, total=len(chunks), unit="chunk")
+
     if pool is None:
         return [call(c) for c in bar(chunks)]
     try:

@@ -8,7 +8,9 @@ Layout of a model directory (format 2)::
                           "nested": {keyword: sub-directory} of nested saved models,
                           "policy", "likelihood": {kind, object, unit} or null, "capabilities",
                           "molgen_version"}
-    representation.json  the representation's own state (tokenizer vocabulary, OOV policy, settings)
+    representation.json  the representation's own state (:meth:`Representation.to_dict
+                         <molgen.representation.Representation.to_dict>`: a tokenizer's vocabulary, OOV
+                         policy and settings; a graph representation's atom and bond labels)
     model.safetensors    weights (without those of nested models)
     metadata.json        training data hash, split, standardization policy, versions, dates, final metrics
     nested/NAME/         a nested model directory, same layout (the GAN's VAE)
@@ -19,14 +21,24 @@ that says what to do. Lightning ``.ckpt`` files are for resuming training only.
 
 from __future__ import annotations
 
+import errno
+import importlib.metadata as md
 import json
 import os
 import platform
+import shutil
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from safetensors import SafetensorError
+
+from molgen._version import __version__
+from molgen.chem import Policy
+from molgen.conditioning import ConditionSpace
 from molgen.errors import ConfigError, ModelFormatError
+from molgen.registry import MODELS
+from molgen.representation import load_representation
 
 FORMAT = "molgen-model"
 FORMAT_VERSION = 2
@@ -37,8 +49,6 @@ __all__ = ["ModelFormatError", "OutputError", "check_writable", "load_pretrained
 
 def versions() -> dict[str, str]:
     """Versions of the packages that change numbers (for metadata and reports)."""
-    import importlib.metadata as md
-
     out = {"python": platform.python_version()}
     for pkg in ("molgen", "torch", "lightning", "rdkit", "selfies", "torch_geometric"):
         try:
@@ -50,8 +60,6 @@ def versions() -> dict[str, str]:
 
 def model_config(model) -> dict[str, Any]:
     """The ``config.json`` of a model: one source for files, ``molgen info`` and reports."""
-    from molgen._version import __version__
-
     label = model.likelihood_label()
     rep = model.representation
     return {
@@ -59,8 +67,8 @@ def model_config(model) -> dict[str, Any]:
         "format_version": FORMAT_VERSION,
         "model": model.name,
         "config": model.config.to_dict(),
-        "representation": getattr(rep, "name", None) if rep is not None else None,
-        "nested": {name: f"nested/{name}" for name in model.nested},
+        "representation": rep.name if rep is not None else None,
+        "nested": {name: f"nested/{name}" for name in model.nested},  # the family's declared roles
         "policy": model.policy.to_dict(),
         "likelihood": label.to_dict() if label is not None else None,
         "capabilities": sorted(model.capabilities),
@@ -79,9 +87,6 @@ class OutputError(ValueError):
 def check_writable(path: str | Path, need_bytes: int = 0) -> Path:
     """Make ``path`` (a directory) and prove it writable with a probe file, and that ``need_bytes`` fit
     on its disk; an :class:`OutputError` naming the problem otherwise. Called before hours of work."""
-    import errno
-    import shutil
-
     path = Path(path)
     try:
         path.mkdir(parents=True, exist_ok=True)
@@ -103,8 +108,6 @@ def save_pretrained(model, path: str | Path) -> Path:
     directory is then renamed into place, an existing one (a training run's folder) gets its files
     replaced one by one with ``config.json`` removed first and written last, so a crash or a full disk
     never leaves a directory that loads with a mix of old and new files."""
-    import shutil
-
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.saving-{os.getpid()}")
@@ -129,7 +132,7 @@ def save_pretrained(model, path: str | Path) -> Path:
 
 
 def _write_model(model, path: Path) -> None:
-    from safetensors.torch import save_file
+    from safetensors.torch import save_file  # lazy: imports torch; read_config stays torch-free
 
     path.mkdir(parents=True)
     config = model_config(model)
@@ -182,8 +185,6 @@ def read_config(path: str | Path) -> dict[str, Any]:
                                f"{cfg.get('format')!r}); a Hugging Face or foreign config cannot be loaded")
     version = cfg.get("format_version", 0)
     if not isinstance(version, int) or version > FORMAT_VERSION:
-        from molgen._version import __version__
-
         writer = cfg.get("molgen_version")
         raise ModelFormatError(f"{path} was written by a newer molgen ({'molgen ' + str(writer) + ', ' if writer else ''}"
                                f"model format {version}); this molgen {__version__} reads format {FORMAT_VERSION}: "
@@ -198,8 +199,6 @@ def read_condition_space(path: str | Path):
     """The :class:`~molgen.conditioning.ConditionSpace` of the model directory ``path`` (None for an
     unconditional model), read from its ``config.json`` alone: no weights, no torch (``molgen sample``
     checks a request with it before it loads the model)."""
-    from molgen.conditioning import ConditionSpace
-
     cfg = read_config(path)
     spec = (cfg.get("config") or {}).get("condition") if isinstance(cfg.get("config"), dict) else None
     if not spec:
@@ -213,13 +212,9 @@ def read_condition_space(path: str | Path):
 
 
 def load_pretrained(path: str | Path, map_location: str = "cpu"):
-    """Rebuild a model from its directory; weights are read with safetensors (no pickle)."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    from molgen.chem import Policy
-    from molgen.registry import MODELS
-    from molgen.tokenizers.base import load_tokenizer
+    """Rebuild a model from its directory; weights are read with safetensors (no pickle). The representation
+    is rebuilt by its registered name (``config.json``) from its state (``representation.json``)."""
+    from safetensors.torch import load_file  # lazy: imports torch; read_config stays torch-free
 
     path = Path(path)
     cfg = read_config(path)
@@ -232,7 +227,7 @@ def load_pretrained(path: str | Path, map_location: str = "cpu"):
     representation = None
     if cfg.get("representation") is not None:
         try:
-            representation = load_tokenizer(_inside(path, "representation.json"))
+            representation = load_representation(_inside(path, "representation.json"), str(cfg["representation"]))
         except (ValueError, KeyError) as e:
             raise ModelFormatError(f"{path}/representation.json: {e}") from None
     nested_dirs = cfg.get("nested") or {}
@@ -246,7 +241,7 @@ def load_pretrained(path: str | Path, map_location: str = "cpu"):
             raise ModelFormatError(f"{path}/config.json: nested model path {sub!r} leaves the model directory")
         _inside(path, str(sub))
         nested[name] = load_pretrained(sub_path, map_location)
-    model = cls(config, representation=representation, policy=policy, **nested)
+    model = cls.from_config(config, representation=representation, policy=policy, **nested)  # components built
     wfile = path / "model.safetensors"
     if wfile.exists():
         _inside(path, "model.safetensors")

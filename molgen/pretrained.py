@@ -28,7 +28,9 @@ import re
 from pathlib import Path
 from typing import Any
 
+from molgen.data.catalog import sha256_file
 from molgen.errors import ModelFormatError
+from molgen.persistence import read_config
 
 __all__ = ["ENV", "PretrainedError", "check_shipped", "describe", "list_pretrained", "models_dir",
            "resolve_model", "shipped_names", "verify_checksums", "write_checksums"]
@@ -85,16 +87,10 @@ def _files(path: Path) -> list[str]:
     return out
 
 
-def _sha256(path: Path) -> str:
-    from molgen.data.catalog import sha256_file
-
-    return sha256_file(path)
-
-
 def write_checksums(path: str | Path) -> Path:
     """Write ``path/SHA256SUMS`` over every other file (``sha256sum -c SHA256SUMS`` checks it)."""
     path = Path(path)
-    lines = [f"{_sha256(path / rel)}  {rel}" for rel in _files(path)]
+    lines = [f"{sha256_file(path / rel)}  {rel}" for rel in _files(path)]
     out = path / SUMS
     out.write_text("\n".join(lines) + "\n")
     return out
@@ -128,7 +124,7 @@ def verify_checksums(path: str | Path, *, docs: bool = False) -> None:
     wanted = {rel for rel in present | set(sums) if docs or rel not in DOC_FILES}
     missing = sorted(rel for rel in wanted if rel in sums and rel not in present)
     unlisted = sorted(rel for rel in wanted if rel not in sums)
-    bad = sorted(rel for rel in wanted if rel in sums and rel in present and _sha256(path / rel) != sums[rel])
+    bad = sorted(rel for rel in wanted if rel in sums and rel in present and sha256_file(path / rel) != sums[rel])
     problems = ([f"changed: {', '.join(bad)}"] if bad else []) + \
                ([f"missing: {', '.join(missing)}"] if missing else []) + \
                ([f"not in {SUMS}: {', '.join(unlisted)}"] if unlisted else [])
@@ -176,8 +172,6 @@ def check_shipped(path: str | Path) -> list[str]:
     if missing:
         problems.append(f"missing {', '.join(missing)}")
     if (path / "config.json").is_file():
-        from molgen.persistence import read_config
-
         try:
             read_config(path)
         except ModelFormatError as e:

@@ -20,6 +20,8 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+from tqdm import tqdm
+
 _QUIET = False
 LOG_INTERVAL_S = 60.0  # seconds between lines when the output is not a terminal
 NOTEBOOK_INTERVAL_S = 0.5  # seconds between redraws of a text bar in a notebook without widgets
@@ -50,7 +52,7 @@ def in_notebook() -> bool:
 def notebook_widgets() -> bool:
     """``ipywidgets`` can draw a ``tqdm.notebook`` bar (checked without importing ``tqdm.auto``)."""
     try:
-        from tqdm import notebook
+        from tqdm import notebook  # lazy: a probe; tqdm.notebook imports IPython / ipywidgets
     except Exception:
         return False
     return getattr(notebook, "IProgress", None) is not None
@@ -96,11 +98,9 @@ def progress_bar(iterable: Any = None, *, desc: str | None = None, total: float 
     if iterable is not None and steps is not None and steps <= 1:
         kind = "off"  # 0/1 -> 1/1 is no progress information
     if kind == "widget":
-        from tqdm.notebook import tqdm as widget
+        from tqdm.notebook import tqdm as widget  # lazy: IPython / ipywidgets, in a notebook only
 
         return widget(iterable, desc=desc, total=total, **kwargs)
-    from tqdm import tqdm as plain
-
     if kind == "log":
         kwargs.setdefault("mininterval", LOG_INTERVAL_S)
         kwargs.setdefault("maxinterval", max(LOG_INTERVAL_S, 10.0))
@@ -116,4 +116,4 @@ def progress_bar(iterable: Any = None, *, desc: str | None = None, total: float 
         kwargs.setdefault("position", 0)
         kwargs.setdefault("dynamic_ncols", False)
         kwargs.setdefault("ncols", 100)
-    return plain(iterable, desc=desc, total=total, disable=kind == "off", **kwargs)
+    return tqdm(iterable, desc=desc, total=total, disable=kind == "off", **kwargs)

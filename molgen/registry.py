@@ -74,6 +74,17 @@ class Registry(Generic[T]):
         finally:
             self._items.pop(_norm(name), None)
 
+    @contextlib.contextmanager
+    def scoped(self) -> Iterator[Registry]:
+        """Registrations made inside a ``with`` block are undone after it (a family defined by a test
+        or a notebook cell with the ordinary ``@MODELS.register`` decorator)."""
+        self._load()
+        before = dict(self._items)
+        try:
+            yield self
+        finally:
+            self._items = before
+
     def _load(self) -> None:
         if not self._loaded:
             self._loaded = True
@@ -125,9 +136,10 @@ class Registry(Generic[T]):
 MODELS: Registry = Registry("model", ("molgen.models.transformer", "molgen.models.vae", "molgen.models.flow",
                                    "molgen.models.diffusion", "molgen.models.gan"),
                             ("transformer", "vae", "flow", "diffusion", "gan"))
-REPRESENTATIONS: Registry = Registry("representation", ("molgen.tokenizers.smiles", "molgen.tokenizers.selfies"),
-                                     ("smiles", "smiles-kekule", "selfies"))
-TOKENIZERS = REPRESENTATIONS  # string representations are tokenizers
+REPRESENTATIONS: Registry = Registry("representation", ("molgen.tokenizers.smiles", "molgen.tokenizers.selfies",
+                                                        "molgen.featurizers.graph"),
+                                     ("smiles", "smiles-kekule", "selfies", "graph"))
+TOKENIZERS = REPRESENTATIONS  # string representations are tokenizers (and graphs one more representation)
 ENCODERS: Registry = Registry("encoder", ("molgen.encoders.sequence", "molgen.encoders.graph"),
                               ("sequence", "graph"))
 PRIORS: Registry = Registry("prior", ("molgen.models.priors",), ("flow", "gaussian", "mog", "vamp"))

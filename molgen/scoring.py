@@ -25,89 +25,57 @@ from __future__ import annotations
 import itertools
 import logging
 import math
-import re
 from collections.abc import Iterable, Iterator, Sequence
-from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
 import torch
 
-from molgen.chem import STANDARDIZATIONS, Status, restandardize, standardize
+from molgen.chem import STANDARDIZATIONS, Status, restandardize, standardize, to_mol
+from molgen.conditioning import condition_text
+from molgen.data.io import TABLE_SUFFIXES, iter_table_batches, write_frames
 from molgen.errors import ConfigError, OOVError, TokenizeError, TooLongError, check_choice, row_status, strict
-from molgen.tokenizers.base import token_writes
+from molgen.progress import progress_bar
+from molgen.representation import Representation, token_writes
 
 log = logging.getLogger(__name__)
 COLUMNS = ["input", "canonical", "standardized", "status", "log_likelihood", "nll_per_token", "n_tokens",
            "likelihood_kind", "likelihood_object", "likelihood_unit", "note"]
-_ORGANIC = {"B", "C", "N", "O", "S", "P", "F", "I", "Cl", "Br", "b", "c", "n", "o", "s", "p"}
-_ATOM = re.compile(r"^\[?[=#/\\:~$-]*\d*([A-Z][a-z]?|[a-z][a-z]?)")
 #: the ``score`` option of each standardisation (the ``standardized`` column's names)
 OPTIONS = {"stereo": "strip_stereo", "charge": "neutralize", "isotope": "strip_isotopes"}
 #: ``standardize=`` modes (None: only the options given)
 STANDARDIZE_MODES = ("like-training",)
 
 
-@lru_cache(maxsize=4096)
-def _token_element(token: str) -> str | None:
-    """The element a SMILES or SELFIES token writes (``[13CH3+]`` -> C, ``[=Se]`` -> Se), else None."""
-    from rdkit import Chem
-
-    if token in _ORGANIC:
-        return token.capitalize()
-    if not token.startswith("[") or token.startswith(("[Branch", "[Ring", "[=Branch", "[#Branch", "[=Ring")):
-        return None
-    m = _ATOM.match(token)
-    if not m:
-        return None
-    sym = m.group(1)
-    table = Chem.GetPeriodicTable()
-    for cand in (sym.capitalize(), sym[0].upper()):
-        try:
-            if table.GetAtomicNumber(cand) > 0:
-                return cand
-        except RuntimeError:
-            continue
-    return None
-
-
-_KNOWN: dict[int, frozenset[str]] = {}
-
-
-def known_elements(tokenizer: Any) -> frozenset[str]:
-    """Elements written by some token of the vocabulary (what the model has seen)."""
-    key = id(tokenizer)
-    if key not in _KNOWN or len(_KNOWN) > 64:
-        if len(_KNOWN) > 64:
-            _KNOWN.clear()
-        _KNOWN[key] = frozenset(e for t in getattr(tokenizer, "itos", ()) if (e := _token_element(t)))
-    return _KNOWN[key]
+def known_elements(representation: Representation) -> frozenset[str]:
+    """Elements written by some unit of the representation's vocabulary (what the model has seen);
+    empty for a representation that makes no such claim."""
+    return representation.known_elements() or frozenset()
 
 
 def _unseen_elements(model, canonical: str) -> list[str]:
-    from molgen.chem import to_mol
-
-    tok = getattr(model, "representation", None)
+    rep: Representation | None = model.representation
     mol = to_mol(canonical)
-    if tok is None or mol is None or not hasattr(tok, "itos"):
+    known = rep.known_elements() if rep is not None else None
+    if known is None or mol is None:
         return []
-    known = known_elements(tok)
     return sorted({a.GetSymbol() for a in mol.GetAtoms()} - known - {"*"})
 
 
 def like_training(model) -> tuple[str, ...]:
-    """The standardisations ``standardize="like-training"`` applies: those the model's tokenizer vocabulary
-    cannot write (no chiral / directional-bond token: stereo; no charged atom: charge; no isotope: isotope).
+    """The standardisations ``standardize="like-training"`` applies: those the model's representation
+    vocabulary cannot write (no chiral / directional-bond token: stereo; no charged atom: charge; no
+    isotope: isotope; :meth:`~molgen.representation.Representation.expressible`).
 
-    Derived from the vocabulary, which every saved string model carries (the training data may not ship
-    with it); a shipped MOSES model gets all three."""
-    tok = getattr(model, "representation", None)
-    if tok is None or not hasattr(tok, "expressible"):
+    Derived from the vocabulary, which every saved model with a representation carries (the training data
+    may not ship with it); a shipped MOSES model gets all three."""
+    rep: Representation | None = model.representation
+    if rep is None:
         raise ConfigError(f'standardize="like-training" reads a tokenizer vocabulary; model {model.name!r} '
                           f"has none: pass strip_stereo / neutralize / strip_isotopes instead")
-    can = tok.expressible()
+    can = rep.expressible()
     return tuple(c for c in STANDARDIZATIONS if c not in can)
 
 
@@ -128,8 +96,8 @@ def standardizations(model, *, strip_stereo: bool = False, neutralize: bool = Fa
 
 def _spell(model, tokens: Sequence[str]) -> list[str]:
     """OOV tokens spelt as SMILES atoms (``[O-1]`` -> ``[O-]``), each once, in order."""
-    spell = getattr(getattr(model, "representation", None), "smiles_spelling", None)
-    return list(dict.fromkeys(spell(t) if spell else t for t in tokens))
+    rep: Representation | None = model.representation
+    return list(dict.fromkeys(rep.smiles_spelling(t) if rep is not None else t for t in tokens))
 
 
 def _suggestion(model, canonical: str, tokens: Sequence[str], applied: Sequence[str]) -> str:
@@ -166,11 +134,23 @@ def as_smiles_list(smiles: Any, what: str = "smiles") -> list[str | None]:
     return list(smiles)
 
 
-def _prepare(model, smiles: str | None, changes: Sequence[str] = ()
-             ) -> tuple[str | None, str, Any, int, str, tuple[str, ...]]:
-    """(canonical, status, features, n_tokens, note, changed) for one input row; status and canonical
+class PreparedRow(NamedTuple):
+    """One input row made ready for scoring (:func:`prepare_row`)."""
+
+    canonical: str | None
+    status: str
+    item: Any  #: the model's featurized input (None unless ``status == "ok"``)
+    n_tokens: int  #: the ``n_tokens`` column (:meth:`~molgen.representation.Representation.scored_tokens`)
+    note: str
+    changed: tuple[str, ...]  #: the standardisations that changed the molecule
+    length: int = 0  #: the model's ``item_length`` of ``item``: rows of similar size are batched together
+
+
+def prepare_row(model, smiles: str | None, changes: Sequence[str] = ()) -> PreparedRow:
+    """(canonical, status, item, n_tokens, note, changed, length) for one input row; status and canonical
     agree: ``invalid_smiles`` has no canonical, every other status has one. ``changes``: the
-    standardisations to apply (:func:`standardizations`); ``changed``: those that changed the molecule."""
+    standardisations to apply (:func:`standardizations`); ``changed``: those that changed the molecule.
+    Also what :func:`molgen.finetune` reads to say which rows a model can represent."""
     canonical, status = standardize(smiles, model.policy)
     if status is not Status.OK:
         if status is Status.TOO_LONG:
@@ -179,19 +159,20 @@ def _prepare(model, smiles: str | None, changes: Sequence[str] = ()
             note = "empty"
         else:
             note = "RDKit cannot read it"
-        return None, status.value, None, 0, note, ()
+        return PreparedRow(None, status.value, None, 0, note, ())
     note = _fragments_note(smiles) if isinstance(smiles, str) else ""
     changed: tuple[str, ...] = ()
     if changes:
         new, changed = restandardize(canonical, changes, model.policy)
         if new is None:
-            return canonical, "error", None, 0, _join(note, f"standardizing ({', '.join(changes)}) failed"), ()
+            return PreparedRow(canonical, "error", None, 0,
+                               _join(note, f"standardizing ({', '.join(changes)}) failed"), ())
         canonical = new
     try:
         feats = model.featurize(canonical)
     except (KeyError, ValueError) as e:  # OOVError / TooLongError / TokenizeError, or an exotic failure
         if isinstance(e, TokenizeError):  # valid chemistry the representation cannot write
-            return canonical, "unrepresentable", None, 0, _join(note, str(e)), changed
+            return PreparedRow(canonical, "unrepresentable", None, 0, _join(note, str(e)), changed)
         if isinstance(e, OOVError):
             spelled = _spell(model, e.tokens)
             unseen = _unseen_elements(model, canonical)
@@ -199,18 +180,20 @@ def _prepare(model, smiles: str | None, changes: Sequence[str] = ()
             if unseen:
                 why = f"element(s) {', '.join(unseen)} never seen in training; " + why
             hint = _suggestion(model, canonical, e.tokens, changes)
-            return canonical, row_status(OOVError(spelled)), None, 0, _join(note, why, hint), changed
+            return PreparedRow(canonical, row_status(OOVError(spelled)), None, 0, _join(note, why, hint), changed)
         status = row_status(e)
         if isinstance(e, TooLongError):
-            return (canonical, status, None, 0, _join(note, f"{e.n_tokens} tokens > max_len {e.max_len}"),
-                    changed)
+            return PreparedRow(canonical, status, None, 0,
+                               _join(note, f"{e.n_tokens} tokens > max_len {e.max_len}"), changed)
         log.warning("featurize failed for %r: %s", smiles, e)
-        return canonical, status, None, 0, _join(note, f"{type(e).__name__}: {e}"), changed
+        return PreparedRow(canonical, status, None, 0, _join(note, f"{type(e).__name__}: {e}"), changed)
     except Exception as e:  # featurizer bug on exotic input: keep the row, say error
         log.warning("featurize failed for %r: %s", smiles, e)
-        return canonical, "error", None, 0, _join(note, f"{type(e).__name__}: {e}"), changed
-    n_tok = len(feats) + 1 if isinstance(feats, (list, tuple)) else int(getattr(feats, "n_tokens", 0))
-    return canonical, "ok", feats, n_tok, note, changed
+        return PreparedRow(canonical, "error", None, 0, _join(note, f"{type(e).__name__}: {e}"), changed)
+    length = int(model.item_length(feats))
+    rep: Representation | None = model.representation
+    n_tok = rep.scored_tokens(length) if rep is not None else 0
+    return PreparedRow(canonical, "ok", feats, n_tok, note, changed, length)
 
 
 def _join(*parts: str) -> str:
@@ -248,28 +231,26 @@ def score_smiles(model, smiles: Sequence[str | None], *, batch_size: int = 256, 
     smiles = as_smiles_list(smiles)
     was_training = model.training
     model.eval()
-    rows = [_prepare(model, s, changes) for s in smiles]
+    rows = [prepare_row(model, s, changes) for s in smiles]
     ll = np.full(len(rows), np.nan)
-    ok = [i for i, r in enumerate(rows) if r[1] == "ok"]
-    # Sort by length so batches carry little padding; results go back to their rows.
-    ok.sort(key=lambda i: rows[i][3])
-    status = [r[1] for r in rows]
-    notes = [r[4] for r in rows]
+    ok = [i for i, r in enumerate(rows) if r.status == "ok"]
+    # Sort by size so batches carry little padding; results go back to their rows.
+    ok.sort(key=lambda i: rows[i].length)
+    status = [r.status for r in rows]
+    notes = [r.note for r in rows]
     it = range(0, len(ok), batch_size)
     if progress:
-        from molgen.progress import progress_bar as tqdm
-
-        it = tqdm(it, desc="scoring", unit="batch")
+        it = progress_bar(it, desc="scoring", unit="batch")
     try:
         for start in it:
             idx = ok[start:start + batch_size]
             try:
-                ll[idx] = _score_batch(model, [rows[i][2] for i in idx], kind, condition)
+                ll[idx] = _score_batch(model, [rows[i].item for i in idx], kind, condition)
             except Exception as e:  # a failing batch: retry row by row so one row cannot sink many
                 log.warning("batch scoring failed (%s); retrying row by row", e)
                 for i in idx:
                     try:
-                        ll[i] = _score_batch(model, [rows[i][2]], kind, condition)[0]
+                        ll[i] = _score_batch(model, [rows[i].item], kind, condition)[0]
                     except Exception as e2:
                         log.warning("scoring failed for %r: %s", smiles[i], e2)
                         status[i] = "error"
@@ -281,11 +262,11 @@ def score_smiles(model, smiles: Sequence[str | None], *, batch_size: int = 256, 
             status[i] = "error"  # NaN / -inf likelihood: say so instead of writing a number
             notes[i] = _join(notes[i], f"non-finite likelihood {ll[i]}")
             ll[i] = np.nan
-    n_tok = np.array([r[3] if s == "ok" else 0 for r, s in zip(rows, status)], dtype=np.int64)
+    n_tok = np.array([r.n_tokens if s == "ok" else 0 for r, s in zip(rows, status)], dtype=np.int64)
     with np.errstate(invalid="ignore", divide="ignore"):
         per_tok = np.where(n_tok > 0, -ll / np.maximum(n_tok, 1), np.nan)
     df = pd.DataFrame({
-        "input": smiles, "canonical": [r[0] for r in rows], "standardized": [",".join(r[5]) for r in rows],
+        "input": smiles, "canonical": [r.canonical for r in rows], "standardized": [",".join(r.changed) for r in rows],
         "status": status,
         "log_likelihood": ll, "nll_per_token": per_tok, "n_tokens": n_tok, "likelihood_kind": label.kind,
         "likelihood_object": label.object, "likelihood_unit": label.unit, "note": notes,
@@ -296,11 +277,6 @@ def score_smiles(model, smiles: Sequence[str | None], *, batch_size: int = 256, 
         df["condition"] = condition_text(condition)
         df.attrs["condition"] = dict(condition)
     return df
-
-
-def condition_text(condition: dict[str, float]) -> str:
-    """``{"qed": 0.9, "logp": 2.5}`` -> ``"qed=0.9;logp=2.5"`` (the score table's condition column)."""
-    return ";".join(f"{k}={v:g}" for k, v in condition.items())
 
 
 def with_kept_columns(scores: pd.DataFrame, extra: pd.DataFrame | None) -> pd.DataFrame:
@@ -324,8 +300,6 @@ def iter_score_chunks(model, source: str | Path | Sequence[str | None], *, smile
     """(chunk index, scores) for every chunk of ``source``; chunks that ``select(index)`` rejects are
     read but not scored (``None``): how shards and resumed runs skip work without losing the order.
     The standardisation options are :func:`score_smiles`'s."""
-    from molgen.data.io import iter_table_batches
-
     std = {"strip_stereo": strip_stereo, "neutralize": neutralize, "strip_isotopes": strip_isotopes,
            "standardize": standardize}
     standardizations(model, **std)  # a bad option fails before the file is read
@@ -358,6 +332,4 @@ def iter_score_file(model, source: str | Path, *, smiles_col: str | None = None,
 def write_scores(frames: Iterable[pd.DataFrame], out: str | Path) -> int:
     """Stream score chunks into a .csv / .tsv / .parquet table (:func:`molgen.data.io.write_frames`); returns
     the number of rows written. No chunk at all still writes the columns' header."""
-    from molgen.data.io import TABLE_SUFFIXES, write_frames
-
     return write_frames(frames, out, accepted=TABLE_SUFFIXES, what="write a score table to", columns=COLUMNS)

@@ -27,16 +27,24 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import multiprocessing as mp
 import os
 import shutil
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow.parquet as pq
+import torch
 
+from molgen.api import load
+from molgen.data.catalog import atomic_tmp
+from molgen.data.io import arrow_table, row_ids
 from molgen.errors import ConfigError
+from molgen.scoring import iter_score_chunks, write_scores
 
 log = logging.getLogger(__name__)
 PART = "chunk-{:07d}.parquet"
@@ -61,17 +69,13 @@ def parts_dir(out: str | Path) -> Path:
 
 
 def _write_part(df: pd.DataFrame, path: Path) -> None:
-    import pyarrow.parquet as pq
-
-    from molgen.data.io import arrow_table
-
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = atomic_tmp(path)
     pq.write_table(arrow_table(df), tmp)
     os.replace(tmp, path)
 
 
 def _atomic_json(path: Path, obj: Any) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = atomic_tmp(path)
     tmp.write_text(json.dumps(obj, indent=1))
     os.replace(tmp, path)
 
@@ -121,8 +125,6 @@ def prepare_parts(out: str | Path, key: dict[str, Any], *, resume: bool, join: b
 def score_shard(model, source: str | Path, parts: Path, shard: int, n_shards: int, *, progress: Any = None,
                 **options: Any) -> int:
     """Score the chunks of ``shard`` (those without a part yet) into ``parts``; returns rows scored."""
-    from molgen.scoring import iter_score_chunks
-
     def mine(i: int) -> bool:
         return i % n_shards == shard and not (parts / PART.format(i)).exists()
 
@@ -142,11 +144,7 @@ def score_shard(model, source: str | Path, parts: Path, shard: int, n_shards: in
 def _worker(model_path: str, device: str, threads: int, source: str, parts: str, shard: int, n_shards: int,
             options: dict[str, Any]) -> None:
     """A spawned scoring process: load the model, score one shard."""
-    import torch
-
     torch.set_num_threads(threads)
-    from molgen.api import load
-
     model = load(model_path, map_location=device).to(device)
     score_shard(model, source, Path(parts), shard, n_shards, **options)
 
@@ -166,8 +164,6 @@ def all_done(parts: Path, n_shards: int) -> int | None:
 
 
 def iter_parts(parts: Path, n_chunks: int) -> Iterator[pd.DataFrame]:
-    import pyarrow.parquet as pq
-
     for i in range(n_chunks):
         p = parts / PART.format(i)
         if not p.exists():
@@ -177,8 +173,6 @@ def iter_parts(parts: Path, n_chunks: int) -> Iterator[pd.DataFrame]:
 
 def merge(parts: Path, out: str | Path, n_chunks: int) -> int:
     """Stream the parts in chunk order into ``out`` (temporary name, then renamed); remove the parts."""
-    from molgen.scoring import write_scores
-
     out = Path(out)
     tmp = out.with_name(f".{out.stem}.{os.getpid()}.tmp{out.suffix}")
     try:
@@ -202,10 +196,6 @@ def score_file(model, model_path: str | Path, source: str | Path, out: str | Pat
     ``batch_size``, ``kind``, ``condition``, ``keep_cols``). Returns the rows written, or None on a
     node that finished its shards while another node's were still running (that node merges).
     """
-    import multiprocessing as mp
-
-    import torch
-
     for name, v in (("devices", devices), ("num_nodes", num_nodes)):
         if not isinstance(v, int) or v < 1:
             raise ConfigError(f"{name} must be a positive integer, got {v!r}")
@@ -227,8 +217,6 @@ def score_file(model, model_path: str | Path, source: str | Path, out: str | Pat
             p.start()
             procs.append((k, p))
     if model is None:
-        from molgen.api import load
-
         model = load(model_path, map_location=device).to(device)
     old_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
@@ -271,8 +259,6 @@ def sample_shard(model, n: int, start: int, seed: int, **options: Any) -> pd.Dat
 
 def _with_run_ids(df: pd.DataFrame) -> pd.DataFrame:
     """The merged shards' ``id`` column numbered over the whole run (the ids of one unsharded draw)."""
-    from molgen.data.io import row_ids
-
     if "id" in df.columns:
         df["id"] = row_ids(len(df))
     return df
@@ -284,12 +270,6 @@ def sample_sharded(model, n: int, *, seed: int, n_shards: int, processes: int = 
     """``n`` samples drawn as ``n_shards`` shards (consecutive row ranges, :func:`shard_starts`) by
     ``processes`` processes; the table is ``model.sample(n, seed=seed)``'s for any number of shards and
     processes."""
-    import multiprocessing as mp
-    import tempfile
-
-    import pyarrow.parquet as pq
-    import torch
-
     if not isinstance(n_shards, int) or n_shards < 1:
         raise ConfigError(f"the number of shards must be a positive integer, got {n_shards!r}")
     if not isinstance(processes, int) or not 1 <= processes <= n_shards:
@@ -327,11 +307,7 @@ def sample_sharded(model, n: int, *, seed: int, n_shards: int, processes: int = 
 
 def _sample_group(model_path: str, device: str, threads: int, sizes: Sequence[int], first: int, step: int,
                   seed: int, paths: Sequence[str], options: dict[str, Any]) -> None:
-    import torch
-
     torch.set_num_threads(threads)
-    from molgen.api import load
-
     model = load(model_path, map_location=device).to(device)
     starts = [sum(sizes[:k]) for k in range(len(sizes))]
     for k in range(first, len(sizes), step):

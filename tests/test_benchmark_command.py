@@ -1,5 +1,5 @@
 """``molgen benchmark`` end to end on tiny data: the real training, sampling, scoring, evaluation and
-writing code (``molgen.benchmarking``), three rows including the GAN (no likelihood) that reuses the
+writing code (``molgen.benchmark``), three rows including the GAN (no likelihood) that reuses the
 VAE row's model; the GPU recipe's configs through the real config loader."""
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def _head(path: Path, n: int) -> list[str]:
 @pytest.fixture(scope="module")
 def bench(tmp_path_factory):
     """One tiny run: transformer-smiles, flow (made to fail), gan (its VAE row added as a dependency)."""
-    from molgen.benchmarking import run_benchmark
+    from molgen.benchmark.runner import run_benchmark
 
     tmp = tmp_path_factory.mktemp("bench")
     lines: list[str] = []
@@ -96,7 +96,7 @@ def test_likelihood_columns_carry_kind_and_object_and_the_gan_says_why(bench):
 
 def test_files_table_and_published_rows_apart(bench):
     payload, _, tmp = bench
-    from molgen.benchmarking import PUBLISHED_LABEL
+    from molgen.benchmark.rows import PUBLISHED_LABEL
 
     files = payload["files"]
     md = Path(files["markdown"]).read_text()
@@ -125,7 +125,7 @@ def test_files_table_and_published_rows_apart(bench):
 
 
 def test_a_failing_row_records_its_error_in_one_line_and_the_rest_continue(bench, tmp_path):
-    from molgen.benchmarking import run_benchmark
+    from molgen.benchmark.runner import run_benchmark
 
     payload, lines, _ = bench
     flow = next(r for r in payload["rows"] if r["row"] == "flow")
@@ -145,7 +145,7 @@ def test_a_failing_row_records_its_error_in_one_line_and_the_rest_continue(bench
 
 
 def test_unknown_rows_and_options_are_errors_listing_the_accepted(capsys, tmp_path):
-    from molgen.benchmarking import run_benchmark
+    from molgen.benchmark.runner import run_benchmark
     from molgen.cli.benchmark import main
     from molgen.errors import ConfigError
 
@@ -179,7 +179,7 @@ def test_the_command_builds_without_heavy_imports():
     import subprocess
     import sys
 
-    code = ("import argparse, sys\nfrom molgen.cli.benchmark import add_arguments\n"
+    code = ("import argparse, sys\nfrom molgen.options.benchmark import add_arguments\n"
             "p = argparse.ArgumentParser(); add_arguments(p)\n"
             "a = p.parse_args(['--families', 'vae,gan', '--seeds', '0', '1', '--n', '5'])\n"
             "assert a.seeds == [0, 1] and a.n == 5 and a.families == ['vae,gan']\n"
@@ -189,7 +189,7 @@ def test_the_command_builds_without_heavy_imports():
 
 
 def test_every_row_has_a_valid_cpu_config():
-    from molgen.benchmarking import DEFAULT_ROWS, ROW_NAMES, ROWS, resolve_row_config
+    from molgen.benchmark.rows import DEFAULT_ROWS, ROW_NAMES, ROWS, resolve_row_config
     from molgen.registry import MODELS
     from molgen.training.train import load_config
 
@@ -202,7 +202,7 @@ def test_every_row_has_a_valid_cpu_config():
 
 # --- the GPU recipe -----------------------------------------------------------------------------
 def test_gpu_recipe_configs_are_valid_full_scale_and_cover_every_row():
-    from molgen.benchmarking import DEFAULT_ROWS, ROWS, resolve_row_config
+    from molgen.benchmark.rows import DEFAULT_ROWS, ROWS, resolve_row_config
     from molgen.chem import DEFAULT_POLICY
     from molgen.registry import MODELS, REPRESENTATIONS
     from molgen.training.train import build_model, load_config, resolve_options

@@ -116,7 +116,7 @@ def test_train_refuses_a_test_set_for_validation(tmp_path, capsys):
 @pytest.mark.parametrize("error", [FloatingPointError("non-finite training loss (nan) at step 7"),
                                    OSError(28, "No space left on device")])
 def test_a_nan_stop_or_a_full_disk_is_one_line(error, monkeypatch, capsys):
-    import molgen.cli.inspect as inspect_cli
+    import molgen.cli.info as inspect_cli
 
     def fail(args):
         raise error

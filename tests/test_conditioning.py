@@ -8,15 +8,8 @@ import pytest
 import torch
 
 import molgen
-from molgen.conditioning import (
-    ConditionEmbedding,
-    ConditionSpace,
-    ConditionWarning,
-    compute_properties,
-    drop_conditions,
-    guided_log_probs,
-    parse_condition,
-)
+from molgen.conditioning import ConditionSpace, ConditionWarning, compute_properties, parse_condition
+from molgen.conditioning_nn import ConditionEmbedding, drop_conditions, guided_log_probs
 from molgen.errors import ConfigError
 
 from .conftest import TINY_MODEL_ARGS

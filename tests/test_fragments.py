@@ -11,17 +11,17 @@ import torch
 
 from molgen.errors import CapabilityError, ConfigError, OptionError
 from molgen.fragments import (
-    TemplateConstraint,
-    _Masks,
-    _Row,
-    _selfies_unsafe_runs,
-    _Vocab,
+    TemplateBuilder,
+    TemplateCompletion,
     build_template,
     constrained_sample,
     contains_fragments,
     parse_constraint,
     strategy_for,
 )
+from molgen.fragments.completion import AllowedMasks, RowState, TemplateConstraint
+from molgen.fragments.templates import TokenClasses
+from molgen.fragments.writers import selfies_unsafe_runs
 from molgen.tokenizers.selfies import SelfiesTokenizer
 from molgen.tokenizers.smiles import SMILES_REGEX, KekuleSmilesTokenizer, SmilesTokenizer
 
@@ -115,14 +115,14 @@ def test_selfies_spans_inside_a_ring_closure_are_found():
             "[77CH3]"]
     ph = ["77C" in t for t in toks]
     # the branch run (atom 3) lies inside the ring closed at the end; the tail (atom 7) does not
-    assert _selfies_unsafe_runs(toks, ph) == [3]
+    assert selfies_unsafe_runs(toks, ph) == [3]
 
 
 # --- the state machine -------------------------------------------------------------------------
 def _walk(tokenizer, items, n_rows=64, max_len=40, seed=0, **row_kw):
     """Draw token strings through TemplateConstraint with random (model-free) logits."""
-    vocab, masks = _Vocab(tokenizer), _Masks(_Vocab(tokenizer))
-    rows = [_Row(items, vocab, max_len, {"link": 3, "head": 2}, **row_kw) for _ in range(n_rows)]
+    vocab, masks = TokenClasses(tokenizer), AllowedMasks(TokenClasses(tokenizer))
+    rows = [RowState(items, vocab, max_len, {"link": 3, "head": 2}, **row_kw) for _ in range(n_rows)]
     con = TemplateConstraint(rows, masks)
     g = torch.Generator().manual_seed(seed)
     prev = torch.full((n_rows,), tokenizer.bos_id)
@@ -174,8 +174,6 @@ def test_a_span_never_uses_a_ring_label_open_in_the_template(kekule_tok):
 
 
 def test_head_spans_hand_over_to_the_scaffold(kekule_tok):
-    from molgen.fragments import TemplateBuilder
-
     b = TemplateBuilder(parse_constraint(scaffold="c1ccccc1"), kekule_tok)
     t = b.template(sites=((0, 1),), head=0)
     assert str(t).startswith("<head>C1")
@@ -221,8 +219,6 @@ def test_transformer_linker_extend_and_attachment_points(transformer, spec):
 
 
 def test_valid_rows_without_the_fragment_are_redrawn_then_marked_and_counted_invalid(transformer, monkeypatch):
-    from molgen.fragments import TemplateCompletion
-
     calls = []
 
     def fake(self, rows, *, seed, attempt, temperature):  # row 0: benzene at the 2nd draw; others never

@@ -217,8 +217,8 @@ def test_unit_level_golden_slice_matches_direct_moses_definitions(ref200, tmp_pa
     def props(m):
         from rdkit.Chem import QED, Crippen, Descriptors
 
-        from molgen.metrics.featurize import _sascorer
-        return Crippen.MolLogP(m), _sascorer().calculateScore(m), QED.qed(m), Descriptors.MolWt(m)
+        from molgen.metrics.featurize import sascorer
+        return Crippen.MolLogP(m), sascorer().calculateScore(m), QED.qed(m), Descriptors.MolWt(m)
 
     pr, pg = np.array([props(m) for m in rm]), np.array([props(m) for m in vm])
     for i, key in enumerate(('logP', 'SA', 'QED', 'weight')):

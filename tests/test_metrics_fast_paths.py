@@ -61,20 +61,20 @@ def test_max_tanimoto_products_are_exact(kind, monkeypatch):
 
 
 def test_frechet_distance_does_not_depend_on_the_blas_threads():
-    from molgen.metrics.blas import _openblas, single_threaded
+    from molgen.metrics.blas import openblas_controls, single_threaded
     from molgen.metrics.chemnet import frechet_distance, gaussian_stats
 
     rng = np.random.default_rng(0)
     a, b = gaussian_stats(rng.normal(size=(800, 64))), gaussian_stats(rng.normal(size=(600, 64)) + 0.1)
-    values, old = set(), [get() for get, _ in _openblas()]
+    values, old = set(), [get() for get, _ in openblas_controls()]
     try:
         for n in (1, 2, 3):
-            for _, set_ in _openblas():
+            for _, set_ in openblas_controls():
                 set_(n)
             values.add(frechet_distance(a["mu"], a["sigma"], b["mu"], b["sigma"]))
     finally:
-        for (_, set_), n in zip(_openblas(), old):
+        for (_, set_), n in zip(openblas_controls(), old):
             set_(n)
     with single_threaded():
-        assert all(get() == 1 for get, _ in _openblas())
+        assert all(get() == 1 for get, _ in openblas_controls())
     assert len(values) == 1

@@ -23,7 +23,10 @@ def no_train_standardising(monkeypatch, tmp_path):
     """Fresh cache; parsing raises after a few molecules (standardising a training set parses 1.58M)
     and reading the moses:train rows raises."""
     import molgen.chem.policy
+    import molgen.data.hashes
     import molgen.data.io
+    import molgen.metrics.evaluator
+    import molgen.metrics.reference
 
     monkeypatch.setenv("MOLGEN_CACHE", str(tmp_path / "cache"))
     real_to_mol = molgen.chem.policy.to_mol  # what standardize() parses with, however it was imported
@@ -43,7 +46,8 @@ def no_train_standardising(monkeypatch, tmp_path):
             raise AssertionError("the moses:train rows were read")
         return real_read(source, *args, **kwargs)
 
-    monkeypatch.setattr(molgen.data.io, "read_smiles", read)
+    for module in (molgen.data.io, molgen.data.hashes, molgen.metrics.evaluator, molgen.metrics.reference):
+        monkeypatch.setattr(module, "read_smiles", read)  # wherever the readers import it from
     return calls
 
 
@@ -100,7 +104,6 @@ def test_a_corrupted_shipped_hash_file_is_refused(monkeypatch, tmp_path):
 @pytest.mark.parametrize("why", ["policy", "rdkit"])
 def test_another_policy_or_rdkit_release_falls_back_to_computing_and_caches(why, monkeypatch, tmp_path, caplog):
     import molgen.data.hashes as H
-    import molgen.data.io
     from molgen.chem import DEFAULT_POLICY, Policy
     from molgen.filtering import filter_molecules
 
@@ -115,7 +118,7 @@ def test_another_policy_or_rdkit_release_falls_back_to_computing_and_caches(why,
         reads.append(source)
         return ["C[C@H](N)c1ccccc1", "CCOC(=O)C", None]
 
-    monkeypatch.setattr(molgen.data.io, "read_smiles", small_train)
+    monkeypatch.setattr(H, "read_smiles", small_train)
     with caplog.at_level(logging.INFO, logger="molgen.data.hashes"):
         out = filter_molecules(["CC(N)c1ccccc1", "C[C@@H](N)c1ccccc1", "CC(=O)OCC", "CCO"],
                                novel_against="moses:train", alerts=None, policy=policy)

@@ -1,4 +1,4 @@
-"""Every recipe in ``configs/`` is a valid config that builds its model: a user's ``molgen train --config
+"""Every recipe in ``molgen/configs/`` is a valid config that builds its model: a user's ``molgen train --config
 NAME`` must not be the first to find a misspelt key (the benchmark rows and the GPU recipe have their own
 tests in ``test_benchmark_command.py``)."""
 
@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from molgen.configs import config_dir
+
 ROOT = Path(__file__).resolve().parents[1]
-RECIPES = sorted((ROOT / "configs").glob("*.yaml"))
+RECIPES = sorted(config_dir().glob("*.yaml"))
 
 
 def test_the_recipes_are_found():
@@ -21,7 +23,7 @@ def test_the_recipes_are_found():
 @pytest.mark.parametrize("path", RECIPES, ids=lambda p: p.stem)
 def test_recipe_loads_and_builds_its_model(path):
     from molgen.chem import DEFAULT_POLICY
-    from molgen.cli.train import resolve_config
+    from molgen.configs import resolve_config
     from molgen.registry import MODELS, REPRESENTATIONS
     from molgen.training.train import build_model, load_config, resolve_options
 

@@ -75,12 +75,16 @@ def plain_dir(tiny_train_smiles, tmp_path_factory):
 def no_load(monkeypatch):
     """Any model load fails the test: what must be refused is refused before the model is loaded."""
     import molgen.api
+    import molgen.cli.sample
     import molgen.persistence
 
     def refuse(*a, **k):
         raise AssertionError("the model was loaded before the options were checked")
 
+    # every name a load goes through (modules bind them at import)
     monkeypatch.setattr(molgen.api, "load", refuse)
+    monkeypatch.setattr(molgen.api, "load_pretrained", refuse)
+    monkeypatch.setattr(molgen.cli.sample, "load", refuse)
     monkeypatch.setattr(molgen.persistence, "load_pretrained", refuse)
 
 

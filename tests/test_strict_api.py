@@ -25,9 +25,11 @@ NO_KEYWORDS = {
     "list_models", "Evaluator.prepare", "Policy.to_dict", "GenerativeModel.n_parameters", "GenerativeModel.summary",
     "SampleResult.to_frame", "EvaluationReport.to_dict", "EvaluationReport.to_frame", "EvaluationReport.nll_line",
     "EvaluationReport.to_markdown", "EvaluationReport.mode_dropping", "MoleculeGrid.to_html",
+    "GenerativeModel.default_callbacks",
 }
 #: callables that take ``**kwargs`` and pass them on (checked by test_forwarded_keywords_are_checked)
-FORWARDING = {"train", "GenerativeModel.build", "SampleResult.filter", "SampleResult.draw"}
+FORWARDING = {"train", "GenerativeModel.build", "GenerativeModel.from_config", "SampleResult.filter",
+              "SampleResult.draw"}
 #: still Python's bare TypeError, in files another engineer owns: decorate them with molgen.errors.strict
 #: (a dataclass: ``Cls.__init__ = strict(Cls.__init__)`` after the class), then delete them from here
 PENDING = {
@@ -150,6 +152,11 @@ def test_forwarded_keywords_are_checked(tmp_path):
         res.filter(**{BOGUS: 1})
     with pytest.raises(TypeError, match=rf"{BOGUS}.*accepted: data, smiles_col, legend, n, per_row"):
         res.draw(**{BOGUS: 1})
+    # from_config(config, **nested): only the family's declared nested roles
+    from molgen.models.transformer import TransformerConfig, TransformerModel
+
+    with pytest.raises(ValueError, match=rf"holds no nested model.*{BOGUS}"):
+        TransformerModel.from_config(TransformerConfig(max_len=8), **{BOGUS: 1})
     # train(**options): an option that is neither a training option nor the family's is refused with both lists
     with pytest.raises(ValueError, match=rf"{BOGUS}.*training options: .*max_steps"):
         molgen.train("transformer", data=["CCO", "CCC", "CCN", "CCCC", "CCOC", "c1ccccc1"] * 4,

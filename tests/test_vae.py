@@ -11,8 +11,10 @@ import torch
 
 import molgen
 from molgen.errors import ConfigError
+from molgen.models.priors import StandardNormalPrior
 from molgen.models.vae import CollapseWarning, VAEModel
 from molgen.tokenizers.selfies import SelfiesTokenizer
+from molgen.training.callbacks import AggressiveEncoderPhase, VAEDiagnostics
 
 TINY = {"d_z": 8, "prior.n_components": 4, "emb_dim": 16, "encoder.hidden": 32, "dec_hidden": 64, "iwae_k": 8,
         "iwae_chunk": 8, "elbo_samples": 2, "eval_kl_samples": 16, "diag_size": 200}
@@ -186,3 +188,25 @@ def test_cli_train_vae_with_graph_encoder(tiny_train_smiles, tmp_path):
     m = molgen.load(tmp_path / "m")
     assert m.config.encoder["name"] == "graph" and m.config.prior["name"] == "gaussian"
     assert math.isfinite(float(m.score(["CCO"]).log_likelihood[0]))
+
+
+def test_components_are_injected_as_built_modules(tiny_train_smiles):
+    """The encoder, prior and backbone are built at the configuration edge (``build_components``) and
+    injected into the constructor; the model uses exactly the modules it is given."""
+    tok = SelfiesTokenizer().fit(tiny_train_smiles[:50])
+    config = VAEModel.config_class.from_dict({**GAUSSIAN, "max_len": 40})
+    parts = VAEModel.build_components(config, tok)
+    assert set(parts) == {"encoder", "prior"} and isinstance(parts["prior"], StandardNormalPrior)
+    m = VAEModel(config, representation=tok, **parts)
+    assert m.encoder is parts["encoder"] and m.prior is parts["prior"]
+    torch.manual_seed(0)
+    a = VAEModel.from_config(config, representation=tok)
+    torch.manual_seed(0)
+    b = VAEModel.build({**GAUSSIAN, "max_len": 40}, representation=tok)
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+    with pytest.raises(ConfigError, match="all its components or none"):
+        VAEModel(config, representation=tok, encoder=parts["encoder"])
+    with pytest.raises(ConfigError, match="d_z is 8"):
+        VAEModel(config, representation=tok, encoder=parts["encoder"], prior=StandardNormalPrior(4))
+    kinds = [type(cb) for cb in m.default_callbacks()]  # what acts around training steps: callbacks
+    assert VAEDiagnostics in kinds and AggressiveEncoderPhase in kinds

@@ -28,7 +28,7 @@ from rdkit import Chem
 from rdkit.Chem.MolStandardize import rdMolStandardize
 
 from molgen.chem.rdlog import quiet_rdkit
-from molgen.errors import OptionError, strict
+from molgen.errors import OptionError, check_options, strict
 
 MAX_SMILES_CHARS = 10_000  # longer inputs are refused before RDKit sees them (hostile input guard)
 #: a SMILES is printable ASCII without spaces; anything else (an inner space or tab, Unicode, control
@@ -185,8 +185,6 @@ def restandardize(canonical: str, changes: Iterable[str], policy: Policy = DEFAU
 
     Why: a library may hold what a model's training data lacked (stereo, salts' charged forms,
     labelled atoms); scoring the standardised molecule is the user's explicit, reported choice."""
-    from molgen.errors import check_options
-
     changes = set(changes)
     check_options("standardizations", changes, STANDARDIZATIONS)
     mol = to_mol(canonical)

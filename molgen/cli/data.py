@@ -4,23 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    sub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
-    ls = sub.add_parser("list", help="the catalog: name, size, verification, licence, local status")
-    ls.add_argument("--json", action="store_true", help="every field (URL, checksums, citation) as JSON")
-    get = sub.add_parser("get", help="download a dataset into $MOLGEN_CACHE/datasets and verify it "
-                                     "(or verify a file placed there by hand)")
-    get.add_argument("names", nargs="+", metavar="NAME", help="catalog name(s), e.g. guacamol:train")
-    get.add_argument("--allow-unpinned", action="store_true",
-                     help="accept a dataset whose sha256 the catalog does not pin, checked against the md5 "
-                          "its source publishes (its sha256 is then recorded next to the file)")
-    get.add_argument("--offline", action="store_true", help="never use the network (same as MOLGEN_OFFLINE=1)")
-    for q in (ls, get):  # also after the action (`molgen data get NAME -q`); unset ones keep the outer value
-        q.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help="no progress bar")
-        q.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS, help="more log output")
+from molgen.data import catalog
 
 
 def _size(n: int | None) -> str:
@@ -28,8 +15,7 @@ def _size(n: int | None) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from molgen.data import catalog
-
+    """``list``: print the catalog; ``get``: download (or find) each dataset and verify it."""
     if args.action == "list":
         rows = [{**e.to_dict(), "path": str(catalog.local_path(e)), "status": catalog.status(e)}
                 for e in catalog.CATALOG.values()]
@@ -44,8 +30,6 @@ def run(args: argparse.Namespace) -> int:
               "citations)")
         return 0
     if args.offline:
-        import os
-
         os.environ["MOLGEN_OFFLINE"] = "1"
     for name in args.names:  # unknown names first, before any download starts
         catalog.entry(name)

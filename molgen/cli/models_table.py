@@ -7,6 +7,7 @@ line changes without this file. ``molgen models --json`` always imports the fami
 
 from __future__ import annotations
 
+import pprint
 from typing import Any
 
 MODELS_TABLE: list[dict[str, Any]] = [
@@ -18,14 +19,19 @@ MODELS_TABLE: list[dict[str, Any]] = [
 ]
 
 
+def full_listing() -> dict[str, Any]:
+    """Every family (config options too) and every component, as ``molgen models --json`` prints them
+    (imports every family: this module exists so that the plain table does not)."""
+    from molgen.api import list_components, list_models  # lazy: imports every family (torch)
+
+    return {"models": list_models(), "components": list_components()}
+
+
 def current_table() -> list[dict[str, Any]]:
     """The table as the imported registry gives it (imports every family)."""
-    from molgen.api import list_models
-
-    return [{k: r[k] for k in ("name", "capabilities", "likelihood_kind", "description")} for r in list_models()]
+    return [{k: r[k] for k in ("name", "capabilities", "likelihood_kind", "description")}
+            for r in full_listing()["models"]]
 
 
 if __name__ == "__main__":  # pragma: no cover
-    import pprint
-
     pprint.pprint(current_table(), width=110, sort_dicts=False)

@@ -7,11 +7,7 @@ import json
 import os
 from collections.abc import Collection
 
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--json", action="store_true", help="every field (path, likelihood unit, n) as JSON")
-    p.add_argument("--verify", action="store_true",
-                   help="also check each model's files against its SHA256SUMS (a few MB each)")
+from molgen.pretrained import ENV, list_pretrained, models_dir
 
 
 def _fmt(v, spec: str = "") -> str:
@@ -31,8 +27,7 @@ def aligned(rows: list[list[str]], *, right: Collection[int] = (), gap: int = 2)
 
 
 def run(args: argparse.Namespace) -> int:
-    from molgen.pretrained import ENV, list_pretrained, models_dir
-
+    """The shipped models as an aligned table (or JSON); exit 1 when ``--verify`` finds a bad one."""
     rows = list_pretrained(verify=args.verify)
     if args.json:
         print(json.dumps(rows, indent=1))

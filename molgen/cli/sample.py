@@ -9,72 +9,35 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 
-#: ``--guidance`` when a ``--condition`` is given without one. w = 0 is the conditional model p(x | c)
-#: itself, with its exact likelihood. Measured on moses-transformer-qed-logp (benchmarks/results/
-#: conditional_guidance.md, w in 0-2): no w > 0 helps both properties. logP is best at w = 0-0.25
-#: (MAE 0.60 / 0.57, within noise) and overshoots from w = 0.5 (target 1: 0.96 at w = 0, 0.45 at 0.5,
-#: -0.85 at 2); QED gains from w = 0.5-1 (MAE 0.092 -> 0.076) but loses validity (0.74 -> 0.64,
-#: 0.63 -> 0.35 for target 0.6). So the default is 0, and guidance is an opt-in for QED-like targets.
-DEFAULT_GUIDANCE = 0.0
+import torch
+
+from molgen.api import load
+from molgen.conditioning import (
+    ConditionWarning,
+    achieved_properties,
+    check_request,
+    format_achieved,
+    parse_condition,
+)
+from molgen.data.io import WRITE_SUFFIXES, suffix_of, write_molecules
+from molgen.errors import ConfigError
+from molgen.fragments import parse_constraint, summary_line
+from molgen.options.sample import DEFAULT_GUIDANCE
+from molgen.persistence import read_condition_space
+from molgen.pretrained import resolve_model
+from molgen.sharding import sample_sharded
+
 #: the achieved-properties line measures at most this many valid samples (RDKit takes ~1-3 ms a
 #: molecule; 2000 independent draws give the mean to within sd/45)
 ACHIEVED_LIMIT = 2000
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    from molgen.conditioning import EXTRAPOLATION_SD
-
-    p.add_argument("--model", required=True, help="model directory or pretrained model name (molgen pretrained)")
-    p.add_argument("-n", type=int, required=True,
-                   help="number of samples; every one is written, in order, with an id (sample_000001, ...); "
-                        "invalid ones are kept and marked")
-    p.add_argument("-o", "--output", required=True,
-                   help=".smi (SMILES<TAB>id; ' invalid' after the id of an invalid sample), .csv / .tsv / .parquet "
-                        "(id first, every column; valid 1/0, booleans in .parquet) or .sdf (one record per sample "
-                        "titled by its id; an invalid one is an empty record with its string and valid 0)")
-    p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--temperature", type=float, default=1.0,
-                   help="1.0 samples the model itself; other values are a different sampler")
-    p.add_argument("--condition", action="append", default=None, metavar="PROPERTY=VALUE",
-                   help="conditional models: a property target, e.g. --condition qed=0.9 (repeatable); a target "
-                        f"more than {EXTRAPOLATION_SD:g} training sd outside the training range is refused (see "
-                        "--extrapolate)")
-    p.add_argument("--guidance", type=float, default=None, metavar="W",
-                   help=f"classifier-free guidance strength (default {DEFAULT_GUIDANCE:g}: the conditional model "
-                        "p(x | c); w > 0 pushes further from the unconditional model and can overshoot, guided samples "
-                        "have no likelihood; the model card says what w does per property)")
-    p.add_argument("--extrapolate", action="store_true",
-                   help="sample a --condition target far outside the training range anyway (the model has not "
-                        "seen such molecules; expect few valid ones)")
-    p.add_argument("--batch-size", type=int, default=1024)
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--devices", type=int, default=1, metavar="N",
-                   help="processes drawing shards in parallel (default one shard per process)")
-    p.add_argument("--shards", type=int, default=None, metavar="S",
-                   help="split the draw into S shards of consecutive molecules (molecule i is drawn from its own "
-                        "random stream keyed by (seed, i)): the file is the single-process file whatever --shards "
-                        "and --devices (default: --devices)")
-    # fragment-constrained generation (molgen.fragments): one of the three
-    p.add_argument("--scaffold", default=None, metavar="SMILES",
-                   help="decorate a scaffold: at its attachment points `*`, or without any at any free hydrogen "
-                        "(e.g. 'c1ccc2[nH]ccc2c1'); every valid output contains it (column contains_fragments)")
-    p.add_argument("--linker", default=None, metavar="FRAG1.FRAG2",
-                   help="design a linker between two fragments with one `*` each (e.g. '*C1CCNCC1.*c1ccncc1')")
-    p.add_argument("--extend", default=None, metavar="SMILES",
-                   help="grow a motif from its one attachment point `*` (e.g. '*C(=O)N1CCOCC1')")
 
 
 def check_options(args: argparse.Namespace) -> tuple[dict[str, float] | None, float | None]:
     """Every option checked before the model is loaded (seconds): numbers in range, the ``--condition``
     request against the model's condition space read from its ``config.json``. Returns the validated
     (condition, guidance); ``args.model`` becomes the model directory (a shipped name resolved)."""
-    from molgen.conditioning import check_request, parse_condition
-    from molgen.data.io import WRITE_SUFFIXES, suffix_of
-    from molgen.errors import ConfigError
-    from molgen.persistence import read_condition_space
-    from molgen.pretrained import resolve_model
-
     condition = parse_condition(args.condition)  # first: it needs nothing but the option
     suffix_of(args.output, WRITE_SUFFIXES, "write samples to")
     for flag, value, ok, need in (("-n", args.n, args.n >= 0, "an integer >= 0"),
@@ -96,12 +59,7 @@ def check_options(args: argparse.Namespace) -> tuple[dict[str, float] | None, fl
 
 
 def run(args: argparse.Namespace) -> int:
-    import warnings
-
-    from molgen.api import load
-    from molgen.conditioning import ConditionWarning
-    from molgen.data.io import write_molecules
-
+    """Check every option, load the model, draw, write the file and print what was drawn."""
     condition, guidance = check_options(args)  # before the model is loaded: a bad option costs no wait
     fragments = _check_fragments(args, condition, guidance)
     model = load(args.model, map_location=args.device).to(args.device)
@@ -121,17 +79,12 @@ def run(args: argparse.Namespace) -> int:
               f"temperature {args.temperature}, seed {res.seed}{drawn})", file=sys.stderr)
         _print_achieved(res, condition)
         if fragments:
-            from molgen.fragments import summary_line
-
             print(summary_line(res), file=sys.stderr)
     return 0
 
 
 def _check_fragments(args: argparse.Namespace, condition, guidance) -> dict[str, str]:
     """--scaffold / --linker / --extend, parsed before the model is loaded (one-line errors)."""
-    from molgen.errors import ConfigError
-    from molgen.fragments import parse_constraint
-
     given = {k: v for k in ("scaffold", "linker", "extend") if (v := getattr(args, k, None)) is not None}
     if not given:
         return {}
@@ -147,8 +100,6 @@ def _check_fragments(args: argparse.Namespace, condition, guidance) -> dict[str,
 
 def _print_achieved(result, condition: dict[str, float] | None) -> None:
     """After a conditional draw: each requested property's achieved mean ± sd over the valid samples."""
-    from molgen.conditioning import achieved_properties, format_achieved
-
     if condition:
         for line in format_achieved(achieved_properties(result, condition, limit=ACHIEVED_LIMIT)):
             print(line, file=sys.stderr)
@@ -156,14 +107,6 @@ def _print_achieved(result, condition: dict[str, float] | None) -> None:
 
 def _run_sharded(args: argparse.Namespace, model, shards: int, options: dict) -> int:
     """``--devices`` / ``--shards``: shards of consecutive molecules, one file in shard order."""
-    import warnings
-
-    import torch
-
-    from molgen.conditioning import ConditionWarning
-    from molgen.data.io import write_molecules
-    from molgen.sharding import sample_sharded
-
     seed = args.seed if args.seed is not None else int(torch.randint(0, 2**62, (1,)).item())
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConditionWarning)

@@ -14,45 +14,22 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections import Counter
+from pathlib import Path
 
+from tqdm.auto import tqdm
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("input", help=".smi / .csv / .parquet / .sdf library")
-    p.add_argument("--model", required=True, help="model directory or pretrained model name (molgen pretrained)")
-    p.add_argument("-o", "--output", required=True, help=".csv / .tsv / .parquet (one row per input row)")
-    p.add_argument("--smiles-col", default=None)
-    p.add_argument("--keep-cols", default=None, metavar="COLS",
-                   help="input columns carried into the output, first: comma-separated names, 'all' or 'none' "
-                        "(default: an ID-like column of a table, the name column of a .smi / .sdf)")
-    p.add_argument("--batch-size", type=int, default=512)
-    p.add_argument("--chunk-size", type=int, default=20_000, help="rows read and written at a time")
-    p.add_argument("--kind", default=None,
-                   help="likelihood estimator where the family has several (vae: elbo | iwae | iwae-K); "
-                        "default: the model's own (see `molgen info`)")
-    p.add_argument("--condition", action="append", default=None, metavar="PROPERTY=VALUE",
-                   help="conditional models: score log p(x | c) for this condition (repeatable)")
-    std = p.add_argument_group("standardisation (default: none, every row scored as given; the output's "
-                               "`standardized` column says what changed in each row)")
-    std.add_argument("--strip-stereo", action="store_true", help="remove stereochemistry before scoring")
-    std.add_argument("--neutralize", action="store_true",
-                     help="neutralise charged acids / amines (RDKit Uncharger); a quaternary ammonium stays charged")
-    std.add_argument("--strip-isotopes", action="store_true", help="remove isotope labels before scoring")
-    std.add_argument("--standardize", default=None, metavar="MODE",
-                     help="like-training: apply each of the above that the model's vocabulary cannot express "
-                          "(no chiral / charged / isotope tokens: what its training data lacked)")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--devices", type=int, default=1, metavar="N",
-                   help="processes on this node (the output is the same file as with one)")
-    p.add_argument("--num-nodes", type=int, default=1, metavar="M",
-                   help="nodes sharing the output's file system (one `molgen score` per node, e.g. srun)")
-    p.add_argument("--node-rank", type=int, default=None, metavar="R",
-                   help="this node's rank (default: $SLURM_NODEID, $NODE_RANK or $GROUP_RANK, else 0)")
-    p.add_argument("--threads", type=int, default=None, help="torch threads per process (default: cores / N)")
-    p.add_argument("--resume", action="store_true",
-                   help="continue an interrupted run (the chunks in OUTPUT.parts/ are not scored again)")
+from molgen.api import load
+from molgen.conditioning import parse_condition
+from molgen.data.io import TABLE_SUFFIXES, resolve_source, suffix_of
+from molgen.errors import check_choice
+from molgen.pretrained import resolve_model
+from molgen.scoring import STANDARDIZE_MODES, standardizations
+from molgen.sharding import score_file
 
 
 def _node_rank(args: argparse.Namespace) -> int:
+    """``--node-rank``, else the rank the launcher sets in the environment, else 0."""
     if args.node_rank is not None:
         return args.node_rank
     for var in ("SLURM_NODEID", "NODE_RANK", "GROUP_RANK"):
@@ -62,19 +39,7 @@ def _node_rank(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from collections import Counter
-    from pathlib import Path
-
-    from tqdm.auto import tqdm
-
-    from molgen.api import load
-    from molgen.conditioning import parse_condition
-    from molgen.data.io import TABLE_SUFFIXES, resolve_source, suffix_of
-    from molgen.errors import check_choice
-    from molgen.pretrained import resolve_model
-    from molgen.scoring import STANDARDIZE_MODES, standardizations
-    from molgen.sharding import score_file
-
+    """Check the options, load the model, score the file in chunks (merged in input order)."""
     if args.standardize is not None:
         check_choice("--standardize", args.standardize, STANDARDIZE_MODES)
     std = {"strip_stereo": args.strip_stereo, "neutralize": args.neutralize, "strip_isotopes": args.strip_isotopes,

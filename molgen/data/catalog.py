@@ -19,11 +19,17 @@ licence and citation; verified, resumable downloads into ``$MOLGEN_CACHE/dataset
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
+import urllib.error
+import urllib.request
+import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+from molgen.progress import progress_bar
 
 MOSES_URL = "https://media.githubusercontent.com/media/molecularsets/moses/master/moses/dataset/data/{}.csv.gz"
 MOSES_CITE = ("Polykovskiy et al., Molecular Sets (MOSES): a benchmarking platform for molecular generation "
@@ -176,6 +182,13 @@ def cache_dir() -> Path:
     return d
 
 
+def atomic_tmp(path: Path) -> Path:
+    """A temporary sibling of ``path`` unique to this process, to write and then ``os.replace`` onto
+    ``path`` (several processes or ranks may write the same cache file; a reader sees the old file or
+    the whole new one)."""
+    return path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+
+
 def offline() -> bool:
     """``MOLGEN_OFFLINE=1`` (or ``molgen data get --offline``): never touch the network."""
     return os.environ.get("MOLGEN_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
@@ -326,8 +339,6 @@ def _check_unpinned(e: DatasetEntry, path: Path, pin_for: Path | None = None) ->
 def _bar(total: int | None, initial: int, desc: str, enabled: bool):
     if not enabled:
         return None
-    from molgen.progress import progress_bar
-
     return progress_bar(total=total, initial=initial, desc=desc, unit="B", unit_scale=True)
 
 
@@ -339,10 +350,6 @@ def download(url: str, dest: Path, sha256: str | None, *, md5: str | None = None
     request; a server that ignores the range sends the whole file again. A checksum mismatch deletes
     the partial file. ``after(part)`` runs extra checks on the complete file before the rename.
     """
-    import http.client
-    import urllib.error
-    import urllib.request
-
     if sha256 is None and md5 is None and after is None:
         raise ChecksumError(f"refusing to download {url} without a checksum to verify it against")
     dest = Path(dest)

@@ -15,19 +15,19 @@ import hashlib
 import logging
 import os
 import random
-import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
 from typing import Any
 
 import lightning as L
 import numpy as np
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from molgen.chem import Policy, standardize
-from molgen.data.catalog import cache_dir
+from molgen.chem import Policy, canonicalize_many
+from molgen.data.catalog import atomic_tmp, cache_dir
 from molgen.data.io import SmilesSource, read_smiles, source_hash
+from molgen.errors import row_status
+from molgen.parallel import map_chunks
 
 log = logging.getLogger(__name__)
 
@@ -36,27 +36,16 @@ def _key(*parts: Any) -> str:
     return hashlib.sha256("|".join(map(str, parts)).encode()).hexdigest()[:20]
 
 
-def _standardize_chunk(smiles: Sequence[str | None], policy: Policy) -> list[str | None]:
-    return [standardize(s, policy)[0] for s in smiles]
-
-
 def standardize_all(smiles: Sequence[str | None], policy: Policy, n_jobs: int = 1) -> list[str | None]:
     """Row-aligned canonical SMILES (None where invalid), in the persistent worker pool of
     :mod:`molgen.parallel` for large inputs (serial below 20,000 rows or with ``n_jobs=1``)."""
-    from molgen.parallel import map_chunks
-
     smiles = list(smiles)
     if n_jobs <= 1 or len(smiles) < 20_000:
-        return _standardize_chunk(smiles, policy)
+        return canonicalize_many(smiles, policy)
     out: list[str | None] = []
-    for part in map_chunks(_standardize_chunk, smiles, n_jobs, chunk_size=10_000, policy=policy):
+    for part in map_chunks(canonicalize_many, smiles, n_jobs, chunk_size=10_000, policy=policy):
         out.extend(part)
     return out
-
-
-def _atomic_tmp(path: Path) -> Path:
-    """A temporary sibling of ``path`` unique to this process (several ranks may write the same cache)."""
-    return path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
 
 
 def load_canonical(source: SmilesSource, policy: Policy, *, smiles_col: str | None = None,
@@ -80,7 +69,7 @@ def load_canonical(source: SmilesSource, policy: Policy, *, smiles_col: str | No
     n_dup = len(canon) - n_invalid - len(unique)
     if use_cache:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = _atomic_tmp(path)
+        tmp = atomic_tmp(path)
         try:
             with gzip.open(tmp, "wt") as f:
                 f.write(f"{n_in} {n_invalid} {n_dup}\n" + "\n".join(unique) + "\n")
@@ -93,8 +82,6 @@ def load_canonical(source: SmilesSource, policy: Policy, *, smiles_col: str | No
 def featurize_all(smiles: Sequence[str], featurize: Callable[[str], Any]) -> tuple[list[Any], Counter]:
     """Apply a model's featurizer; failures are counted by :func:`molgen.errors.row_status`
     (the statuses of ``molgen score``), never dropped silently."""
-    from molgen.errors import row_status
-
     items, dropped = [], Counter()
     for s in smiles:
         try:
@@ -228,7 +215,7 @@ class MoleculeDataModule(L.LightningDataModule):
             offsets = np.cumsum([0] + [len(x) for x in items]).astype(np.int64)
             flat = np.fromiter((t for x in items for t in x), dtype=np.int16, count=int(offsets[-1]))
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = _atomic_tmp(path)
+            tmp = atomic_tmp(path)
             try:
                 with open(tmp, "wb") as f:  # a file object: np.savez would append ".npz" to a name
                     np.savez(f, flat=flat, offsets=offsets, drop_keys=np.array(list(dropped), dtype=str),

@@ -28,17 +28,24 @@ which writes ``data/moses/hashes/<name>-<policy key>.npy`` and prints the catalo
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import logging
 import os
 import time
-import uuid
+import zipfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import rdkit
+
+from molgen.chem import DEFAULT_POLICY, Policy, canonicalize_many
+from molgen.data import catalog
+from molgen.data.io import read_smiles, source_hash
+from molgen.parallel import map_chunks
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +56,6 @@ CHUNK = 20_000  # molecules per standardisation task (a progress-bar step)
 def rdkit_release() -> str:
     """The RDKit release, ``YYYY.MM`` (``2026.09.1`` -> ``2026.09``): canonical SMILES may change
     between releases, so shipped hashes are used only under the release that produced them."""
-    import rdkit
-
     return ".".join(rdkit.__version__.split(".")[:2])
 
 
@@ -95,22 +100,14 @@ class HashSet:
         return contains(self.table, hash_smiles(smiles))
 
 
-def _standardize_chunk(smiles: Sequence[Any], policy: Any) -> list[str | None]:
-    from molgen.chem import standardize
-
-    return [standardize(s, policy)[0] if isinstance(s, str) else None for s in smiles]
-
-
 def standardize_with_progress(smiles: Sequence[Any], policy: Any, *, n_jobs: int = 1,
                               desc: str = "standardising") -> list[str | None]:
     """Row-aligned canonical SMILES (None where invalid); a progress bar over chunks for large inputs."""
-    from molgen.parallel import map_chunks
-
     smiles = list(smiles)
     if len(smiles) < CHUNK:
-        return _standardize_chunk(smiles, policy)
+        return canonicalize_many(smiles, policy)
     out: list[str | None] = []
-    for part in map_chunks(_standardize_chunk, smiles, n_jobs, chunk_size=CHUNK, desc=desc, policy=policy):
+    for part in map_chunks(canonicalize_many, smiles, n_jobs, chunk_size=CHUNK, desc=desc, policy=policy):
         out.extend(part)
     return out
 
@@ -122,8 +119,6 @@ def sorted_unique(hashes: np.ndarray) -> np.ndarray:
 def compute_hashes(smiles: Sequence[Any], policy: Any = None, *, n_jobs: int = 1,
                    desc: str = "standardising") -> np.ndarray:
     """Sorted distinct hashes of the canonical SMILES of ``smiles`` (invalid rows left out)."""
-    from molgen.chem import DEFAULT_POLICY
-
     canon = standardize_with_progress(smiles, policy or DEFAULT_POLICY, n_jobs=n_jobs, desc=desc)
     return sorted_unique(hash_smiles(c for c in canon if c is not None))
 
@@ -132,8 +127,6 @@ def compute_hashes(smiles: Sequence[Any], policy: Any = None, *, n_jobs: int = 1
 def shipped_entry(name: str, policy: Any, *, any_release: bool = False) -> Any:
     """The :class:`~molgen.data.catalog.HashesEntry` for dataset ``name`` under ``policy``, if hashes
     ship for it and were produced by this RDKit release (any release with ``any_release``); else None."""
-    from molgen.data import catalog
-
     if not isinstance(name, str) or not catalog.is_named(name):
         return None
     e = catalog.SHIPPED_HASHES.get((catalog.canonical_name(name), policy.key))
@@ -146,8 +139,6 @@ def shipped_entry(name: str, policy: Any, *, any_release: bool = False) -> Any:
 
 
 def _verified_shipped(e: Any, filename: str, sha256: str) -> Path:
-    from molgen.data import catalog
-
     path = catalog.data_dir() / filename
     if not path.exists():
         raise FileNotFoundError(f"{path}: the shipped hashes of {e.dataset} are missing; restore the file or "
@@ -163,8 +154,6 @@ def _verified_shipped(e: Any, filename: str, sha256: str) -> Path:
 
 def load_shipped(e: Any) -> np.ndarray:
     """The shipped hash array of entry ``e``, verified against its pinned sha256."""
-    from molgen.data import catalog
-
     path = _verified_shipped(e, e.filename, e.sha256)
     table = np.load(path, allow_pickle=False)
     if table.dtype != np.uint64 or table.ndim != 1 or len(table) != e.n:
@@ -176,16 +165,14 @@ def load_shipped(e: Any) -> np.ndarray:
 def _cache_path(source_key: str, policy: Any) -> Path:
     """Cache file of a source's hashes: canonical under ``policy`` and this RDKit release, or the rows
     as given (``policy=None``, independent of RDKit)."""
-    from molgen.data.catalog import cache_dir
-
     raw = (f"{source_key}|{policy.key}|rdkit={rdkit_release()}|{HASH_FUNCTION}" if policy is not None
            else f"{source_key}|{HASH_FUNCTION}")
-    return cache_dir() / "hashes" / f"{hashlib.sha256(raw.encode()).hexdigest()[:20]}.npy"
+    return catalog.cache_dir() / "hashes" / f"{hashlib.sha256(raw.encode()).hexdigest()[:20]}.npy"
 
 
 def _save_atomic(path: Path, table: np.ndarray) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    tmp = catalog.atomic_tmp(path)
     try:
         with open(tmp, "wb") as f:
             np.save(f, table)
@@ -199,8 +186,6 @@ def canonical_hashes(source: Any, policy: Any = None, *, smiles_col: str | None 
     """Sorted distinct ``uint64`` hashes of the canonical SMILES (under ``policy``) of ``source``: a
     catalog name (``moses:train``), a file, or a list / set / Series of SMILES (see the module docstring
     for where they come from). Invalid rows are left out."""
-    from molgen.chem import DEFAULT_POLICY
-
     policy = policy or DEFAULT_POLICY
     if not isinstance(source, (str, Path)):
         if hasattr(source, "tolist"):
@@ -209,8 +194,6 @@ def canonical_hashes(source: Any, policy: Any = None, *, smiles_col: str | None 
     e = shipped_entry(source, policy) if isinstance(source, str) and smiles_col is None else None
     if e is not None:
         return load_shipped(e)
-    from molgen.data.io import read_smiles, source_hash
-
     path = _cache_path(source_hash(source, smiles_col), policy) if use_cache else None
     if path is not None and path.exists():
         return np.load(path, allow_pickle=False)
@@ -239,8 +222,6 @@ def row_hashes(source: Any, *, smiles_col: str | None = None, use_cache: bool = 
         if hasattr(source, "tolist"):
             source = source.tolist()
         return sorted_unique(hash_smiles(s for s in source if isinstance(s, str) and s))
-    from molgen.chem import DEFAULT_POLICY
-
     e = shipped_entry(source, DEFAULT_POLICY, any_release=True) if smiles_col is None else None
     if e is not None and e.rows_delta:
         # the rows = the canonical molecules, less those whose row was not canonical, plus those rows
@@ -250,8 +231,6 @@ def row_hashes(source: Any, *, smiles_col: str | None = None, use_cache: bool = 
         keep = np.delete(table, np.searchsorted(table, canonical_only[contains(table, canonical_only)]))
         extra = rows_only[~contains(keep, rows_only)]
         return np.insert(keep, np.searchsorted(keep, extra), extra)  # sorted, distinct, no full sort
-    from molgen.data.io import read_smiles, source_hash
-
     path = _cache_path("rows|" + source_hash(source, smiles_col), None) if use_cache else None
     if path is not None and path.exists():
         return np.load(path, allow_pickle=False)
@@ -270,8 +249,6 @@ def write_rows_delta(path: Path, smiles: Sequence[Any], table: np.ndarray) -> tu
     rows = sorted_unique(hash_smiles(s for s in smiles if isinstance(s, str) and s))
     rows_only, canonical_only = np.setdiff1d(rows, table), np.setdiff1d(table, rows)
     path.parent.mkdir(parents=True, exist_ok=True)
-    import zipfile
-
     with zipfile.ZipFile(path, "w") as z:  # an npz with fixed timestamps: the same bytes on every build
         for name, arr in (("rows_only", rows_only), ("canonical_only", canonical_only)):
             with z.open(zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0)), "w") as f:
@@ -282,12 +259,6 @@ def write_rows_delta(path: Path, smiles: Sequence[Any], table: np.ndarray) -> tu
 def build_shipped(name: str, policy: Any = None, *, n_jobs: int = 1, out_dir: Path | None = None) -> dict:
     """Standardise catalog dataset ``name``, write its hashes to ``data/<folder>/hashes/`` and return the
     fields of its :class:`~molgen.data.catalog.HashesEntry` (plus statistics about the run)."""
-    import rdkit
-
-    from molgen.chem import DEFAULT_POLICY
-    from molgen.data import catalog
-    from molgen.data.io import read_smiles
-
     policy = policy or DEFAULT_POLICY
     e = catalog.entry(name)
     path, _ = catalog.resolve(e.name)
@@ -320,10 +291,6 @@ def build_shipped(name: str, policy: Any = None, *, n_jobs: int = 1, out_dir: Pa
 
 
 def main(argv: list[str] | None = None) -> int:
-    import argparse
-
-    from molgen.chem import Policy
-
     ap = argparse.ArgumentParser(prog="python -m molgen.data.hashes",
                                  description="build the shipped novelty hashes of a catalog dataset")
     sub = ap.add_subparsers(dest="cmd", required=True)

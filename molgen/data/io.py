@@ -42,7 +42,7 @@ Such a file reads back with every row (:func:`read_table`, ``molgen evaluate``, 
 the name is then ``sample_000002 invalid``; RDKit:
 ``Chem.SmilesMolSupplier(path, delimiter=" \\t", titleLine=False)``, whose name is the ID alone and
 whose molecule is None for an invalid string, an empty molecule for an empty one). Sample tables get
-their IDs from :meth:`~molgen.models.base.SampleResult.to_frame` (:func:`row_ids`). A non-default
+their IDs from :meth:`~molgen.models.results.SampleResult.to_frame` (:func:`row_ids`). A non-default
 pandas index is written by :func:`write_molecules` as a column (``.csv`` / ``.tsv`` / ``.parquet``) or
 as the ``.smi`` / SD record's name. An unknown extension is an error listing the accepted ones, never
 plain text under another name.
@@ -50,11 +50,14 @@ plain text under another name.
 
 from __future__ import annotations
 
+import bz2
 import codecs
+import gzip
 import hashlib
 import io
 import json
 import logging
+import lzma
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -62,7 +65,12 @@ from typing import IO, Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from rdkit import Chem
+from rdkit.Chem import rdDepictor
 
+from molgen.chem import quiet_rdkit
 from molgen.data import catalog
 from molgen.errors import ConfigError, InputError, strict
 
@@ -119,7 +127,7 @@ def _find_smiles(columns: Sequence[Any], smiles_col: str | None, names: Sequence
     raise error(f"{where}cannot tell which column holds SMILES ({list(columns)}); {hint}")
 
 
-def _pick_col(columns: Sequence[str], smiles_col: str | None, path: Path) -> str:
+def file_smiles_column(columns: Sequence[str], smiles_col: str | None, path: Path) -> str:
     """The SMILES column of the file ``path`` (an :class:`InputError` naming the file otherwise)."""
     return _find_smiles(columns, smiles_col, SMILES_COLUMNS, f"{path}: ", "pass --smiles-col", InputError)
 
@@ -173,16 +181,10 @@ def _raw_open(path: Path) -> IO[bytes]:
         head = f.read(8)
     kind = _compression(head)
     if kind == "gzip":
-        import gzip
-
         return gzip.open(path, "rb")
     if kind == "bz2":
-        import bz2
-
         return bz2.open(path, "rb")
     if kind == "xz":
-        import lzma
-
         return lzma.open(path, "rb")
     return open(path, "rb")
 
@@ -261,7 +263,7 @@ def _csv_batches(path: Path, sep: str, smiles_col: str | None, keep_cols, batch_
             header = pd.read_csv(f, sep=sep, nrows=0).columns
         except pd.errors.EmptyDataError:
             raise InputError(f"{path}: no header line (an empty or blank CSV)") from None
-    col = _pick_col(list(header), smiles_col, path)
+    col = file_smiles_column(list(header), smiles_col, path)
     keep = _keep_list(keep_cols, list(header), col, path)
     n_fields = len(header)
     bad: list[int] = []
@@ -287,14 +289,12 @@ def _csv_batches(path: Path, sep: str, smiles_col: str | None, keep_cols, batch_
 
 
 def _parquet_batches(path: Path, smiles_col: str | None, keep_cols, batch_size: int) -> Iterator[_Batch]:
-    import pyarrow.parquet as pq
-
     try:
         pf = pq.ParquetFile(path)
     except Exception as e:  # pyarrow.ArrowInvalid: not parquet / truncated footer
         raise InputError(f"{path}: not a readable parquet file ({e})") from None
     names = pf.schema_arrow.names
-    col = _pick_col(names, smiles_col, path)
+    col = file_smiles_column(names, smiles_col, path)
     keep = _keep_list(keep_cols, names, col, path)
     for b in pf.iter_batches(batch_size=batch_size, columns=[col, *keep]):
         smiles = b.column(col).to_pylist()
@@ -303,18 +303,12 @@ def _parquet_batches(path: Path, smiles_col: str | None, keep_cols, batch_size: 
 
 def _sdf_molecules(path: Path) -> Iterator[Any]:
     """The records of an SD file (any compression) as RDKit molecules, None where RDKit cannot read one."""
-    from rdkit import Chem
-
-    from molgen.chem import quiet_rdkit
-
     with quiet_rdkit(), _raw_open(path) as raw:
         yield from Chem.ForwardSDMolSupplier(raw, sanitize=True)
 
 
 def _sdf_batches(path: Path, keep_cols, batch_size: int) -> Iterator[_Batch]:
     """``.sdf``: each record's SMILES (None where RDKit cannot read it), its name kept as ``name``."""
-    from rdkit import Chem
-
     keep_name = keep_cols != "none"
     batch: list[str | None] = []
     names: list[str] = []
@@ -445,8 +439,6 @@ def read_table(path: str | Path, *, smiles_col: str | None = None) -> pd.DataFra
     elif suffix == ".parquet":
         df = pd.read_parquet(path)
     elif suffix == ".sdf":
-        from rdkit import Chem
-
         rows = []
         for mol in _sdf_molecules(path):
             if mol is None:
@@ -478,8 +470,6 @@ def read_table(path: str | Path, *, smiles_col: str | None = None) -> pd.DataFra
 def arrow_table(df: pd.DataFrame, *, preserve_index: bool = False):
     """``df`` as a pyarrow Table whose all-None columns are strings, not nulls (a chunk with every
     ``canonical`` empty must have the same schema as the next chunk)."""
-    import pyarrow as pa
-
     table = pa.Table.from_pandas(df, preserve_index=preserve_index)
     fields = [pa.field(f.name, pa.string()) if pa.types.is_null(f.type) else f for f in table.schema]
     return table.cast(pa.schema(fields, metadata=table.schema.metadata))
@@ -570,8 +560,6 @@ class TableWriter:
                   mode="a" if self.frames else "w", header=not self.frames)
 
     def _parquet(self, df: pd.DataFrame) -> None:
-        import pyarrow.parquet as pq
-
         table = arrow_table(df, preserve_index=self.index)
         if self._sink is None:
             if df.attrs:  # as pandas' to_parquet does: read_parquet gives them back
@@ -611,11 +599,6 @@ class TableWriter:
         """One SD record per row: the molecule (2D coordinates), its name (ID column or index) and every
         other column as a field (flags as 1 / 0); an unparsable SMILES, or a row whose ``valid`` column is
         false, gives an empty molecule with the raw string and ``valid`` 0 as fields."""
-        from rdkit import Chem
-        from rdkit.Chem import rdDepictor
-
-        from molgen.chem import quiet_rdkit
-
         col = smiles_column(df, self.smiles_col)
         if self._sink is None:
             self._sink = Chem.SDWriter(str(self.path))

@@ -1,10 +1,15 @@
 """Encoder contract for the VAE: ``features(batch) -> h [B, feature_dim]``, ``head(h) -> (mu, logvar)``.
 
 Splitting body and head lets the VampPrior put its pseudo-inputs at the head's input, which works the
-same for token and graph encoders.
+same for token and graph encoders. An encoder that reads more than the token ids (``input_kind`` other
+than ``"ids"``) makes that input itself: ``featurize`` one molecule, ``collate`` a batch of them (the
+VAE puts it under ``batch[input_kind]``).
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
 
 from torch import Tensor, nn
 
@@ -36,6 +41,14 @@ class Encoder(nn.Module):
 
     def features(self, batch: dict) -> Tensor:
         raise NotImplementedError
+
+    def featurize(self, canonical_smiles: str) -> Any:
+        """The encoder's own input for one molecule (None: it reads the token ids the decoder gets)."""
+        return None
+
+    def collate(self, items: Sequence[Any]) -> Any:
+        """One batch of :meth:`featurize` outputs (``batch[input_kind]``)."""
+        raise NotImplementedError(f"{type(self).__name__} reads the token ids; it has no input of its own")
 
     def forward(self, batch: dict) -> tuple[Tensor, Tensor]:
         return self.head(self.features(batch))

@@ -7,14 +7,18 @@ No ReLU anywhere (PyG's GINEConv has one inside its message, hence not used).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch_geometric.data import Batch
 from torch_geometric.nn import GATv2Conv, TransformerConv, global_add_pool, global_mean_pool
 
 from molgen.encoders.base import Encoder
-from molgen.errors import check_choice
-from molgen.featurizers.graph import ATOM_DIM, EDGE_DIM
+from molgen.errors import TokenizeError, check_choice
+from molgen.featurizers.graph import ATOM_DIM, EDGE_DIM, smiles_to_data
 from molgen.registry import ENCODERS
 
 
@@ -37,6 +41,17 @@ class GraphEncoder(Encoder):
         self.convs = nn.ModuleList(layer(hidden, hidden // heads, heads=heads, edge_dim=edge_dim)
                                    for _ in range(n_layers))
         self.out = nn.Sequential(nn.LayerNorm(2 * hidden), nn.Linear(2 * hidden, hidden), nn.GELU())
+
+    def featurize(self, canonical_smiles: str) -> Any:
+        """The molecule's PyG graph (:func:`molgen.featurizers.graph.smiles_to_data`); TokenizeError if RDKit
+        cannot build it."""
+        try:
+            return smiles_to_data(canonical_smiles)
+        except ValueError as e:
+            raise TokenizeError(str(e)) from None
+
+    def collate(self, items: Sequence[Any]) -> Batch:
+        return Batch.from_data_list(list(items))
 
     def features(self, batch: dict) -> Tensor:
         g = batch["graph"]

@@ -1,1 +1,2 @@
-"""Featurizers beyond token ids: molecule <-> PyG graph (``molgen.featurizers.graph``)."""
+"""Featurizers beyond token ids: molecule <-> PyG graph, and the ``graph`` representation
+(:class:`molgen.featurizers.graph.GraphRepresentation`)."""

@@ -13,15 +13,36 @@ plus integer columns that make the graph invertible (``atomic_num``, ``formal_ch
 ``data_to_mol`` rebuilds the RDKit molecule from those columns; canonical SMILES round-trip (tested on
 MOSES molecules, charges and aromatic rings included). Atoms and bonds keep RDKit's order, so
 chirality tags (which are relative to the bond order around an atom) stay valid.
+
+:class:`GraphRepresentation` (registered as the ``graph`` representation) makes these graphs a
+:class:`~molgen.representation.Representation`: a molecule is a *labelled graph*, atoms in the order of
+its canonical SMILES, each atom labelled by a fitted vocabulary of atom types and each bond by its type.
+torch_geometric is imported where a graph is built (it costs seconds; string models never need it).
 """
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
 import torch
 from rdkit import Chem
-from torch_geometric.data import Data
 
-from molgen.registry import FEATURIZERS
+from molgen.chem import quiet_rdkit
+from molgen.errors import OOVError, TokenizeError
+from molgen.registry import FEATURIZERS, REPRESENTATIONS
+from molgen.representation import (
+    BRACKET_ATOM,
+    FORMAT,
+    FORMAT_VERSION,
+    Representation,
+    check_state,
+    token_writes,
+)
+
+if TYPE_CHECKING:
+    from torch_geometric.data import Data
 
 ELEMENTS = ("C", "N", "O", "F", "P", "S", "Cl", "Br", "I", "B", "Si", "Se", "H")
 _ELEMENT_INDEX = {Chem.GetPeriodicTable().GetAtomicNumber(e): i for i, e in enumerate(ELEMENTS)}
@@ -64,6 +85,8 @@ def bond_features(bond: Chem.Bond) -> list[float]:
 
 def mol_to_data(mol: Chem.Mol) -> Data:
     """PyG graph of an RDKit molecule (hydrogens implicit, as in its SMILES)."""
+    from torch_geometric.data import Data  # lazy: seconds to import, needed by graph families only
+
     atoms = list(mol.GetAtoms())
     x = torch.tensor([atom_features(a) for a in atoms], dtype=torch.float32).reshape(len(atoms), ATOM_DIM)
     src, dst, eattr, btype, bstereo, satoms, rank = [], [], [], [], [], [], []
@@ -196,3 +219,210 @@ class GraphFeaturizer:
 
 
 FEATURIZERS.register("graph")(GraphFeaturizer)
+
+
+# --- the graph representation ----------------------------------------------------------------------
+#: bond labels, spelt as SMILES bonds, in the order of :data:`BOND_TYPES`
+BOND_LABELS = ("-", "=", "#", ":")
+_CHIRAL_MARK = {Chem.ChiralType.CHI_TETRAHEDRAL_CCW: "@", Chem.ChiralType.CHI_TETRAHEDRAL_CW: "@@"}
+_MARK_CHIRAL = {v: k for k, v in _CHIRAL_MARK.items()}
+#: the unit a double bond with E/Z stereo is out of vocabulary as: SMILES's directional bond
+STEREO_BOND = "/"
+
+
+def atom_label(atom: Chem.Atom) -> str:
+    """An atom's label, spelt as the SMILES bracket atom it writes: isotope, element (lower case when
+    aromatic), chirality, hydrogen count, charge (``[CH3]``, ``[cH]``, ``[C@@H]``, ``[O-]``, ``[13CH3]``).
+    A chirality other than tetrahedral (``@SP1``, ``@TB5``) is a :class:`TokenizeError`."""
+    tag = atom.GetChiralTag()
+    if tag != Chem.ChiralType.CHI_UNSPECIFIED and tag not in _CHIRAL_MARK:
+        raise TokenizeError(f"the graph representation writes tetrahedral chirality only, not {tag}")
+    sym = atom.GetSymbol().lower() if atom.GetIsAromatic() else atom.GetSymbol()
+    hs, q = atom.GetTotalNumHs(), atom.GetFormalCharge()
+    h = "" if hs == 0 else "H" if hs == 1 else f"H{hs}"
+    charge = "" if q == 0 else "+" if q == 1 else "-" if q == -1 else f"{q:+d}"
+    return f"[{atom.GetIsotope() or ''}{sym}{_CHIRAL_MARK.get(tag, '')}{h}{charge}]"
+
+
+def parse_atom_label(label: str) -> dict[str, Any]:
+    """The columns of :func:`mol_to_data` an atom label stands for (the inverse of :func:`atom_label`):
+    ``atomic_num``, ``formal_charge``, ``num_hs``, ``chiral_tag``, ``aromatic``, ``isotope``."""
+    m = BRACKET_ATOM.match(label)
+    if not m or m.group(1):
+        raise ValueError(f"not an atom label: {label!r}")
+    _bond, isotope, element, chiral, hs, charge = m.groups()
+    try:
+        z = Chem.GetPeriodicTable().GetAtomicNumber(element.capitalize())
+    except RuntimeError:
+        raise ValueError(f"not an atom label: {label!r} (unknown element {element!r})") from None
+    if chiral and chiral not in _MARK_CHIRAL:
+        raise ValueError(f"not an atom label: {label!r} (chirality {chiral!r})")
+    if charge:
+        sign = 1 if charge[0] == "+" else -1
+        q = sign * (int(charge.lstrip("+-")) if charge.lstrip("+-") else len(charge))
+    else:
+        q = 0
+    return {"atomic_num": z, "formal_charge": q, "num_hs": int(hs[1:] or 1) if hs else 0,
+            "chiral_tag": int(_MARK_CHIRAL.get(chiral, Chem.ChiralType.CHI_UNSPECIFIED)),
+            "aromatic": element.islower(), "isotope": int(isotope or 0)}
+
+
+@REPRESENTATIONS.register("graph")
+class GraphRepresentation(Representation):
+    """Molecules as labelled graphs (PyG :class:`~torch_geometric.data.Data`, :func:`mol_to_data`'s columns
+    plus ``atom_type``: each atom's index in the fitted atom vocabulary).
+
+    The object a likelihood over these items is a probability of is the ``labelled-graph``: atoms in the
+    order of the molecule's canonical SMILES, each with its label (:func:`atom_label`), and the bonds with
+    theirs (:data:`BOND_LABELS`). An atom type never seen in training is out of vocabulary (status
+    ``oov_token:[Se]``), and so is a double bond with E/Z stereo (``oov_token:/``: the labels carry no
+    bond stereo; ``strip_stereo`` scores the stereo-free graph). A batch holds the PyG ``graph`` and
+    dense ``atoms`` [B, N] (atom type, -1 past a molecule's atoms), ``bonds`` [B, N, N] (0: none, k:
+    ``BOND_LABELS[k - 1]``) and ``n_atoms`` [B]."""
+
+    name = "graph"
+    kind = "graph"
+    likelihood_object = "labelled-graph"
+    bond_labels = BOND_LABELS
+
+    def __init__(self, atom_types: Sequence[str] | None = None) -> None:
+        self._set_vocabulary(atom_types or [])
+
+    def _set_vocabulary(self, atom_types: Sequence[str]) -> None:
+        self.atom_types: list[str] = list(atom_types)
+        self._atoms = [parse_atom_label(t) for t in self.atom_types]  # a corrupt label fails here
+        self.stoi = {t: i for i, t in enumerate(self.atom_types)}
+
+    @property
+    def is_fitted(self) -> bool:
+        return bool(self.atom_types)
+
+    def fit(self, smiles: Iterable[str]) -> GraphRepresentation:
+        """The atom vocabulary of the training molecules (by frequency, then alphabetically)."""
+        counts: Counter[str] = Counter()
+        for s in smiles:
+            mol = Chem.MolFromSmiles(s)
+            if mol is None:
+                continue
+            try:
+                counts.update(atom_label(a) for a in mol.GetAtoms())
+            except TokenizeError:
+                continue
+        self._set_vocabulary(sorted(counts, key=lambda t: (-counts[t], t)))
+        return self
+
+    # --- items ---------------------------------------------------------------------------------
+    def _mol(self, canonical_smiles: str) -> Chem.Mol:
+        mol = Chem.MolFromSmiles(canonical_smiles)
+        if mol is None:
+            raise TokenizeError(f"cannot parse {canonical_smiles!r} into a graph")
+        return mol
+
+    def encode(self, canonical_smiles: str) -> Data:
+        """The labelled graph of a canonical SMILES; OOVError lists unseen atom types (and ``/`` for E/Z
+        bond stereo), TokenizeError a bond or chirality no label writes (dative bonds, ``@SP1``)."""
+        mol = self._mol(canonical_smiles)
+        labels = [atom_label(a) for a in mol.GetAtoms()]
+        unknown = [t for t in labels if t not in self.stoi]
+        for b in mol.GetBonds():
+            if b.GetBondType() not in BOND_TYPES:
+                raise TokenizeError(f"the graph representation has no label for a {b.GetBondType()} bond "
+                                    f"(in {canonical_smiles!r})")
+            if b.GetStereo() != Chem.BondStereo.STEREONONE:
+                unknown.append(STEREO_BOND)
+        if unknown:
+            raise OOVError(unknown)
+        data = mol_to_data(mol)
+        data.atom_type = torch.tensor([self.stoi[t] for t in labels], dtype=torch.long)
+        return data
+
+    def item(self, atom_types: Sequence[int], bonds: Iterable[tuple[int, int, int]]) -> Data:
+        """The item of a generated labelled graph: atom type ids, and bonds as ``(i, j, k)`` (atoms i < j,
+        bond label ``BOND_LABELS[k]``); every column :meth:`decode` reads is filled from the labels."""
+        from torch_geometric.data import Data  # lazy: seconds to import, needed by graph families only
+
+        cols = [self._atoms[int(t)] for t in atom_types]
+        bonds = [(int(i), int(j), int(k)) for i, j, k in bonds]
+        rank = [0] * len(cols)  # each bond's position in its atoms' bond lists, as data_to_mol adds them
+        src, dst, pos = [], [], []
+        for i, j, _k in bonds:
+            src += [i, j]
+            dst += [j, i]
+            pos += [rank[i], rank[j]]
+            rank[i] += 1
+            rank[j] += 1
+        n, n_b = len(cols), len(bonds)
+        return Data(
+            edge_index=torch.tensor([src, dst], dtype=torch.long).reshape(2, 2 * n_b),
+            **{c: torch.tensor([a[c] for a in cols], dtype=torch.bool if c == "aromatic" else torch.long)
+               for c in ("atomic_num", "formal_charge", "num_hs", "chiral_tag", "aromatic", "isotope")},
+            bond_type=torch.tensor([k for _i, _j, k in bonds], dtype=torch.long),
+            bond_stereo=torch.zeros(n_b, dtype=torch.long),
+            stereo_atoms=torch.full((n_b, 2), -1, dtype=torch.long),
+            bond_rank=torch.tensor(pos, dtype=torch.long),
+            atom_type=torch.tensor([int(t) for t in atom_types], dtype=torch.long),
+            num_nodes=n,
+        )
+
+    def decode(self, item: Data) -> Chem.Mol | None:
+        """The RDKit molecule of a graph, or None when its labels make no molecule (a valence RDKit refuses;
+        said by the sample's invalid row, not by RDKit's log)."""
+        with quiet_rdkit():
+            try:
+                return data_to_mol(item)
+            except (ValueError, RuntimeError):  # RDKit's MolSanitizeException is a ValueError
+                return None
+
+    def collate(self, items: Sequence[Data]) -> dict[str, Any]:
+        from torch_geometric.data import Batch  # lazy: seconds to import, needed by graph families only
+
+        n = torch.tensor([int(d.num_nodes) for d in items], dtype=torch.long)
+        N = int(n.max()) if len(items) else 0
+        atoms = torch.full((len(items), N), -1, dtype=torch.long)
+        bonds = torch.zeros((len(items), N, N), dtype=torch.long)
+        for b, d in enumerate(items):
+            atoms[b, :int(d.num_nodes)] = d.atom_type
+            i, j = d.edge_index[0, 0::2], d.edge_index[1, 0::2]
+            bonds[b, i, j] = bonds[b, j, i] = d.bond_type + 1
+        return {"graph": Batch.from_data_list(list(items)), "atoms": atoms, "bonds": bonds, "n_atoms": n}
+
+    def item_length(self, item: Data) -> int:
+        return int(item.num_nodes)
+
+    def size(self, canonical_smiles: str) -> int:
+        """Number of (heavy) atoms."""
+        return self._mol(canonical_smiles).GetNumAtoms()
+
+    def seed_material(self, item: Data) -> bytes:
+        """The labelled graph itself: atom type ids and ``(i, j, bond label)`` per bond."""
+        i, j = item.edge_index[0, 0::2].tolist(), item.edge_index[1, 0::2].tolist()
+        return repr((item.atom_type.tolist(), list(zip(i, j, item.bond_type.tolist())))).encode()
+
+    # --- vocabulary facts ----------------------------------------------------------------------
+    def sizes(self) -> dict[str, int]:
+        return {"atom_types": len(self.atom_types), "bond_types": len(BOND_LABELS), "atom_dim": ATOM_DIM,
+                "edge_dim": EDGE_DIM}
+
+    def describe(self) -> str:
+        return f"atom types {len(self.atom_types)}, bond types {len(BOND_LABELS)}"
+
+    def known_elements(self) -> frozenset[str]:
+        table = Chem.GetPeriodicTable()
+        return frozenset(table.GetElementSymbol(a["atomic_num"]) for a in self._atoms)
+
+    def expressible(self) -> frozenset[str]:
+        """Charge, isotope and (tetrahedral) stereo as the atom labels write them; never E/Z."""
+        return frozenset().union(*(token_writes(t) for t in self.atom_types))
+
+    # --- state ---------------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return {"format": FORMAT, "format_version": FORMAT_VERSION, "name": self.name,
+                "atom_types": self.atom_types, "bond_types": list(BOND_LABELS)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> GraphRepresentation:
+        check_state(d, cls)
+        if list(d.get("bond_types", BOND_LABELS)) != list(BOND_LABELS):
+            raise ValueError(f"graph representation state is corrupt: bond labels {d.get('bond_types')!r}, "
+                             f"this molgen writes {list(BOND_LABELS)}")
+        return cls(atom_types=d.get("atom_types") or [])

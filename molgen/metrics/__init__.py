@@ -1,7 +1,9 @@
 """Evaluation: MOSES and GuacaMol metrics, FCD floor, precision / recall / coverage, likelihood.
 
-``from molgen.metrics import Evaluator``; importing this package is light (RDKit, torch and fcd_torch
-are imported on first use).
+``from molgen.metrics import Evaluator``: the public names below are loaded on first use (this face is
+part of the package's lazy entry points, with ``molgen/__init__.py``). So importing one light
+submodule, such as :mod:`molgen.metrics.featurize` (the RDKit descriptors that conditioning and
+filtering share), does not import the evaluator and its torch / scipy / fcd_torch.
 """
 
 from __future__ import annotations

@@ -20,13 +20,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 
+import numpy  # noqa: F401  (numpy's and scipy's OpenBLAS must be loaded before they are looked for)
+import scipy.linalg  # noqa: F401
+
 _LOCK = threading.RLock()
 _PREFIXES = ("scipy_openblas", "openblas")
 _SUFFIXES = ("64_", "")
 
 
 @lru_cache(maxsize=1)
-def _openblas() -> tuple[tuple[ctypes._CFuncPtr, ctypes._CFuncPtr], ...]:
+def openblas_controls() -> tuple[tuple[ctypes._CFuncPtr, ctypes._CFuncPtr], ...]:
     """(get, set) thread-count functions of every OpenBLAS mapped into this process (Linux)."""
     try:
         with open("/proc/self/maps") as f:
@@ -57,11 +60,8 @@ def _openblas() -> tuple[tuple[ctypes._CFuncPtr, ctypes._CFuncPtr], ...]:
 @contextmanager
 def single_threaded() -> Iterator[None]:
     """Run the block with one OpenBLAS thread (numpy's and scipy's), then restore the counts."""
-    import numpy  # noqa: F401  (load the libraries before looking for them)
-    import scipy.linalg  # noqa: F401
-
     with _LOCK:
-        libs = _openblas()
+        libs = openblas_controls()
         old = [get() for get, _ in libs]
         for _, set_ in libs:
             set_(1)

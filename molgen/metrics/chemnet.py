@@ -17,6 +17,11 @@ from collections.abc import Sequence
 from functools import lru_cache
 
 import numpy as np
+import torch
+from scipy import linalg
+
+from molgen.metrics.blas import single_threaded
+from molgen.progress import progress_bar
 
 BATCH_SIZE = 512  # fcd_torch's default; batches of another size can differ in the last float bits
 #: torch threads for the ChemNet of generated samples. One: its LSTM steps are small products that two
@@ -27,7 +32,7 @@ CHEMNET_THREADS = int(os.environ.get('MOLGEN_CHEMNET_THREADS', '1'))
 
 
 def weights_path() -> str:
-    import fcd_torch
+    import fcd_torch  # lazy: fcd_torch (seconds to import) is loaded only when ChemNet is used
 
     return os.path.join(os.path.dirname(fcd_torch.__file__), 'ChemNet_v0.13_pretrained.pt')
 
@@ -38,7 +43,7 @@ class ChemNet:
     profile: dict[str, float]  # seconds spent, accumulated over calls (see benchmarks/evaluate.py)
 
     def __init__(self, device: str = 'cpu') -> None:
-        from fcd_torch import FCD
+        from fcd_torch import FCD  # lazy: as in weights_path
 
         self.device = str(device)
         with warnings.catch_warnings():
@@ -51,8 +56,6 @@ class ChemNet:
                     desc: str | None = None) -> np.ndarray:
         """[n, 512] float32 activations of ``smiles`` (used as given: pass canonical SMILES); with
         ``desc``, a progress bar over chunks of 16 batches (the same batches, so the same bits)."""
-        import torch
-
         n = len(smiles)
         if n == 0:
             return np.zeros((0, 512), dtype=np.float32)
@@ -65,8 +68,6 @@ class ChemNet:
             step = 16 * batch_size
             starts = range(0, n, step)
             if desc is not None and len(starts) > 1:
-                from molgen.progress import progress_bar
-
                 starts = progress_bar(starts, desc=desc, total=len(starts), unit='chunk')
             parts = []
             with warnings.catch_warnings():
@@ -95,10 +96,6 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
     eigenvalues of the symmetric ``S1^(1/2) S2 S1^(1/2)``: two ``eigh`` calls, ~0.1 s, equal to
     sqrtm's trace to ~1e-9 relative (tested).
     """
-    from scipy import linalg
-
-    from molgen.metrics.blas import single_threaded
-
     mu1, mu2 = np.atleast_1d(mu1).astype(np.float64), np.atleast_1d(mu2).astype(np.float64)
     sigma1, sigma2 = np.atleast_2d(sigma1).astype(np.float64), np.atleast_2d(sigma2).astype(np.float64)
     if mu1.shape != mu2.shape or sigma1.shape != sigma2.shape:
@@ -115,7 +112,5 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
 def gaussian_stats(act: np.ndarray) -> dict[str, np.ndarray]:
     """Mean and covariance of activations (as fcd_torch's ``precalc``; one BLAS thread, see
     :mod:`molgen.metrics.blas`)."""
-    from molgen.metrics.blas import single_threaded
-
     with single_threaded():
         return {'mu': act.mean(0), 'sigma': np.cov(act.T)}

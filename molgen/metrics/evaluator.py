@@ -9,20 +9,27 @@ from __future__ import annotations
 
 import logging
 import os
+import platform
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
+from molgen.data.catalog import cache_dir
+from molgen.data.hashes import HashSet, row_hashes
+from molgen.data.io import read_smiles, source_hash
 from molgen.errors import strict
 from molgen.metrics import featurize as fz
+from molgen.metrics import modes
 from molgen.metrics import moses as M
+from molgen.metrics.chemnet import frechet_distance, gaussian_stats
 from molgen.metrics.generated import GeneratedSet, activations, featurize_generated
 from molgen.metrics.guacamol import fcd_score, kl_divergences
 from molgen.metrics.nll import NLLSummary, model_label, summarize_scores
-from molgen.metrics.reference import ReferenceStats, get_reference, versions
+from molgen.metrics.reference import ReferenceStats, cache_key, get_reference, nn_similarity, versions
 from molgen.metrics.report import EvaluationReport
 from molgen.parallel import map_chunks, resolve_n_jobs
 
@@ -85,8 +92,6 @@ class Evaluator:
             self._refs['TestSF'] = get_reference(self.scaffold_reference, comps, n_jobs=self.n_jobs,
                                                  device=self.device, use_cache=self.use_cache)
         if self.train is not None and self._train_set is None:
-            from molgen.data.hashes import HashSet, row_hashes
-
             # MOSES novelty: train rows as given. moses:train ships them hashed (data/moses/hashes), so
             # no train molecule is read or standardised here; a file's hashes are cached by content.
             if not isinstance(self.train, (str, Path)):
@@ -113,8 +118,6 @@ class Evaluator:
 
     def _train_rows(self) -> list:
         if self._train_list is None:
-            from molgen.data.io import read_smiles
-
             self._train_list = read_smiles(self.train)
         return self._train_list
 
@@ -122,13 +125,8 @@ class Evaluator:
         """Activations of ``n`` held-out real molecules (a fixed shuffle of the train set), cached."""
         if self.train is None or n < 2:
             return None
-        from molgen.data.catalog import cache_dir
-        from molgen.data.io import source_hash
-
         if self._train_list is not None:
             n = min(n, len(self._train_list))
-        from molgen.metrics.reference import cache_key
-
         key = cache_key(source_hash(self.train)) if isinstance(self.train, (str, Path)) else 'list'
         path = cache_dir() / 'metrics' / f'floor-{key}.npy'
         if self._floor_act is None and path.exists() and isinstance(self.train, (str, Path)):
@@ -155,8 +153,6 @@ class Evaluator:
     @strict
     def evaluate(self, smiles: Source, model: Any = None, *, name: str | None = None) -> EvaluationReport:
         """Evaluate a sample (list of SMILES or a file). ``model`` adds its test-set NLL when it has one."""
-        from molgen.data.io import read_smiles
-
         t0 = time.perf_counter()
         source_name = name or (str(smiles) if isinstance(smiles, (str, Path)) else None)
         if isinstance(smiles, (str, Path)):
@@ -260,8 +256,6 @@ class Evaluator:
             out['guacamol/novelty'] = (int((~self._train_set.contains_many(uniq)).sum()) / len(uniq)
                                        if uniq else M.NAN)
         if ref.guac is not None and len(uniq) >= 2:
-            from molgen.metrics.reference import nn_similarity
-
             g = fz.merge(map_chunks(fz.featurize, uniq, self.n_jobs, chunk_size=2500, what=('guac', 'fp4096'),
                                     generated=False))
             kl = kl_divergences(ref.guac, ref.guac_sim, g['guac'], nn_similarity(g['fp4096']))
@@ -278,8 +272,6 @@ class Evaluator:
 
     def _extras(self, gen: GeneratedSet, refs: dict[str, ReferenceStats]) -> dict[str, float]:
         """FCD floor and the mode-dropping diagnostics."""
-        from molgen.metrics.chemnet import frechet_distance, gaussian_stats
-
         out: dict[str, float] = {}
         floor = self._floor_activations(gen.n_valid) if self.train is not None else None
         if floor is not None and len(floor) >= 2:
@@ -294,21 +286,16 @@ class Evaluator:
 
     def _fp_bins(self, label: str, ref: ReferenceStats):
         """k-means bins of the reference fingerprints (fixed seed), fitted once per Evaluator."""
-        from molgen.metrics.modes import Bins, fingerprint_bins
-
         if label not in self._bins:
             # the fit takes seconds; it is cached on disk with the reference statistics
             path = None
             if self.use_cache and ref.source_hash:
-                from molgen.data.catalog import cache_dir
-                from molgen.metrics.reference import cache_key
-
                 path = cache_dir() / 'metrics' / f'bins-{cache_key(ref.source_hash)}-k{self.n_bins}-s0.npz'
             if path is not None and path.exists():
                 with np.load(path, allow_pickle=False) as z:
-                    self._bins[label] = Bins.from_state(dict(z))
+                    self._bins[label] = modes.Bins.from_state(dict(z))
             else:
-                self._bins[label] = fingerprint_bins(ref.fp, self.n_bins, seed=0)
+                self._bins[label] = modes.fingerprint_bins(ref.fp, self.n_bins, seed=0)
                 if path is not None:
                     path.parent.mkdir(parents=True, exist_ok=True)
                     tmp = path.with_name(f'.{path.name}.{os.getpid()}.tmp.npz')
@@ -325,8 +312,6 @@ class Evaluator:
         ``modes/bins_*``: k-means bins of reference fingerprints. ``FCD/<ref>/mean`` + ``FCD/<ref>/cov``
         sum to ``FCD/<ref>``.
         """
-        from molgen.metrics import modes
-
         out: dict[str, float] = {}
         ref = refs['Test']
         if gen.fp is not None and len(gen.fp) > 5 and ref.fp is not None:
@@ -370,8 +355,6 @@ class Evaluator:
         caps = getattr(model, 'capabilities', ()) or ()
         if 'log_likelihood' not in caps or model_label(model) is None:
             return None, f'{type(model).__name__} has no likelihood'
-        from molgen.data.io import read_smiles
-
         ref = read_smiles(self.reference) if isinstance(self.reference, (str, Path)) else list(self.reference)
         rng = np.random.default_rng(0)
         idx = np.sort(rng.choice(len(ref), size=min(self.nll_n, len(ref)), replace=False))
@@ -380,14 +363,7 @@ class Evaluator:
 
 def _all_versions() -> dict[str, str]:
     v = versions()
-    try:
-        import torch
-
-        v['torch'] = torch.__version__
-    except Exception:  # pragma: no cover
-        pass
-    import platform
-
+    v['torch'] = torch.__version__
     v['machine'] = f'{platform.machine()} {platform.processor() or ""}'.strip()
     return v
 

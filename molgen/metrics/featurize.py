@@ -18,6 +18,14 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
+from rdkit import Chem, RDConfig
+from rdkit.Chem import QED, AllChem, Crippen, Descriptors, MolSurf, rdFingerprintGenerator, rdSubstructLibrary
+from rdkit.Chem import rdMolDescriptors as rdmd
+from rdkit.Chem.Scaffolds import MurckoScaffold
+
+from molgen.chem import quiet_rdkit
+from molgen.data.catalog import data_dir
 
 FP_BITS = 1024
 PROPS = ('logP', 'SA', 'QED', 'weight')
@@ -28,8 +36,6 @@ ALLOWED_ATOMS = frozenset({'C', 'N', 'S', 'O', 'F', 'Cl', 'Br', 'H'})
 
 def get_mol(s):
     """MOSES ``get_mol``: RDKit molecule or None (empty strings, None and unsanitizable input)."""
-    from rdkit import Chem
-
     if not isinstance(s, str) or len(s) == 0:
         return None
     mol = Chem.MolFromSmiles(s)
@@ -43,43 +49,34 @@ def get_mol(s):
 
 
 @lru_cache(maxsize=1)
-def _sascorer():
-    from rdkit import RDConfig
-
+def sascorer():
+    """Ertl's SA score module from RDKit's Contrib folder (put on ``sys.path`` first, so it is imported here)."""
     path = os.path.join(RDConfig.RDContribDir, 'SA_Score')
     if path not in sys.path:
         sys.path.append(path)
-    import sascorer  # type: ignore[import-not-found]
+    import sascorer as module  # type: ignore[import-not-found]  # lazy: on sys.path only from here
 
-    return sascorer
+    return module
 
 
 @lru_cache(maxsize=1)
 def _morgan():
-    from rdkit.Chem import rdFingerprintGenerator
-
     return rdFingerprintGenerator.GetMorganGenerator(radius=2, fpSize=FP_BITS)
 
 
 @lru_cache(maxsize=1)
 def _morgan4096():
-    from rdkit.Chem import rdFingerprintGenerator
-
     return rdFingerprintGenerator.GetMorganGenerator(radius=2, fpSize=4096)
 
 
 def alerts_dir() -> Path:
-    from molgen.data.catalog import data_dir
-
+    """Where MOSES's MCF and PAINS alert lists ship (``data/moses``)."""
     return data_dir() / 'moses'
 
 
 @lru_cache(maxsize=1)
 def _filter_patterns():
     """MCF + PAINS SMARTS, read as MOSES reads them."""
-    import pandas as pd
-    from rdkit import Chem
-
     mcf = pd.read_csv(alerts_dir() / 'mcf.csv')
     pains = pd.read_csv(alerts_dir() / 'wehi_pains.csv', names=['smarts', 'names'])
     smarts = list(pd.concat([mcf, pains], sort=True)['smarts'].values)
@@ -97,8 +94,6 @@ def _passes_simple(mol) -> bool:
 
 def passes_filters_naive(mol) -> bool:
     """MOSES ``mol_passes_filters`` molecule by molecule (the slow reference, used in tests)."""
-    from rdkit import Chem
-
     if mol is None or not _passes_simple(mol):
         return False
     h_mol = Chem.AddHs(mol)
@@ -115,9 +110,6 @@ def passes_filters(mols: Sequence) -> np.ndarray:
     (a screen only rules out molecules that cannot match) and ~5x faster than matching every alert
     against every molecule.
     """
-    from rdkit import Chem
-    from rdkit.Chem import rdSubstructLibrary
-
     ok = np.array([m is not None and _passes_simple(m) for m in mols], dtype=bool)
     idx = np.flatnonzero(ok)
     if len(idx) == 0:
@@ -139,17 +131,11 @@ def passes_filters(mols: Sequence) -> np.ndarray:
 
 def fragments(mol) -> list[str]:
     """BRICS fragments as canonical SMILES (MOSES ``fragmenter``)."""
-    from rdkit import Chem
-    from rdkit.Chem import AllChem
-
     return Chem.MolToSmiles(AllChem.FragmentOnBRICSBonds(mol)).split('.')
 
 
 def scaffold(mol, min_rings: int = 2) -> str | None:
     """Bemis–Murcko scaffold SMILES, or None if it has fewer than ``min_rings`` rings (MOSES)."""
-    from rdkit import Chem
-    from rdkit.Chem.Scaffolds import MurckoScaffold
-
     # The scaffold keeps every ring: too few rings is the same answer without Murcko pruning, which
     # takes minutes on a 10,000-atom chain.
     if len(Chem.GetSymmSSSR(mol)) < min_rings:
@@ -167,18 +153,12 @@ def scaffold(mol, min_rings: int = 2) -> str | None:
 
 def properties(mol) -> tuple[float, float, float, float]:
     """logP (Crippen), SA (Ertl), QED, molecular weight: the MOSES property set."""
-    from rdkit.Chem import QED, Crippen, Descriptors
-
-    return (Crippen.MolLogP(mol), _sascorer().calculateScore(mol), QED.qed(mol), Descriptors.MolWt(mol))
+    return (Crippen.MolLogP(mol), sascorer().calculateScore(mol), QED.qed(mol), Descriptors.MolWt(mol))
 
 
 def _qed_properties(mol, n_alerts: int):
     """``rdkit.Chem.QED.properties(mol)`` for a molecule without explicit hydrogens (QED removes them
     first) with the structural-alert count given: the same expressions, in the same order."""
-    from rdkit import Chem
-    from rdkit.Chem import QED, Crippen, MolSurf
-    from rdkit.Chem import rdMolDescriptors as rdmd
-
     return QED.QEDproperties(
         MW=rdmd._CalcMolWt(mol),
         ALOGP=Crippen.MolLogP(mol),
@@ -198,9 +178,6 @@ def properties_many(mols: Sequence) -> np.ndarray:
     screens first, exact; as for the MOSES filters) instead of 116 matches per molecule, and QED's own
     logP and weight are reused where its molecule (hydrogens removed) is the molecule itself.
     """
-    from rdkit import Chem
-    from rdkit.Chem import QED, Crippen, Descriptors, rdSubstructLibrary
-
     out = np.zeros((len(mols), len(PROPS)), dtype=np.float64)
     if not mols:
         return out
@@ -211,7 +188,7 @@ def properties_many(mols: Sequence) -> np.ndarray:
     alerts = np.zeros(len(mols), dtype=np.int64)
     for pattern in QED.StructuralAlerts:
         alerts[np.asarray(lib.GetMatches(pattern, maxResults=len(bare) + 1, numThreads=1), dtype=np.int64)] += 1
-    sa = _sascorer()
+    sa = sascorer()
     for i, (m, b) in enumerate(zip(mols, bare)):
         qp = _qed_properties(b, int(alerts[i]))
         same = b.GetNumAtoms() == m.GetNumAtoms()  # no hydrogen removed: QED's molecule is this one
@@ -221,8 +198,6 @@ def properties_many(mols: Sequence) -> np.ndarray:
 
 
 def guacamol_descriptors(mol) -> list[float]:
-    from rdkit.Chem import Descriptors
-
     return [float(getattr(Descriptors, name)(mol)) for name in GUAC_DESCRIPTORS]
 
 
@@ -233,15 +208,11 @@ def featurize(smiles: Sequence[str | None], what: Sequence[str], generated: bool
     Returns row-aligned ``valid`` and ``canon`` for all inputs, and the other features for the valid
     rows only, in order.
     """
-    from molgen.chem import quiet_rdkit
-
     with quiet_rdkit():
         return _featurize(smiles, set(what), generated)
 
 
 def _featurize(smiles: Sequence[str | None], what: set[str], generated: bool) -> dict:
-    from rdkit import Chem
-
     valid = np.zeros(len(smiles), dtype=bool)
     canon: list[str | None] = []
     mols = []

@@ -17,6 +17,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
+import torch
 
 
 def popcount(packed: np.ndarray) -> np.ndarray:
@@ -25,15 +26,11 @@ def popcount(packed: np.ndarray) -> np.ndarray:
 
 
 def _dtype(*counts: np.ndarray):
-    import torch
-
     mx = max((int(c.max()) for c in counts if len(c)), default=0)
     return torch.bfloat16 if mx < 256 else torch.float32
 
 
 def _dense(packed: np.ndarray, dtype):
-    import torch
-
     bits = np.unpackbits(packed, axis=1)
     if dtype == torch.int8:
         return torch.from_numpy(bits.view(np.int8))
@@ -50,8 +47,6 @@ def _count_product() -> str:
     ``float`` (the bf16 / float32 product of :func:`_dtype`). Both give exact counts; on the 2-core AMD
     EPYC (AVX512-VNNI and -BF16) int8 took 0.07 s for a [2048 x 1024] x [1024 x 8192] product on one
     thread against 0.14 s in bf16 (noisy on a shared machine; never slower in repeated trials)."""
-    import torch
-
     if not hasattr(torch, '_int_mm'):
         return 'float'
     try:
@@ -77,8 +72,6 @@ def max_tanimoto(gen: np.ndarray, ref: np.ndarray, ref_counts: np.ndarray | None
     rows sorted by popcount so that each run of equal popcount is a row range (its max is a reduction
     over contiguous rows); int8 or bf16 / float32 products (:func:`_count_product`), exact either way.
     """
-    import torch
-
     if len(gen) > 1:  # repeated fingerprints (duplicate samples) are searched once
         uniq, inverse = np.unique(gen, axis=0, return_inverse=True)
         if len(uniq) < len(gen):
@@ -126,8 +119,6 @@ def max_tanimoto(gen: np.ndarray, ref: np.ndarray, ref_counts: np.ndarray | None
 
 def mean_tanimoto_powers(fps: np.ndarray, chunk: int = 2048) -> tuple[np.ndarray, np.ndarray]:
     """Per row: mean over all rows (self included) of Tanimoto and of Tanimoto squared."""
-    import torch
-
     pc = popcount(fps)
     n = len(fps)
     s1 = np.zeros(n)
@@ -150,8 +141,6 @@ def mean_tanimoto_powers(fps: np.ndarray, chunk: int = 2048) -> tuple[np.ndarray
 
 def similarity_matrix(a: np.ndarray, b: np.ndarray):
     """Dense Tanimoto matrix [len(a), len(b)] as a float32 torch tensor (for small sets)."""
-    import torch
-
     pa, pb = popcount(a), popcount(b)
     dt = _dtype(pa, pb)
     with torch.no_grad():
@@ -163,8 +152,6 @@ def similarity_matrix(a: np.ndarray, b: np.ndarray):
 def precision_recall_coverage(real: np.ndarray, fake: np.ndarray, k: int = 5) -> dict[str, float]:
     """k-NN precision / recall (Kynkäänniemi et al. 2019) and coverage (Naeem et al. 2020) with the
     Tanimoto distance ``1 - T``. Mode dropping shows as high precision with low recall / coverage."""
-    import torch
-
     nan = {'precision': float('nan'), 'recall': float('nan'), 'coverage': float('nan')}
     if len(real) <= k or len(fake) <= k:
         return nan

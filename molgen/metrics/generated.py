@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from molgen.metrics import featurize as fz
+from molgen.metrics.chemnet import CHEMNET_THREADS, get_chemnet
+from molgen.parallel import get_pool, map_chunks
 
 GEN_FEATURES = ('canon', 'fcd', 'fp', 'frag', 'scaf', 'props', 'filters')
 MIN_CHUNK = 500  # molecules per worker task (smaller chunks cost more in transfer than they gain)
@@ -50,8 +52,6 @@ class GeneratedSet:
 
 def activations(smiles: Sequence[str], device: str = 'cpu', n_threads: int = 1, desc: str | None = None) -> np.ndarray:
     """ChemNet activations [n, 512], computed once per distinct SMILES (``desc``: a progress bar)."""
-    from molgen.metrics.chemnet import get_chemnet
-
     if len(smiles) == 0:
         return np.zeros((0, 512), np.float32)
     uniq, inverse = np.unique(np.asarray(smiles, dtype=object), return_inverse=True)
@@ -69,9 +69,6 @@ def featurize_generated(smiles: Sequence[str | None], n_jobs: int = 1, device: s
     (:data:`~molgen.metrics.chemnet.CHEMNET_THREADS`). The molecules, and so every value, are those of
     a single pass: each feature is computed on the molecule parsed from its canonical SMILES.
     """
-    from molgen.metrics.chemnet import CHEMNET_THREADS
-    from molgen.parallel import get_pool, map_chunks
-
     smiles = list(smiles)
     chunk = max(MIN_CHUNK, -(-len(smiles) // (4 * n_jobs)))
     pool = get_pool(n_jobs) if n_jobs > 1 and len(smiles) > chunk else None

@@ -18,12 +18,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy.stats import entropy, gaussian_kde
+
+from molgen.metrics.featurize import GUAC_DESCRIPTORS
 
 
 def continuous_kldiv(x_baseline: np.ndarray, x_sampled: np.ndarray) -> float:
     """KL(P_baseline || Q_sampled) of Gaussian KDEs on 1,000 points spanning both sets."""
-    from scipy.stats import entropy, gaussian_kde
-
     x_baseline = np.asarray(x_baseline, dtype=np.float64)
     x_sampled = np.asarray(x_sampled, dtype=np.float64)
     kde_p = gaussian_kde(x_baseline)
@@ -35,8 +36,6 @@ def continuous_kldiv(x_baseline: np.ndarray, x_sampled: np.ndarray) -> float:
 
 def discrete_kldiv(x_baseline: np.ndarray, x_sampled: np.ndarray) -> float:
     """KL of 10-bin density histograms (bins from the baseline; sampled values outside them are dropped)."""
-    from scipy.stats import entropy
-
     p, bins = np.histogram(x_baseline, bins=10, density=True)
     q, _ = np.histogram(x_sampled, bins=bins, density=True)
     return float(entropy(p + 1e-10, q + 1e-10))
@@ -64,8 +63,6 @@ class KLResult:
 def kl_divergences(ref_desc: np.ndarray, ref_sim: np.ndarray, gen_desc: np.ndarray, gen_sim: np.ndarray
                    ) -> KLResult:
     """Per-descriptor KL divergences of GuacaMol's KL benchmark and its score (NaN if any failed)."""
-    from molgen.metrics.featurize import GUAC_DESCRIPTORS
-
     kl: dict[str, float] = {}
     failed: dict[str, str] = {}
     nonfinite: dict[str, int] = {}

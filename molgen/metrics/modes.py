@@ -25,6 +25,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from molgen.metrics.chemnet import frechet_distance, gaussian_stats
+from molgen.metrics.fingerprints import precision_recall_coverage
+
 NAN = float("nan")
 
 
@@ -37,8 +40,6 @@ def recall_coverage_at_equal_n(real: np.ndarray, fake: np.ndarray, *, n_max: int
     subsampled to ``n`` with ``seed``. The real-vs-real values compare that real subsample with a
     second, disjoint one of the same size (NaN when the reference has fewer than ``2 n`` molecules).
     """
-    from molgen.metrics.fingerprints import precision_recall_coverage
-
     nan = {"precision": NAN, "recall": NAN, "coverage": NAN}
     n = min(len(fake), len(real), n_max)
     if n <= k:
@@ -229,8 +230,6 @@ def bin_stats_at_equal_n(bins: Bins, gen_points: np.ndarray, real_pool: np.ndarr
 def fcd_terms(mu_ref: np.ndarray, sigma_ref: np.ndarray, act: np.ndarray) -> tuple[float, float]:
     """(mean term, covariance term) of the FCD of activations ``act`` against (mu, sigma); they sum to
     :func:`molgen.metrics.chemnet.frechet_distance`."""
-    from molgen.metrics.chemnet import frechet_distance, gaussian_stats
-
     if act is None or len(act) < 2 or mu_ref is None:
         return NAN, NAN
     g = gaussian_stats(act)

@@ -15,9 +15,12 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import numpy as np
+from scipy.stats import wasserstein_distance
 
+from molgen.metrics.chemnet import frechet_distance, gaussian_stats
+from molgen.metrics.fingerprints import max_tanimoto, mean_tanimoto_powers, popcount
 from molgen.metrics.generated import GeneratedSet, featurize_generated
-from molgen.metrics.reference import ReferenceStats
+from molgen.metrics.reference import ReferenceStats, get_reference
 
 NAN = float('nan')
 
@@ -52,8 +55,6 @@ class Metric:
     def _as_ref(self, ref: ReferenceStats | Sequence[str]) -> ReferenceStats:
         if isinstance(ref, ReferenceStats):
             return ref
-        from molgen.metrics.reference import get_reference
-
         return get_reference(list(ref), set(self.components), use_cache=False, use_shipped=False)
 
     def _precalc(self, ref: ReferenceStats) -> dict[str, Any]:
@@ -117,8 +118,6 @@ class FCD(Metric):
         return {'mu': ref.fcd_mu, 'sigma': ref.fcd_sigma}
 
     def _compute(self, gen: GeneratedSet, pre: dict[str, Any]) -> float:
-        from molgen.metrics.chemnet import frechet_distance, gaussian_stats
-
         if gen.activations is None or len(gen.activations) < 2:
             gen.notes['FCD'] = f'FCD needs at least 2 valid molecules ({gen.n_valid} given)'
             return NAN
@@ -136,13 +135,9 @@ class SNN(Metric):
     components = frozenset({'fp'})
 
     def _precalc(self, ref: ReferenceStats) -> dict[str, Any]:
-        from molgen.metrics.fingerprints import popcount
-
         return {'fp': ref.fp, 'counts': popcount(ref.fp)}
 
     def _compute(self, gen: GeneratedSet, pre: dict[str, Any]) -> float:
-        from molgen.metrics.fingerprints import max_tanimoto
-
         if gen.fp is None or len(gen.fp) == 0:
             gen.notes['SNN'] = 'no valid molecules'
             return NAN
@@ -189,8 +184,6 @@ class Wasserstein(Metric):
         return {'values': ref.props[:, self.column]}
 
     def _compute(self, gen: GeneratedSet, pre: dict[str, Any]) -> float:
-        from scipy.stats import wasserstein_distance
-
         if gen.props is None or len(gen.props) == 0:
             gen.notes[self.name] = 'no valid molecules'
             return NAN
@@ -200,8 +193,6 @@ class Wasserstein(Metric):
 def internal_diversity(gen: GeneratedSet) -> tuple[float, float]:
     """IntDiv and IntDiv2: 1 - mean over molecules of the (power-p) mean Tanimoto to all valid
     generated molecules, self included (MOSES ``internal_diversity``)."""
-    from molgen.metrics.fingerprints import mean_tanimoto_powers
-
     if gen.fp is None or len(gen.fp) == 0:
         gen.notes['IntDiv'] = 'no valid molecules'
         return NAN, NAN

@@ -14,6 +14,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from molgen.likelihood import LikelihoodLabel
+
 LABEL_COLUMNS = {'kind': 'likelihood_kind', 'object': 'likelihood_object', 'unit': 'likelihood_unit'}
 
 
@@ -38,8 +40,6 @@ class NLLSummary:
         if self.label is None:
             return 'unlabelled likelihood'
         if set(self.label) >= set(LABEL_COLUMNS):
-            from molgen.likelihood import LikelihoodLabel
-
             return str(LikelihoodLabel(**{k: self.label[k] for k in LABEL_COLUMNS}))
         return f"{self.label.get('kind', '?')} log p (object and unit not stated)"
 

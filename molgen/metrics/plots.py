@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from molgen.metrics.featurize import PROPS
+
 #: report metric holding the distance shown in each property's title
 DISTANCE_KEYS = {'logP': 'logP', 'SA': 'SA', 'QED': 'QED', 'weight': 'weight'}
 #: metrics drawn next to the histograms, one panel per scale (a distance and a 0-1 score never share an
@@ -91,12 +93,10 @@ def _quiet():
 def property_plots(gen: np.ndarray | None, ref: np.ndarray | None, folder: Path,
                    metrics: dict[str, Any] | None = None) -> list[Path]:
     """One histogram per property (density, shared bins, distance in the title); returns the written paths."""
-    import matplotlib
+    import matplotlib  # lazy: matplotlib only where a plot is drawn (it is slow to import)
 
     matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-
-    from molgen.metrics.featurize import PROPS
+    import matplotlib.pyplot as plt  # lazy: after the Agg backend is chosen
 
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
@@ -165,9 +165,7 @@ def report_figure(gen: np.ndarray | None, ref: np.ndarray | None, metrics: dict[
     floor at the same n where the report has one), the 0-1 scores (validity, uniqueness, novelty, IntDiv,
     SNN / Frag / Scaf, ...) on a fixed [0, 1] axis, and the NLL in nats per molecule (its kind and
     object in the title when ``notes`` carry them). Panels without values are left out."""
-    import matplotlib.pyplot as plt
-
-    from molgen.metrics.featurize import PROPS
+    import matplotlib.pyplot as plt  # lazy: matplotlib only where a plot is drawn
 
     panels = [(p, rows) for p in PANEL_KEYS if (rows := panel_rows(metrics, p))]
     n_cols = 2 * len(PROPS)  # a histogram is two grid columns wide

@@ -15,13 +15,23 @@ import gzip
 import hashlib
 import json
 import logging
+import platform
 import time
+from collections import Counter
 from dataclasses import dataclass, field
+from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
+import rdkit
+import torch
 
+from molgen.data.catalog import cache_dir, data_dir, sha256_file
+from molgen.data.io import read_smiles, source_hash
 from molgen.metrics import featurize as fz
+from molgen.metrics.chemnet import gaussian_stats, get_chemnet
+from molgen.metrics.fingerprints import similarity_matrix
+from molgen.parallel import map_chunks
 
 log = logging.getLogger(__name__)
 METRICS_VERSION = '1'
@@ -30,20 +40,12 @@ COMPONENTS = ('fcd', 'fp', 'counts', 'props', 'guac')
 
 
 def versions() -> dict[str, str]:
-    import platform
-
-    import rdkit
-
     out = {'python': platform.python_version(), 'rdkit': rdkit.__version__, 'metrics': METRICS_VERSION}
     try:
-        from importlib.metadata import version
-
         out['fcd_torch'] = version('fcd_torch')
     except Exception:  # pragma: no cover
         out['fcd_torch'] = 'unknown'
     try:
-        from importlib.metadata import version
-
         out['molgen'] = version('molgen')
     except Exception:
         out['molgen'] = 'dev'
@@ -147,15 +149,11 @@ def decode_sorted(base: np.ndarray, steps: np.ndarray) -> np.ndarray:
 
 
 def shipped_dir() -> Path:
-    from molgen.data.catalog import data_dir
-
     return data_dir() / 'moses' / 'stats'
 
 
 def load_shipped(stats: ReferenceStats) -> None:
     """Fill components from ``data/moses/stats/<name>/`` when its manifest matches the data hash."""
-    from molgen.data.catalog import sha256_file
-
     manifest = shipped_dir() / 'manifest.json'
     if not manifest.exists():
         return
@@ -180,8 +178,6 @@ def load_shipped(stats: ReferenceStats) -> None:
 def compute_components(stats: ReferenceStats, smiles: list, components: set[str], n_jobs: int,
                        device: str = 'cpu', batch_size: int = 4096) -> None:
     """Compute the requested components from the reference SMILES (as given)."""
-    from molgen.parallel import map_chunks
-
     what = set()
     if 'fcd' in components:
         what.add('fcd')
@@ -196,8 +192,6 @@ def compute_components(stats: ReferenceStats, smiles: list, components: set[str]
                                     generated=False, desc=f'reference statistics: RDKit ({len(smiles)} molecules)'))
         stats.n = len(smiles)
         if 'fcd' in what:
-            from molgen.metrics.chemnet import gaussian_stats, get_chemnet
-
             act = get_chemnet(device).activations(feats['fcd'], batch_size=batch_size, n_threads=n_jobs,
                                                   desc='reference statistics: ChemNet')
             g = gaussian_stats(act)
@@ -206,7 +200,7 @@ def compute_components(stats: ReferenceStats, smiles: list, components: set[str]
             stats.fp = feats['fp']
         if 'frag' in what:
             stats.frag = dict(feats['frag'])
-            stats.scaf = dict(_count([s for s in feats['scaf'] if s is not None]))
+            stats.scaf = dict(Counter(s for s in feats['scaf'] if s is not None))
         if 'props' in what:
             stats.props = feats['props']
         for c in components - {'guac'}:
@@ -224,10 +218,6 @@ def compute_components(stats: ReferenceStats, smiles: list, components: set[str]
 
 def nn_similarity(fp4096: np.ndarray) -> np.ndarray:
     """GuacaMol's internal similarity: per molecule, max Tanimoto to any *other* molecule of the set."""
-    import torch
-
-    from molgen.metrics.fingerprints import similarity_matrix
-
     if len(fp4096) < 2:
         return np.zeros(len(fp4096))
     out = np.zeros(len(fp4096))
@@ -239,19 +229,10 @@ def nn_similarity(fp4096: np.ndarray) -> np.ndarray:
     return out
 
 
-def _count(items):
-    from collections import Counter
-
-    return Counter(items)
-
-
 def get_reference(source, components: set[str], *, n_jobs: int = 1, device: str = 'cpu',
                   use_cache: bool = True, use_shipped: bool = True, smiles_col: str | None = None) -> ReferenceStats:
     """Reference statistics for ``source`` (catalog name, file or list), from shipped files, the disk
     cache or computed (and then cached)."""
-    from molgen.data.catalog import cache_dir
-    from molgen.data.io import read_smiles, source_hash
-
     h = source_hash(source, smiles_col)
     name = source if isinstance(source, str) else (str(source) if isinstance(source, Path) else f'list[{len(source)}]')
     stats = ReferenceStats(name=name, source_hash=h)

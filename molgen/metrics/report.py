@@ -10,8 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from molgen.errors import strict
+from molgen.metrics.plots import property_plots, report_figure
 
 
 def _clean(v: Any) -> Any:
@@ -51,8 +53,6 @@ class EvaluationReport:
 
     def to_frame(self):
         """One row per metric: ``metric``, ``value``, ``note``."""
-        import pandas as pd
-
         return pd.DataFrame([{'metric': k, 'value': v, 'note': self.notes.get(k, '')}
                              for k, v in self.metrics.items()])
 
@@ -113,8 +113,6 @@ class EvaluationReport:
         """Histograms of logP / SA / QED / weight against the reference (shared bins over both ranges, the
         distance in each title). With ``folder``: one PNG each, their paths returned; without: one figure
         that also shows the distance metrics (inline in a notebook)."""
-        from molgen.metrics.plots import property_plots, report_figure
-
         if folder is None:
             return report_figure(self.properties, self.reference_properties, self.metrics, self.notes)
         return property_plots(self.properties, self.reference_properties, Path(folder), self.metrics)

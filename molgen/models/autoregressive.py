@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -29,15 +28,8 @@ Constrain = Callable[[int, Tensor, Tensor], Tensor]
 
 
 def collate_ids(items: Sequence[Sequence[int]], tokenizer: Tokenizer) -> dict[str, Tensor]:
-    """Pad id lists into ``{"ids": [B, T] with BOS ... EOS PAD..., "lengths": [B]}``."""
-    lengths = np.fromiter((len(x) for x in items), dtype=np.int64, count=len(items))
-    T = int(lengths.max()) + 2 if len(items) else 2
-    ids = np.full((len(items), T), tokenizer.pad_id, dtype=np.int64)
-    ids[:, 0] = tokenizer.bos_id
-    for i, x in enumerate(items):  # numpy row writes: ~10x cheaper than torch indexing per row
-        ids[i, 1:1 + len(x)] = x
-    ids[np.arange(len(items)), lengths + 1] = tokenizer.eos_id
-    return {"ids": torch.from_numpy(ids), "lengths": torch.from_numpy(lengths)}
+    """Pad id lists into ``{"ids": [B, T] with BOS ... EOS PAD..., "lengths": [B]}`` (the tokenizer's collate)."""
+    return tokenizer.collate(items)
 
 
 class StringDecoding(nn.Module):
@@ -60,7 +52,7 @@ class StringDecoding(nn.Module):
         return ids
 
     def collate(self, items: Sequence[Sequence[int]]) -> dict[str, Tensor]:
-        return collate_ids(items, self.tokenizer)
+        return self.tokenizer.collate(items)
 
     def decode(self, ids: Tensor) -> list[str]:
         """Strings for sampled id rows [n, T] (tokens up to the first EOS)."""

@@ -1,20 +1,31 @@
 """The generator contract every family implements, and nothing more.
 
 A model holds a config dataclass (its hyperparameters), the chemistry policy it was trained under,
-an injected representation (a tokenizer, or ``None`` for a family that holds another model) and,
-optionally, nested saved models (the GAN's VAE). Capabilities are declared, not implied: a family
+an injected representation (a tokenizer, or ``None`` for a family that holds another model), its
+components as built modules (an encoder, a prior, a backbone: injected into the constructor, as
+chemprop's ``MPNN(message_passing, agg, predictor)``) and, optionally, nested saved models declared by
+role (:class:`NestedRole`: the GAN's ``autoencoder``). Capabilities are declared, not implied: a family
 without a likelihood has no ``"log_likelihood"`` and asking for one raises :class:`CapabilityError`.
 
+Configuration edge: the config records each component as a ``{name, args}`` spec; the family's
+:meth:`GenerativeModel.build_components` turns the specs into modules, and :meth:`GenerativeModel.from_config`
+(training, loading a saved model) and :meth:`GenerativeModel.build` (flat / dotted options) construct the
+model with them. Nothing else reads a spec.
+
 What a family writes (see docs/adding-a-family.md): ``Config``, ``_sample``, and where it has them
-``log_likelihood`` / ``likelihood_kind``, ``featurize`` / ``collate`` / ``item_length`` (data for
-training and scoring), ``training_step`` and ``configure_optimizers``. Everything public
-(``sample``, ``score``, persistence, strict options, labels) comes from here.
+``build_components``, ``log_likelihood`` / ``likelihood_kind``, ``featurize`` / ``collate`` /
+``item_length`` (data for training and scoring), ``training_step``, ``configure_optimizers`` and
+``default_callbacks`` (training callbacks the family always wants: the VAE's safeguards and diagnostics,
+the GAN's latent-bin tracking). Everything public (``sample``, ``score``, persistence, strict options,
+labels) comes from here.
 """
 
 from __future__ import annotations
 
+import html
 import inspect
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import lightning as L
@@ -24,11 +35,16 @@ import torch
 from torch import Tensor
 
 from molgen.chem import DEFAULT_POLICY, Policy
+from molgen.conditioning import check_request
 from molgen.errors import CapabilityError, ConfigError, check_choice, strict
+from molgen.fragments import constrained_sample
 from molgen.likelihood import LikelihoodLabel
 from molgen.models.config import ModelConfig
 from molgen.models.results import SampleResult, canonical_rows
+from molgen.persistence import load_pretrained, save_pretrained
+from molgen.progress import progress_bar
 from molgen.rowrandom import RowRandom
+from molgen.scoring import score_smiles
 from molgen.training.optim import OptimConfig
 
 if TYPE_CHECKING:
@@ -37,14 +53,35 @@ if TYPE_CHECKING:
 CAPABILITIES = frozenset({"sample", "log_likelihood", "encode", "decode", "conditional"})
 
 
+@dataclass(frozen=True)
+class NestedRole:
+    """A saved model a family holds (the GAN's ``autoencoder``): given to the constructor under the role's
+    name, stored in ``nested/<role>/`` and, in ``molgen train``, read from the option of the same name
+    (``--autoencoder DIR``). ``requires``: the capabilities the held model must declare."""
+
+    help: str = ""
+    requires: frozenset[str] = frozenset()
+
+
+def nested_roles(cls: type) -> dict[str, NestedRole]:
+    """``cls.nested`` as ``{role: NestedRole}`` (a family may declare a plain tuple of role names)."""
+    declared = getattr(cls, "nested", ()) or ()
+    if isinstance(declared, Mapping):
+        return dict(declared)
+    return {str(name): NestedRole() for name in declared}
+
+
 class GenerativeModel(L.LightningModule):
     """Base class: Lightning module + molgen's sampling / likelihood / persistence contract."""
 
     name: ClassVar[str] = "base"
     capabilities: ClassVar[frozenset[str]] = frozenset()
     config_class: ClassVar[type[ModelConfig]] = ModelConfig
-    #: nested saved models this family holds (constructor keyword -> attribute), e.g. {"autoencoder": ...}
-    nested: ClassVar[tuple[str, ...]] = ()
+    #: the representation kinds the family reads (:attr:`molgen.representation.Representation.kind`)
+    representation_kinds: ClassVar[frozenset[str]] = frozenset({"tokens"})
+    #: nested saved models this family holds, by role: ``{role: NestedRole}`` (constructor keyword and
+    #: attribute; a tuple of role names is accepted too), e.g. the GAN's ``{"autoencoder": NestedRole(...)}``
+    nested: ClassVar[Mapping[str, NestedRole] | tuple[str, ...]] = {}
     #: True when ``featurize`` returns plain id lists that the DataModule may cache on disk.
     featurize_cacheable: bool = True
     #: the training options (``molgen train --lr`` ...) that ``configure_optimizers`` reads from ``self.optim``;
@@ -55,7 +92,7 @@ class GenerativeModel(L.LightningModule):
     STRICT_METHODS: ClassVar[tuple[str, ...]] = (
         "__init__", "sample", "score", "log_likelihood", "likelihood_kind", "likelihood_label", "featurize", "collate",
         "item_length", "require", "save_pretrained", "from_pretrained", "encode", "decode", "set_sampling",
-        "final_diagnostics")
+        "final_diagnostics", "build_components")
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -65,8 +102,14 @@ class GenerativeModel(L.LightningModule):
         super().__init__()
         if not isinstance(config, self.config_class):
             raise TypeError(f"{type(self).__name__} takes a {self.config_class.__name__}, got {type(config).__name__}")
-        if representation is not None and hasattr(representation, "is_fitted") and not representation.is_fitted:
-            raise ValueError("the tokenizer has no vocabulary: fit it on training SMILES first")
+        if representation is not None:
+            kind = getattr(representation, "kind", None)
+            if kind not in self.representation_kinds:
+                raise ConfigError(f"the {self.name} family reads {' or '.join(sorted(self.representation_kinds))} "
+                                  f"representations; {getattr(representation, 'name', representation)!r} is a "
+                                  f"{kind} representation")
+            if not representation.is_fitted:
+                raise ValueError("the tokenizer has no vocabulary: fit it on training SMILES first")
         self.config = config
         self.representation = representation
         self.policy = policy
@@ -78,11 +121,43 @@ class GenerativeModel(L.LightningModule):
     def build(cls, options: dict[str, Any] | None = None, *, representation: Any = None,
               policy: Policy = DEFAULT_POLICY, **nested: GenerativeModel) -> GenerativeModel:
         """A fresh model from flat / dotted options (validated by the family's config dataclass)."""
-        check = set(nested) - set(cls.nested)
-        if check:
-            raise ConfigError(f"{cls.name} holds no nested model(s) {sorted(check)}; it holds {list(cls.nested)}")
-        return cls(cls.config_class.from_dict(options, what=f"model {cls.name!r}"), representation=representation,
-                   policy=policy, **nested)
+        cls._check_nested(nested)
+        return cls.from_config(cls.config_class.from_dict(options, what=f"model {cls.name!r}"),
+                               representation=representation, policy=policy, **nested)
+
+    @classmethod
+    def from_config(cls, config: ModelConfig, *, representation: Any = None, policy: Policy = DEFAULT_POLICY,
+                    **nested: GenerativeModel) -> GenerativeModel:
+        """The model of a parsed config: its component specs built into modules (:meth:`build_components`)
+        and injected into the constructor with the nested models (training and loading a saved model)."""
+        cls._check_nested(nested)
+        return cls(config, representation=representation, policy=policy,
+                   **cls.build_components(config, representation), **nested)
+
+    @classmethod
+    def build_components(cls, config: ModelConfig, representation: Any) -> dict[str, Any]:
+        """The constructor's component modules (keyword -> module) built from the config's ``{name, args}``
+        specs, wired to the representation (vocabulary size, ...); none by default."""
+        return {}
+
+    @classmethod
+    def _check_nested(cls, nested: Mapping[str, Any]) -> None:
+        roles = nested_roles(cls)
+        extra = set(nested) - set(roles)
+        if extra:
+            raise ConfigError(f"{cls.name} holds no nested model(s) {sorted(extra)}; it holds {list(roles)}")
+        for role, spec in roles.items():
+            model = nested.get(role)
+            if model is not None and spec.requires and not spec.requires <= set(getattr(model, "capabilities", ())):
+                raise ConfigError(f"model {cls.name!r} needs as its {role} a trained model with "
+                                  f"{' and '.join(sorted(spec.requires))} ({spec.help or 'its role'}); got "
+                                  f"{getattr(model, 'name', type(model).__name__)!r}")
+
+    def default_callbacks(self) -> list[L.Callback]:
+        """Lightning callbacks this family trains with (``molgen.train`` and fine-tuning add them): the VAE's
+        safeguards and diagnostics, the GAN's latent-bin tracking; none by default. A Trainer of your own
+        needs them too: ``L.Trainer(callbacks=model.default_callbacks())``."""
+        return []
 
     @property
     def max_len(self) -> int:
@@ -190,8 +265,6 @@ class GenerativeModel(L.LightningModule):
             # fragment-constrained generation: its own module drives the family's constrained sampler
             if condition is not None or guidance is not None or start:
                 raise ConfigError("scaffold / linker / extend cannot be combined with condition, guidance or start")
-            from molgen.fragments import constrained_sample
-
             return constrained_sample(self, n, scaffold=scaffold, linker=linker, extend=extend,
                                       temperature=temperature, seed=seed, batch_size=batch_size, progress=progress)
         condition, guidance = self.check_condition(condition, guidance, extrapolate=extrapolate)
@@ -204,8 +277,6 @@ class GenerativeModel(L.LightningModule):
         lls: list[Tensor] = []
         starts = range(0, n, bs)
         if progress and len(starts) > 1:
-            from molgen.progress import progress_bar
-
             starts = progress_bar(starts, desc="sampling", total=len(starts), unit="batch")
         try:
             for b0 in starts:
@@ -234,7 +305,7 @@ class GenerativeModel(L.LightningModule):
     @property
     def condition_space(self):
         """The :class:`~molgen.conditioning.ConditionSpace` of a conditional model (else None); a
-        conditional family holds a :class:`~molgen.conditioning.Conditioner` as ``self.conditioner``."""
+        conditional family holds a :class:`~molgen.conditioning_nn.Conditioner` as ``self.conditioner``."""
         conditioner = getattr(self, "conditioner", None)
         return None if conditioner is None else conditioner.space
 
@@ -245,8 +316,6 @@ class GenerativeModel(L.LightningModule):
         out-of-range values warned about and far-out ones refused unless ``extrapolate``, guidance a
         number >= 0 that needs a condition (:func:`molgen.conditioning.check_request`); ``cli``: the
         messages speak command-line syntax (``--condition qed=0.9``)."""
-        from molgen.conditioning import check_request
-
         space = self.condition_space if "conditional" in self.capabilities else None
         return check_request(space, condition, guidance, extrapolate=extrapolate, cli=cli,
                              model=f"model {self.name!r}", capabilities=sorted(self.capabilities))
@@ -271,21 +340,15 @@ class GenerativeModel(L.LightningModule):
         (``""``, ``"stereo"``, ``"stereo,charge"``, ...); an ``oov_token`` note names the option that
         would score the row.
         """
-        from molgen.scoring import score_smiles
-
         return score_smiles(self, smiles, batch_size=batch_size, progress=progress, kind=kind, condition=condition,
                             strip_stereo=strip_stereo, neutralize=neutralize, strip_isotopes=strip_isotopes,
                             standardize=standardize)
 
     def save_pretrained(self, path: str) -> None:
-        from molgen.persistence import save_pretrained
-
         save_pretrained(self, path)
 
     @classmethod
     def from_pretrained(cls, path: str, *, map_location: str = "cpu") -> GenerativeModel:
-        from molgen.persistence import load_pretrained
-
         model = load_pretrained(path, map_location=map_location)
         if cls is not GenerativeModel and not isinstance(model, cls):
             raise TypeError(f"{path} holds a {type(model).__name__}, not a {cls.__name__}")
@@ -304,8 +367,7 @@ class GenerativeModel(L.LightningModule):
         rep, meta = self.representation, self.metadata or {}
         data, training = meta.get("data") or {}, meta.get("training") or {}
         out = {"family": self.name, "parameters": f"{self.n_parameters() / 1e6:.2f}M",
-               "representation": (f"{getattr(rep, 'name', type(rep).__name__)} (vocabulary "
-                                  f"{getattr(rep, 'vocab_size', '?')}, max_len {self.max_len})") if rep is not None
+               "representation": f"{rep.name} ({rep.describe()}, max_len {self.max_len})" if rep is not None
                else "none (holds " + ", ".join(self.nested) + ")",
                "likelihood": str(self.likelihood_label()) if "log_likelihood" in self.capabilities else "none"}
         if data:
@@ -320,8 +382,6 @@ class GenerativeModel(L.LightningModule):
         return f"{type(self).__name__}(" + ", ".join(f"{k}={v}" for k, v in self.summary().items()) + ")"
 
     def _repr_html_(self) -> str:
-        import html
-
         rows = "".join(f"<tr><th style='text-align:left'>{html.escape(k)}</th><td style='text-align:left'>"
                        f"{html.escape(v)}</td></tr>" for k, v in self.summary().items())
         return f"<table><caption>{type(self).__name__}</caption>{rows}</table>"

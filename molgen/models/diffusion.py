@@ -136,10 +136,11 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from molgen.chem import DEFAULT_POLICY, Policy
-from molgen.conditioning import Conditioner, guided_log_probs, validate_condition_fields
+from molgen.conditioning import validate_condition_fields
+from molgen.conditioning_nn import Conditioner, guided_log_probs
 from molgen.errors import CapabilityError, ConfigError, check_choice, strict
 from molgen.likelihood import resolve_k_kind, row_rand, row_seeds
 from molgen.models.autoregressive import StringDecoding
@@ -215,7 +216,10 @@ class DiffusionModel(GenerativeModel):
     capabilities = frozenset({"sample", "log_likelihood"})
     config_class = DiffusionConfig
 
-    def __init__(self, config: DiffusionConfig, *, representation: Any, policy: Policy = DEFAULT_POLICY) -> None:
+    def __init__(self, config: DiffusionConfig, *, representation: Any, policy: Policy = DEFAULT_POLICY,
+                 backbone: nn.Module | None = None) -> None:
+        """``backbone``: the built denoiser network (:meth:`build_components` makes it from the config's
+        spec; given none, the constructor calls it)."""
         super().__init__(config, representation=representation, policy=policy)
         if representation is None:
             raise ConfigError("masked diffusion needs a fitted tokenizer as its representation")
@@ -224,8 +228,7 @@ class DiffusionModel(GenerativeModel):
         self.mask_id = self.V  # the extra input id
         self.strings = StringDecoding(tok, config.max_len)
         N = self.canvas_len
-        self.net = BACKBONES.build(config.backbone, vocab_size=self.V + 1, max_positions=N,
-                                   causal=config.block_size is not None)
+        self.net = backbone if backbone is not None else self.build_components(config, representation)["backbone"]
         is_eos = torch.zeros(self.V, dtype=torch.bool)
         is_eos[tok.eos_id] = True
         symbol = torch.ones(self.V, dtype=torch.bool)
@@ -246,6 +249,15 @@ class DiffusionModel(GenerativeModel):
         self.conditioner = Conditioner.from_config(config, self.net.cfg.d_model)
         if self.conditioner is not None:
             self.capabilities = type(self).capabilities | {"conditional"}
+
+    @classmethod
+    def build_components(cls, config: DiffusionConfig, representation: Any) -> dict[str, Any]:
+        """The ``backbone`` from the config's spec: input vocabulary V + 1 (``<mask>``), N = max_len + 1
+        positions, bidirectional (MDLM) or with the block models' explicit attention mask (causal)."""
+        if representation is None:
+            raise ConfigError("masked diffusion needs a fitted tokenizer as its representation")
+        return {"backbone": BACKBONES.build(config.backbone, vocab_size=int(representation.vocab_size) + 1,
+                                            max_positions=config.max_len + 1, causal=config.block_size is not None)}
 
     @property
     def canvas_len(self) -> int:
@@ -435,7 +447,7 @@ class DiffusionModel(GenerativeModel):
             return self._block_elbo(batch, k, offset, chunk_rows)
         x = batch["ids"]
         B, N = x.shape
-        seeds = row_seeds(x, self.tokenizer.pad_id, salt=self.config.mc_seed)
+        seeds = row_seeds(x, self.representation, salt=self.config.mc_seed)
         r = row_rand(seeds, (k,), x.device)  # [B, k] stratum offsets
         counts = (1 + ((torch.arange(k, device=x.device) + r) * N / k).floor().long()).clamp(1, N)
         masks = self._masks_of_size(row_rand(seeds, (k, N), x.device, offset=1), counts)  # [B, k, N]
@@ -455,7 +467,7 @@ class DiffusionModel(GenerativeModel):
         nb = len(self.blocks)
         if self.block_size == 1:  # every draw masks every (one-target) block: one draw is the exact value
             k = 1
-        seeds = row_seeds(x, self.tokenizer.pad_id, salt=self.config.mc_seed)
+        seeds = row_seeds(x, self.representation, salt=self.config.mc_seed)
         r = row_rand(seeds, (k, nb), x.device)  # [B, k, nb] stratum offsets per block
         bl = self._blk_len
         strata = torch.arange(k, device=x.device)[:, None]

@@ -28,7 +28,7 @@ the plain product, a distribution over all K^L category strings; decoding then c
 first ``<eos>``.
 
 **Argmax flow** (``dequantizer: argmax``; Hoogeboom et al. 2021, "Argmax Flows and Multinomial
-Diffusion"; the default of ``configs/flow.yaml``). The Gaussian dequantizer above loses nats in decoding
+Diffusion"; the default of ``molgen/configs/flow.yaml``). The Gaussian dequantizer above loses nats in decoding
 wherever its per-category Gaussians overlap (measured: ~32 of 74 nats/molecule, argmax of a dequantized
 vector recovering its token 73% of the time). The argmax flow has a deterministic decoder instead: R^d
 is partitioned into one region per category, x_t = decode(v_t) is the region that v_t lies in, and
@@ -113,7 +113,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from molgen.chem import DEFAULT_POLICY, Policy
 from molgen.errors import ConfigError, check_choice
@@ -148,7 +148,7 @@ class FlowConfig(ModelConfig):
     couplings), ``n_blocks`` coupling steps whose conditioners are ``cond_layers``-layer bidirectional
     transformers of width ``cond_d_model``, the coupling scale clamp, and the Monte-Carlo estimators
     (samples, chunking, seed salt). ``dequantizer`` defaults to ``gaussian`` so that models saved before
-    it existed load unchanged; ``configs/flow.yaml`` chooses ``argmax``."""
+    it existed load unchanged; ``molgen/configs/flow.yaml`` chooses ``argmax``."""
 
     dim: int = 6
     n_blocks: int = 6
@@ -202,7 +202,10 @@ class FlowModel(GenerativeModel):
     capabilities = frozenset({"sample", "log_likelihood"})
     config_class = FlowConfig
 
-    def __init__(self, config: FlowConfig, *, representation: Any, policy: Policy = DEFAULT_POLICY) -> None:
+    def __init__(self, config: FlowConfig, *, representation: Any, policy: Policy = DEFAULT_POLICY,
+                 dequantizer: nn.Module | None = None, flow: Flow | None = None) -> None:
+        """``dequantizer`` (q(v|x) and the decoder) and ``flow`` (f): built modules (:meth:`build_components`
+        makes them from the config; given neither, the constructor calls it)."""
         super().__init__(config, representation=representation, policy=policy)
         if representation is None:
             raise ConfigError("the flow needs a fitted tokenizer as its representation (selfies or smiles)")
@@ -210,28 +213,51 @@ class FlowModel(GenerativeModel):
         c = config
         self.strings = StringDecoding(tok, c.max_len)
         self.argmax = c.dequantizer == "argmax"
-        # argmax: max_len positions (a string without <eos> has max_len symbols); gaussian: max_len + 1
-        self.length = c.max_len if self.argmax else c.max_len + 1
-        # categories: 0 = <eos> (also the padding), 1.. = the ordinary symbols (ids >= 4)
-        specials = {tok.pad_id, tok.bos_id, tok.eos_id, tok.unk_id}
-        ordinary = [i for i in range(tok.vocab_size) if i not in specials]
-        cat_to_id = torch.tensor([tok.eos_id, *ordinary], dtype=torch.long)
+        self.length = self.padded_length(c)
+        cat_to_id = self.categories(tok)
         id_to_cat = torch.full((tok.vocab_size,), -1, dtype=torch.long)
         id_to_cat[cat_to_id] = torch.arange(len(cat_to_id))
         self.register_buffer("cat_to_id", cat_to_id, persistent=False)
         self.register_buffer("id_to_cat", id_to_cat, persistent=False)
         self.n_categories = len(cat_to_id)
-        if self.argmax:
-            self.width = partition_width(c.partition, self.n_categories)
-            self.dequantizer = ArgmaxDequantizer(
-                self.n_categories, self.length, c.partition, d_model=c.q_d_model, n_layers=c.q_layers,
-                n_heads=c.q_heads, mlp_ratio=c.cond_mlp_ratio, n_couplings=c.q_couplings, clamp=c.clamp,
-                init_scale=c.init_scale)
+        self.width = partition_width(c.partition, self.n_categories) if self.argmax else c.dim
+        if dequantizer is None and flow is None:
+            parts = self.build_components(config, representation)
+            dequantizer, flow = parts["dequantizer"], parts["flow"]
+        if dequantizer is None or flow is None:
+            raise ConfigError("give the flow both its components (dequantizer and flow) or neither")
+        self.dequantizer = dequantizer
+        self.flow = flow
+
+    @staticmethod
+    def padded_length(config: FlowConfig) -> int:
+        """L: argmax, ``max_len`` positions (a string without <eos> has max_len symbols); gaussian, max_len + 1."""
+        return config.max_len if config.dequantizer == "argmax" else config.max_len + 1
+
+    @staticmethod
+    def categories(tok: Any) -> Tensor:
+        """Token id of each category: 0 = <eos> (also the padding), 1.. = the ordinary symbols (ids >= 4)."""
+        specials = {tok.pad_id, tok.bos_id, tok.eos_id, tok.unk_id}
+        return torch.tensor([tok.eos_id, *(i for i in range(tok.vocab_size) if i not in specials)], dtype=torch.long)
+
+    @classmethod
+    def build_components(cls, config: FlowConfig, representation: Any) -> dict[str, Any]:
+        """The ``dequantizer`` (argmax: the partition's q(v|x); gaussian: per-category Gaussians) and the
+        ``flow`` f, sized by the config and the tokenizer's categories."""
+        if representation is None:
+            raise ConfigError("the flow needs a fitted tokenizer as its representation (selfies or smiles)")
+        c, length, k = config, cls.padded_length(config), len(cls.categories(representation))
+        if c.dequantizer == "argmax":
+            width = partition_width(c.partition, k)
+            dequantizer: nn.Module = ArgmaxDequantizer(
+                k, length, c.partition, d_model=c.q_d_model, n_layers=c.q_layers, n_heads=c.q_heads,
+                mlp_ratio=c.cond_mlp_ratio, n_couplings=c.q_couplings, clamp=c.clamp, init_scale=c.init_scale)
         else:
-            self.width = c.dim
-            self.dequantizer = CategoricalGaussians(self.n_categories, c.dim, self.length, c.init_scale)
-        self.flow = Flow(self.width, self.length, c.n_blocks, c.cond_d_model, c.cond_layers, c.cond_heads, c.clamp,
-                         mlp_ratio=c.cond_mlp_ratio)
+            width = c.dim
+            dequantizer = CategoricalGaussians(k, c.dim, length, c.init_scale)
+        return {"dequantizer": dequantizer,
+                "flow": Flow(width, length, c.n_blocks, c.cond_d_model, c.cond_layers, c.cond_heads, c.clamp,
+                             mlp_ratio=c.cond_mlp_ratio)}
 
     # --- data ----------------------------------------------------------------------------------
     def featurize(self, canonical_smiles: str) -> list[int]:
@@ -335,7 +361,7 @@ class FlowModel(GenerativeModel):
         """[B] lower bound on log P(padded canonical string), nats: ``iw-K`` (default) or ``dequantized-bound``."""
         kind = self.likelihood_kind(self.config, kind)
         cats = batch["cats"]
-        seeds = row_seeds(batch["ids"], self.tokenizer.pad_id, salt=self.config.mc_seed)
+        seeds = row_seeds(batch["ids"], self.representation, salt=self.config.mc_seed)
         if kind == "dequantized-bound":
             return self.sample_log_weights(cats, seeds, self.config.bound_samples).mean(0)
         k = int(kind.split("-")[1])
@@ -357,7 +383,7 @@ class FlowModel(GenerativeModel):
         return loss
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
-        seeds = row_seeds(batch["ids"], self.tokenizer.pad_id, salt=self.config.mc_seed)
+        seeds = row_seeds(batch["ids"], self.representation, salt=self.config.mc_seed)
         bound = self.sample_log_weights(batch["cats"], seeds, 1)[0]
         self.log("val/nll", -bound.mean().float(), prog_bar=True, batch_size=bound.shape[0], sync_dist=True)
 

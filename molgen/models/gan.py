@@ -16,7 +16,11 @@ for both (two optimisers, manual optimisation).
 No likelihood: the generator is implicit (a push-forward of noise), so the family declares no
 ``"log_likelihood"``; judge it by FCD and the mode-dropping diagnostics (``molgen.metrics.modes``),
 including the latent-bin occupancy tracked during training (``train/latent_bins_*``; GAN collapse comes
-and goes, so it is logged every ``occupancy_every`` batches and kept in ``gan_diagnostics.json``).
+and goes, so it is logged every ``occupancy_every`` batches and kept in ``gan_diagnostics.json``) by the
+:class:`~molgen.training.callbacks.LatentBinTracking` callback the family declares (``default_callbacks``).
+
+The VAE is a nested model by role (``nested = {"autoencoder": NestedRole(...)}``): ``molgen train --model
+gan --autoencoder DIR`` loads it, the saved GAN keeps it in ``nested/autoencoder/``.
 
 Training molecules are encoded once, at the start of the fit. Molecules the VAE cannot represent are
 refused by ``featurize`` (counted per status in the model's ``metadata["dropped"]``); rows that still
@@ -25,12 +29,10 @@ come back NaN from the encoder are counted in ``latent_info`` and left out of tr
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -38,10 +40,13 @@ from torch import Tensor, nn
 
 from molgen.chem import DEFAULT_POLICY, Policy
 from molgen.errors import ConfigError, check_choice, strict
-from molgen.models.base import GenerativeModel, SampleResult
+from molgen.metrics.modes import Bins, bin_stats_at_equal_n
+from molgen.models.base import GenerativeModel, NestedRole, SampleResult
 from molgen.models.config import ModelConfig
+from molgen.models.vae import DECODER_STREAM
 from molgen.registry import MODELS
 from molgen.rowrandom import RowRandom
+from molgen.training.callbacks import LatentBinTracking
 from molgen.training.progress import log_due
 
 log = logging.getLogger(__name__)
@@ -136,7 +141,9 @@ class LatentGAN(GenerativeModel):
     name = "gan"
     capabilities = frozenset({"sample"})
     config_class = GANConfig
-    nested = ("autoencoder",)
+    nested: ClassVar[dict[str, NestedRole]] = {"autoencoder": NestedRole(
+        help="a trained VAE (encode + decode): the GAN models its latent means and writes strings with its decoder; "
+             "reused frozen, saved with the GAN", requires=frozenset({"encode", "decode"}))}
     featurize_cacheable = False  # items are (SMILES, VAE input) pairs, encoded once at the start of the fit
     optim_options = ()  # two Adams from the config's adam_lr / adam_betas, no schedule
     no_likelihood_reason = ("an implicit model (a generator network pushing noise through a decoder) has no "
@@ -148,9 +155,7 @@ class LatentGAN(GenerativeModel):
             raise ConfigError("the GAN takes no representation of its own: it writes strings with its "
                               "autoencoder's decoder (pass representation=None)")
         super().__init__(config, representation=None, policy=policy)
-        if not isinstance(autoencoder, GenerativeModel) or not {"encode", "decode"} <= autoencoder.capabilities:
-            raise ConfigError(f"the GAN needs an autoencoder with encode and decode (a trained 'vae'), got "
-                              f"{getattr(autoencoder, 'name', type(autoencoder).__name__)!r}")
+        self._check_nested({"autoencoder": autoencoder})  # a model declaring encode and decode (a trained VAE)
         self.automatic_optimization = False
         self.autoencoder = autoencoder.eval()
         self.autoencoder.requires_grad_(False)
@@ -162,12 +167,17 @@ class LatentGAN(GenerativeModel):
         self.register_buffer("z_std", torch.ones(d_z))
         # training-time state (not saved with the model)
         self.latent_info: dict[str, Any] = {}
+        #: latent-bin statistics over training (filled by :class:`LatentBinTracking`)
         self.latent_history: list[dict[str, Any]] = []
         self._table: dict[str, int] = {}
         self._latents: Tensor | None = None  # standardised training latents [N, d_z]
-        self._bins: Any = None
+        self.bins: Bins | None = None  # k-means bins of the training latents (``encode_training_set``)
         self._track_n = 0
-        self._batches = 0
+        self.n_batches = 0  # training batches seen (the critic steps; the generator steps every n_critic)
+
+    def default_callbacks(self) -> list[Any]:
+        """Latent-bin tracking during training and ``gan_diagnostics.json`` at its end."""
+        return [LatentBinTracking()]
 
     @property
     def d_z(self) -> int:
@@ -255,20 +265,18 @@ class LatentGAN(GenerativeModel):
     def _fit_bins(self, u: Tensor) -> None:
         """k-means bins over (up to 20,000) standardised training latents (``occupancy_bins``, capped at a
         tenth of the points; seed ``seed``)."""
-        from molgen.metrics.modes import Bins
-
         c = self.config
         x = u.numpy().astype(np.float64)
         if len(x) > 20_000:
             x = x[np.sort(np.random.default_rng(c.seed).choice(len(x), 20_000, replace=False))]
-        self._bins = Bins(x, min(c.occupancy_bins, max(2, len(x) // 10)), seed=c.seed)
+        self.bins = Bins(x, min(c.occupancy_bins, max(2, len(x) // 10)), seed=c.seed)
         self._track_n = min(c.occupancy_n, len(u))
 
     @torch.no_grad()
     def latent_bin_stats(self, n: int | None = None, seed: int = 0) -> dict[str, float]:
         """Latent-bin occupancy / TV / JS of ``n`` generated latents against the training latents' bins,
         with the real-vs-real values at the same n (``*_real``). Needs the training set encoded."""
-        if self._bins is None:
+        if self.bins is None:
             raise ValueError("no latent bins: encode the training set first (encode_training_set)")
         n = n or self._track_n
         return self.latent_bin_stats_of(self.sample_latents(n, seed=seed))
@@ -277,14 +285,12 @@ class LatentGAN(GenerativeModel):
     def latent_bin_stats_of(self, z: Tensor) -> dict[str, float]:
         """Latent-bin statistics of any latent points z [n, d_z] on the VAE scale (e.g. the VAE's own prior
         samples, for comparison), with the real-vs-real values at the same n (training latents)."""
-        from molgen.metrics.modes import bin_stats_at_equal_n
-
-        if self._bins is None or self._latents is None:
+        if self.bins is None or self._latents is None:
             raise ValueError("no latent bins: encode the training set first (encode_training_set)")
         u = self.standardise(torch.as_tensor(z, dtype=torch.float32)).cpu().numpy()
         pool = self._latents[torch.isfinite(self._latents).all(1)].numpy()
-        gen, real = bin_stats_at_equal_n(self._bins, u, pool, seed=self.config.seed)
-        return {**gen, "n": len(u), "n_bins": self._bins.k, **{f"{k}_real": real[k] for k in ("occupied", "tv", "js")}}
+        gen, real = bin_stats_at_equal_n(self.bins, u, pool, seed=self.config.seed)
+        return {**gen, "n": len(u), "n_bins": self.bins.k, **{f"{k}_real": real[k] for k in ("occupied", "tv", "js")}}
 
     # --- sampling ------------------------------------------------------------------------------
     @torch.no_grad()
@@ -310,8 +316,6 @@ class LatentGAN(GenerativeModel):
         """z = G(eps) (VAE scale), x ~ p(x|z) sampled from the VAE decoder (argmax if ``decode="argmax"``).
         Streams of a row: 0 the generator's noise, then the VAE decoder's token t from stream
         ``DECODER_STREAM + t`` (2 + t; stream 1, the VAE prior's noise, unused)."""
-        from molgen.models.vae import DECODER_STREAM
-
         self._refuse_constrain(constrain)
         z = self.sample_latents(n, rng=rng)
         greedy = self.config.decode == "argmax"
@@ -368,9 +372,9 @@ class LatentGAN(GenerativeModel):
         opt_c.zero_grad(set_to_none=True)
         self.manual_backward(loss_c)
         opt_c.step()
-        self._batches += 1
+        self.n_batches += 1
         logging_now = log_due(self)
-        if self._batches % c.n_critic == 0:
+        if self.n_batches % c.n_critic == 0:
             self.critic.requires_grad_(False)
             loss_g = -self.critic(self.generator(torch.randn(b, c.noise_dim, device=real.device))).mean()
             opt_g.zero_grad(set_to_none=True)
@@ -383,31 +387,4 @@ class LatentGAN(GenerativeModel):
             self.log("train/wasserstein", (d_real - d_fake).detach(), prog_bar=True, batch_size=b)
             self.log("train/gp", gp.detach(), batch_size=b)
             self.log("train/loss_critic", loss_c.detach(), batch_size=b)
-        if self._bins is not None and self._batches % c.occupancy_every == 0:
-            self._track_occupancy()
         return None
-
-    def _track_occupancy(self) -> None:
-        stats = self.latent_bin_stats(seed=self.config.seed)
-        step = self.trainer.global_step if self._trainer is not None else self._batches
-        frac = self.progress.fraction() if self.progress is not None else None
-        self.latent_history.append({"batch": self._batches, "optimizer_step": step, "progress": frac, **stats})
-        # straight to the logger: every tracking point is kept (self.log would keep only the logging steps)
-        if self.logger is not None and self.trainer.is_global_zero:
-            self.logger.log_metrics({f"train/latent_bins_{k}": float(stats[k]) for k in ("occupied", "tv", "js")},
-                                    step=step)
-
-    def on_fit_end(self) -> None:
-        """Write ``gan_diagnostics.json`` (latent counts, latent-bin history) next to the training logs."""
-        if self._trainer is None or not self.trainer.is_global_zero:
-            return
-        if self._bins is not None:
-            self._track_occupancy_final()
-        root = Path(self.trainer.log_dir or self.trainer.default_root_dir)
-        root.mkdir(parents=True, exist_ok=True)
-        (root / "gan_diagnostics.json").write_text(json.dumps(
-            {"latent_info": self.latent_info, "latent_bins_history": self.latent_history}, indent=1, default=float))
-
-    def _track_occupancy_final(self) -> None:
-        stats = self.latent_bin_stats(seed=self.config.seed)
-        self.latent_history.append({"batch": self._batches, "final": True, **stats})

@@ -8,8 +8,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from molgen.chem import Policy, standardize
+from molgen.chem import Policy, mol_to_smiles, standardize
+from molgen.conditioning import condition_text
+from molgen.data.io import row_ids
+from molgen.drawing import draw
 from molgen.errors import strict
+from molgen.filtering import filter_molecules
 from molgen.likelihood import LikelihoodLabel
 
 
@@ -46,8 +50,7 @@ class SampleResult:
 
     def to_frame(self) -> pd.DataFrame:
         df = pd.DataFrame({"smiles": self.smiles, "canonical": self.canonical, "valid": self.valid})
-        from molgen.data.io import row_ids  # sample_000001, ...: molecule start + i of the run, 1-based
-
+        # sample_000001, ...: molecule start + i of the run, 1-based
         df.insert(0, "id", row_ids(len(self), start=int(self.info.get("start", 0)) + 1))
         if self.log_likelihood is not None and self.likelihood is not None:
             df["log_likelihood"] = self.log_likelihood
@@ -56,8 +59,6 @@ class SampleResult:
         df["sampler"] = self.sampler
         df["temperature"] = self.temperature
         if "condition" in self.info:  # conditional samples say what they were asked for
-            from molgen.scoring import condition_text
-
             df["condition"] = condition_text(self.info["condition"])
             df["guidance"] = self.info.get("guidance", 0.0)
         if "constraint" in self.info:  # fragment-constrained samples (molgen.fragments): what was asked, per row
@@ -70,14 +71,10 @@ class SampleResult:
 
     def filter(self, **criteria: Any) -> pd.DataFrame:
         """:func:`molgen.filtering.filter_molecules` on these samples: every row with ``keep`` and ``reason``."""
-        from molgen.filtering import filter_molecules
-
         return filter_molecules(self, **criteria)
 
     def draw(self, n: int = 24, **options: Any):
         """An HTML grid of the first ``n`` samples with their values (:func:`molgen.drawing.draw`)."""
-        from molgen.drawing import draw
-
         return draw(self, n=n, **options)
 
     def _repr_html_(self) -> str:  # Jupyter: a summary line and the first molecules
@@ -91,8 +88,6 @@ SampleResult.__init__ = strict(SampleResult.__init__)  # type: ignore[method-ass
 
 def canonical_rows(raw: list[Any], policy: Policy) -> tuple[list[str], list[str | None]]:
     """(SMILES as generated, canonical SMILES or None) for sampled strings or RDKit molecules."""
-    from molgen.chem import mol_to_smiles
-
     smiles, canonical = [], []
     for x in raw:
         if x is None:

@@ -11,7 +11,7 @@ summed per molecule in nats, over the proper string distribution of
 Conditional (``condition`` set, by ``molgen train --condition qed``): the condition embedding is a
 prefix, added at the BOS position that every later position attends to, so log p(x | c) stays exact.
 Classifier-free guidance runs the conditional and the unconditional model as one doubled batch
-through the KV cache and mixes their next-token log-probs (:func:`molgen.conditioning.guided_log_probs`).
+through the KV cache and mixes their next-token log-probs (:func:`molgen.conditioning_nn.guided_log_probs`).
 """
 
 from __future__ import annotations
@@ -20,10 +20,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from molgen.chem import DEFAULT_POLICY, Policy
-from molgen.conditioning import Conditioner, guided_log_probs, validate_condition_fields
+from molgen.conditioning import validate_condition_fields
+from molgen.conditioning_nn import Conditioner, guided_log_probs
 from molgen.errors import ConfigError
 from molgen.models.autoregressive import Constrain, StringDecoding
 from molgen.models.base import GenerativeModel
@@ -61,16 +62,26 @@ class TransformerModel(GenerativeModel):
     capabilities = frozenset({"sample", "log_likelihood"})
     config_class = TransformerConfig
 
-    def __init__(self, config: TransformerConfig, *, representation: Any, policy: Policy = DEFAULT_POLICY) -> None:
+    def __init__(self, config: TransformerConfig, *, representation: Any, policy: Policy = DEFAULT_POLICY,
+                 backbone: nn.Module | None = None) -> None:
+        """``backbone``: the built causal network (:meth:`build_components` makes it from the config's
+        spec; given none, the constructor calls it)."""
         super().__init__(config, representation=representation, policy=policy)
         if representation is None:
             raise ConfigError("the transformer needs a fitted tokenizer as its representation")
         self.strings = StringDecoding(representation, config.max_len)
-        self.net = BACKBONES.build(config.backbone, vocab_size=representation.vocab_size,
-                                   max_positions=config.max_len + 1, causal=True)
+        self.net = backbone if backbone is not None else self.build_components(config, representation)["backbone"]
         self.conditioner = Conditioner.from_config(config, self.net.cfg.d_model)
         if self.conditioner is not None:
             self.capabilities = type(self).capabilities | {"conditional"}
+
+    @classmethod
+    def build_components(cls, config: TransformerConfig, representation: Any) -> dict[str, Any]:
+        """The causal ``backbone`` from the config's spec, wired to the vocabulary and max_len + 1 positions."""
+        if representation is None:
+            raise ConfigError("the transformer needs a fitted tokenizer as its representation")
+        return {"backbone": BACKBONES.build(config.backbone, vocab_size=representation.vocab_size,
+                                            max_positions=config.max_len + 1, causal=True)}
 
     # --- data and likelihood -------------------------------------------------------------------
     def featurize(self, canonical_smiles: str) -> list[int]:

@@ -39,19 +39,23 @@ Training objective (not the ELBO when safeguards are on): ``-E_q log p(x~|z) + b
 * re-seeding of dead mixture components (usage < ``reseed_threshold``/K on the validation subset): the
   component moves to the encoder mean of a random molecule (VQ-style restart).
 
-Diagnostics (``vae_diagnostics.py``) run at every validation on a fixed subset and are kept in
-``self.diagnostics_history``; collapse alarms are warnings and flags; a PNG + JSON is written at the end.
+Components are injected as built modules: ``VAEModel(config, representation=tok, encoder=..., prior=...,
+backbone=...)`` (:meth:`VAEModel.build_components` builds them from the config's ``encoder`` / ``prior`` /
+``backbone`` specs: the configuration edge). The model is the model only: what acts around its training
+steps is a Lightning callback it declares in ``default_callbacks`` (:mod:`molgen.training.callbacks`):
+:class:`~molgen.training.callbacks.VAEDiagnostics` (diagnostics of ``vae_diagnostics.py`` at every
+validation on a fixed subset, kept in ``self.diagnostics_history``; collapse alarms as warnings and flags;
+a PNG + JSON at the end), :class:`~molgen.training.callbacks.AggressiveEncoderPhase` and
+:class:`~molgen.training.callbacks.DeadComponentReseeding`. KL annealing, free bits, prior fitting and
+word dropout are terms of the objective and stay in ``training_step``.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -60,26 +64,21 @@ import torch
 from torch import Tensor, nn
 
 from molgen.chem import DEFAULT_POLICY, Policy, standardize
-from molgen.errors import CollapseWarning, ConfigError, TokenizeError, check_choice, strict
+from molgen.encoders.base import Encoder
+from molgen.errors import CollapseWarning, ConfigError, check_choice, strict
 from molgen.likelihood import resolve_k_kind, row_randn, row_seeds
 from molgen.models.autoregressive import StringDecoding
 from molgen.models.base import GenerativeModel, SampleResult
 from molgen.models.config import ModelConfig
 from molgen.models.init_from import copy_transformer_weights
-from molgen.models.priors import VampPrior, build_prior, diag_normal_log_prob, reparameterize
+from molgen.models.priors import Prior, VampPrior, build_prior, diag_normal_log_prob, reparameterize
 from molgen.models.results import canonical_rows
-from molgen.models.vae_diagnostics import (
-    active_units,
-    latent_diagnostics,
-    mutual_information,
-    plot_history,
-    reconstruction_accuracy,
-    reconstruction_matches,
-)
+from molgen.models.vae_diagnostics import final_diagnostics
 from molgen.nn.transformer import KVCache
 from molgen.registry import BACKBONES, ENCODERS, MODELS
 from molgen.rowrandom import RowRandom
 from molgen.scoring import as_smiles_list
+from molgen.training.callbacks import AggressiveEncoderPhase, DeadComponentReseeding, VAEDiagnostics
 from molgen.training.optim import adamw_warmup_cosine, progress_fraction
 from molgen.training.progress import log_due
 
@@ -174,23 +173,38 @@ class VAEModel(GenerativeModel):
     capabilities = frozenset({"sample", "log_likelihood", "encode", "decode"})
     config_class = VAEConfig
 
-    def __init__(self, config: VAEConfig, *, representation: Any, policy: Policy = DEFAULT_POLICY) -> None:
+    def __init__(self, config: VAEConfig, *, representation: Any, policy: Policy = DEFAULT_POLICY,
+                 encoder: Encoder | None = None, prior: Prior | None = None, backbone: nn.Module | None = None) -> None:
+        """``encoder`` q(z|x), ``prior`` p(z) and, for ``decoder: transformer``, the decoder's ``backbone``:
+        built modules (:meth:`build_components` makes them from the config's specs; given none, the
+        constructor calls it). The config's specs are what a saved model records: a module they do not
+        describe trains and samples, but its directory will not load."""
         super().__init__(config, representation=representation, policy=policy)
         if representation is None:
             raise ConfigError("the VAE needs a fitted tokenizer as its representation (its decoder writes strings)")
         tok = representation
         V, c = tok.vocab_size, config
+        wants_backbone = c.decoder == "transformer"
+        if encoder is None and prior is None and backbone is None:
+            parts = self.build_components(config, representation)
+            encoder, prior, backbone = parts["encoder"], parts["prior"], parts.get("backbone")
+        if encoder is None or prior is None or (backbone is not None) != wants_backbone:
+            raise ConfigError("give the VAE all its components or none: encoder, prior"
+                              + (" and backbone (decoder: transformer)" if wants_backbone else
+                                 " (no backbone: the decoder is a GRU)"))
+        if int(prior.d_z) != int(c.d_z):
+            raise ConfigError(f"the prior is over {prior.d_z} latent dimensions, the VAE's d_z is {c.d_z}")
         self.strings = StringDecoding(tok, config.max_len)
-        self.encoder = ENCODERS.build(c.encoder, vocab_size=V, d_z=c.d_z, pad_id=tok.pad_id)
+        self.encoder = encoder
         self.featurize_cacheable = self.encoder.input_kind == "ids"  # graphs are rebuilt, not cached
-        self.prior = build_prior(c.prior, c.d_z, feature_dim=self.encoder.feature_dim)
+        self.prior = prior
         if isinstance(self.prior, VampPrior):
             self.prior.bind(self.encoder.head)
-        if c.decoder == "transformer":
+        if wants_backbone:
             # z enters twice (as Optimus, Li et al. 2020): as a prefix slot before <bos> that every position
             # attends to in every layer ("memory"), and added to every input embedding. Both projections
             # start small (N(0, 0.02), the backbone's own init), not zero: W = 0 gives the encoder no gradient.
-            self.net = BACKBONES.build(c.backbone, vocab_size=V, max_positions=c.max_len + 1, causal=True)
+            self.net = backbone
             self.z_prefix = nn.Linear(c.d_z, self.net.cfg.d_model)
             self.z_proj = nn.Linear(c.d_z, self.net.cfg.d_model)
             for lin in (self.z_prefix, self.z_proj):
@@ -203,14 +217,27 @@ class VAEModel(GenerativeModel):
             self.dec_rnn = nn.GRU(c.emb_dim + c.d_z, c.dec_hidden, c.dec_layers, batch_first=True,
                                   dropout=c.dropout if c.dec_layers > 1 else 0.0)
             self.dec_out = nn.Linear(c.dec_hidden + c.d_z, V)
-        # Training-time state (not part of the saved model).
+        #: one latent-diagnostics entry per validation of a fit (filled by :class:`VAEDiagnostics`; not saved)
         self.diagnostics_history: list[dict[str, Any]] = []
-        self._diag_buf: dict[str, list[Tensor]] = {}
-        self._recon_targets: list[str] = []
-        self._aggr_active = c.aggressive == "on"
-        self._aggr_done = False
-        self._aggr_start = 0
-        self._aggr_last_mi = -math.inf
+
+    @classmethod
+    def build_components(cls, config: VAEConfig, representation: Any) -> dict[str, Any]:
+        """``encoder`` and ``prior`` (and ``backbone`` for ``decoder: transformer``) from the config's specs,
+        wired to the tokenizer (vocabulary, pad id), d_z and the encoder's feature width."""
+        if representation is None:
+            raise ConfigError("the VAE needs a fitted tokenizer as its representation (its decoder writes strings)")
+        V, c = representation.vocab_size, config
+        encoder = ENCODERS.build(c.encoder, vocab_size=V, d_z=c.d_z, pad_id=representation.pad_id)
+        parts = {"encoder": encoder, "prior": build_prior(c.prior, c.d_z, feature_dim=encoder.feature_dim)}
+        if c.decoder == "transformer":
+            parts["backbone"] = BACKBONES.build(c.backbone, vocab_size=V, max_positions=c.max_len + 1, causal=True)
+        return parts
+
+    def default_callbacks(self) -> list[Any]:
+        """Latent diagnostics at every validation, then the safeguards that act on them (aggressive encoder
+        phase, re-seeding of dead mixture components): :mod:`molgen.training.callbacks`."""
+        aggressive = AggressiveEncoderPhase()
+        return [VAEDiagnostics(safeguards=[aggressive, DeadComponentReseeding()]), aggressive]
 
     @property
     def d_z(self) -> int:
@@ -221,23 +248,15 @@ class VAEModel(GenerativeModel):
         ids = self.strings.featurize(canonical_smiles)
         if self.encoder.input_kind != "graph":
             return ids
-        from molgen.featurizers.graph import smiles_to_data
-
-        try:
-            g = smiles_to_data(canonical_smiles)
-        except ValueError as e:
-            raise TokenizeError(str(e)) from None
-        return GraphItem(ids, g)
+        return GraphItem(ids, self.encoder.featurize(canonical_smiles))  # TokenizeError if RDKit cannot
 
     def item_length(self, item: Any) -> int:
         return len(item.ids) if isinstance(item, GraphItem) else len(item)
 
     def collate(self, items: Sequence[Any]) -> dict[str, Any]:
         if items and isinstance(items[0], GraphItem):
-            from torch_geometric.data import Batch
-
             out: dict[str, Any] = self.strings.collate([x.ids for x in items])
-            out["graph"] = Batch.from_data_list([x.graph for x in items])
+            out["graph"] = self.encoder.collate([x.graph for x in items])
             return out
         return self.strings.collate(items)
 
@@ -328,7 +347,7 @@ class VAEModel(GenerativeModel):
         return self.iwae(batch, int(kind.split("-")[1]))
 
     def _row_seeds(self, batch: dict[str, Any]) -> list[int]:
-        return row_seeds(batch["ids"], self.tokenizer.pad_id, salt=self.config.mc_seed)
+        return row_seeds(batch["ids"], self.representation, salt=self.config.mc_seed)
 
     def elbo(self, batch: dict[str, Any], n_z: int | None = None, kl_samples: int | None = None) -> Tensor:
         """[B] plain ELBO: mean over ``n_z`` samples of log p(x|z) minus KL (MC with ``kl_samples``)."""
@@ -397,46 +416,23 @@ class VAEModel(GenerativeModel):
             self.log("train/rec", rec.mean().detach(), batch_size=bs)
             self.log("train/kl", kl_mean.detach(), prog_bar=True, batch_size=bs)
             self.log("train/beta", beta, batch_size=bs)
-            self.log("train/aggressive", float(self._aggr_active), batch_size=bs)
         return loss
 
-    def _generative_parameters(self) -> list[nn.Parameter]:
+    def generative_parameters(self) -> list[nn.Parameter]:
+        """The decoder's and the prior's parameters (what the aggressive encoder phase holds still)."""
         if self.config.decoder == "transformer":
             mods = [self.net, self.z_prefix, self.z_proj, self.prior]
         else:
             mods = [self.dec_emb, self.z_to_h, self.dec_rnn, self.dec_out, self.prior]
         return [p for m in mods for p in m.parameters()]
 
-    def on_before_optimizer_step(self, optimizer: Any) -> None:
-        """Aggressive phase: only the encoder moves on ``aggressive_inner`` of every inner+1 steps."""
-        if not self._aggr_active:
-            return
-        step = self.trainer.global_step
-        if step - self._aggr_start >= self.config.aggressive_max_steps:
-            self._stop_aggressive("step budget reached")
-            return
-        if step % (self.config.aggressive_inner + 1) != self.config.aggressive_inner:
-            for p in self._generative_parameters():
-                p.grad = None
-
-    def _start_aggressive(self) -> None:
-        self._aggr_active, self._aggr_start = True, self.trainer.global_step if self._trainer else 0
-        log.info("VAE: aggressive encoder phase on at step %d", self._aggr_start)
-
-    def _stop_aggressive(self, why: str) -> None:
-        if self._aggr_active:
-            log.info("VAE: aggressive encoder phase off (%s)", why)
-        self._aggr_active, self._aggr_done = False, True
-
     def _generator(self, seed: int) -> torch.Generator:
         return torch.Generator(device=self.device).manual_seed(int(seed))
 
-    # --- validation + diagnostics --------------------------------------------------------------
-    def on_validation_epoch_start(self) -> None:
-        self._diag_buf = {"mu": [], "logvar": [], "rec": [], "kl": [], "h": []}
-        self._recon_targets: list[str] = []
-
-    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+    # --- validation ----------------------------------------------------------------------------
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Tensor]:
+        """Logs the beta = 1 bound's terms; returns the posteriors and per-molecule terms (``mu``, ``logvar``,
+        ``rec``, ``kl``, ``h``) for :class:`~molgen.training.callbacks.VAEDiagnostics`."""
         g = self._generator(batch_idx)
         h = self.encoder.features(batch)
         mu, logvar = self.encoder.head(h)
@@ -448,87 +444,13 @@ class VAEModel(GenerativeModel):
         self.log("val/nll", -elbo.mean(), prog_bar=True, batch_size=bs, sync_dist=True)
         self.log("val/rec", rec.mean(), batch_size=bs, sync_dist=True)
         self.log("val/kl", kl.mean(), batch_size=bs, sync_dist=True)
-        have = sum(x.shape[0] for x in self._diag_buf.get("mu", []))
-        if have < self.config.diag_size:
-            take = self.config.diag_size - have
-            for key, v in (("mu", mu), ("logvar", logvar), ("rec", rec), ("kl", kl), ("h", h)):
-                self._diag_buf.setdefault(key, []).append(v[:take].detach().float())
-            want = self.config.recon_size - len(self._recon_targets)
-            if want > 0:
-                self._recon_targets += self.strings.decode(batch["ids"][:min(take, want), 1:])
-
-    def on_validation_epoch_end(self) -> None:
-        if not self._diag_buf.get("mu"):
-            return
-        buf = {k: torch.cat(v) for k, v in self._diag_buf.items()}
-        diag = latent_diagnostics(self.prior, buf["mu"], buf["logvar"], buf["kl"], buf["rec"],
-                                  mi_threshold=self.config.mi_threshold)
-        if self._recon_targets:
-            n = len(self._recon_targets)
-            decoded = self.strings.decode(self._decode_ids(buf["mu"][:n], greedy=True))
-            diag["recon_accuracy"] = float(np.mean(reconstruction_matches(decoded, self._recon_targets, self.policy)))
-        step = self.trainer.global_step if self._trainer else 0
-        diag.update(step=step, beta=self.beta(), aggressive=self._aggr_active)
-        self.diagnostics_history.append(diag)
-        for key in ("rec", "kl", "elbo", "active_units", "mi", "recon_accuracy", "marginal_kl", "usage_perplexity",
-                    "responsibility_entropy", "top_component_share"):
-            if key in diag:
-                self.log(f"val/{key}", float(diag[key]), sync_dist=True)
-        self.log("val/posterior_collapse", float(diag["posterior_collapse"]))
-        self.log("val/mixture_collapse", float(diag["mixture_collapse"]))
-        if diag["mi_at_cap"]:
-            log.info("VAE: MI %.2f nats is at its log N = %.2f cap (read it as 'at least')", diag["mi"],
-                     diag["mi_cap"])
-        self.warn_on_collapse(diag)
-        self._maybe_aggressive(diag)
-        if self.config.reseed_dead and self.training_in_progress():
-            self.reseed_dead_components(buf, diag)
+        return {"mu": mu, "logvar": logvar, "rec": rec, "kl": kl, "h": h}
 
     def final_diagnostics(self, smiles: Sequence[str]) -> dict[str, Any]:
         """What ``metadata.json`` and ``molgen info`` keep about the trained latent, on (at most
-        ``diag_size``) validation molecules: active units, I(x; z) and greedy reconstruction accuracy."""
-        smiles = list(smiles)[: self.config.diag_size]
-        mu, lv = self.encode(smiles, return_logvar=True)
-        ok = ~torch.isnan(mu).any(-1)
-        if int(ok.sum()) < 2:
-            return {}
-        g = torch.Generator().manual_seed(0)
-        out: dict[str, Any] = {"active_units": active_units(mu[ok])[0], "d_z": self.d_z,
-                               "mi_nats": round(mutual_information(mu[ok], lv[ok], g), 3)}
-        if self.config.recon_size:
-            rec = reconstruction_accuracy(self, smiles[: self.config.recon_size])
-            out.update(recon_accuracy=round(rec["accuracy"], 4), recon_n=rec["n"])
-        return out
-
-    def training_in_progress(self) -> bool:
-        """True inside ``trainer.fit`` (not a sanity check, not a stand-alone ``validate``)."""
-        return self._trainer is not None and self.trainer.state.fn == "fit" and not self.trainer.sanity_checking
-
-    def warn_on_collapse(self, diag: dict[str, Any]) -> None:
-        """Explicit CollapseWarning when a diagnostics dict shows posterior or mixture collapse."""
-        if diag["posterior_collapse"]:
-            warnings.warn(
-                f"VAE posterior collapse at step {diag.get('step')}: I(x;z) = {diag['mi']:.2f} nats, "
-                f"KL = {diag['kl']:.2f} nats, {diag['active_units']}/{diag['d_z']} active units "
-                "(z is ignored by the decoder; turn on free bits / KL annealing / aggressive phase)",
-                CollapseWarning, stacklevel=2)
-        if diag["mixture_collapse"]:
-            warnings.warn(
-                f"VAE mixture collapse at step {diag.get('step')}: usage perplexity "
-                f"{diag['usage_perplexity']:.2f} of K = {diag['n_components']}, top component share "
-                f"{diag['top_component_share']:.2f}", CollapseWarning, stacklevel=2)
-
-    def _maybe_aggressive(self, diag: dict[str, Any]) -> None:
-        mode = self.config.aggressive
-        if mode == "off" or self._aggr_done or self._trainer is None:
-            return
-        if self._aggr_active:
-            if diag["mi"] <= self._aggr_last_mi + 1e-3:
-                self._stop_aggressive("validation MI stopped increasing")
-            self._aggr_last_mi = diag["mi"]
-        elif mode == "auto" and diag["active_units"] < self.d_z / 4:
-            self._start_aggressive()
-            self._aggr_last_mi = diag["mi"]
+        ``diag_size``) validation molecules: active units, I(x; z) and greedy reconstruction accuracy
+        (:func:`molgen.models.vae_diagnostics.final_diagnostics`)."""
+        return final_diagnostics(self, smiles)
 
     @torch.no_grad()
     def reseed_dead_components(self, buf: dict[str, Tensor], diag: dict[str, Any]) -> int:
@@ -555,18 +477,6 @@ class VAEModel(GenerativeModel):
         diag["reseeded"] = int(dead.numel())
         log.info("VAE: re-seeded %d dead mixture component(s)", dead.numel())
         return int(dead.numel())
-
-    def on_fit_end(self) -> None:
-        """Write the diagnostics history as JSON and a PNG plot next to the training logs."""
-        if not self.diagnostics_history or self._trainer is None or not self.trainer.is_global_zero:
-            return
-        root = Path(self.trainer.log_dir or self.trainer.default_root_dir)
-        root.mkdir(parents=True, exist_ok=True)
-        (root / "vae_diagnostics.json").write_text(json.dumps(self.diagnostics_history, indent=1, default=float))
-        try:
-            plot_history(self.diagnostics_history, root / "vae_diagnostics.png")
-        except Exception as e:  # a plotting failure must not lose a trained model
-            log.warning("could not plot VAE diagnostics: %s", e)
 
     # --- sampling / encode / decode ------------------------------------------------------------
     def _sample(self, n: int, *, temperature: float, rng: RowRandom, condition=None, guidance=None,

@@ -18,12 +18,15 @@
 Alarms: *posterior collapse* when I < ``mi_threshold`` nats (default 1) or fewer than ``d_z/10`` active
 units; *mixture collapse* when the usage perplexity < K/2, or one component holds > 50 % of the mass, or
 the components are indistinguishable (mean responsibility entropy > 0.9 log K: every posterior spreads
-over all components, as when q(z|x) collapses onto the whole prior).
+over all components, as when q(z|x) collapses onto the whole prior); :func:`warn_on_collapse` turns them
+into :class:`~molgen.errors.CollapseWarning`. The training-time use (every validation, history, plot) is
+:class:`molgen.training.callbacks.VAEDiagnostics`.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -32,6 +35,7 @@ import torch
 from torch import Tensor
 
 from molgen.chem import standardize
+from molgen.errors import CollapseWarning
 from molgen.models.priors import Prior, diag_normal_log_prob, reparameterize
 
 
@@ -104,6 +108,21 @@ def latent_diagnostics(prior: Prior, mu: Tensor, logvar: Tensor, kl: Tensor, rec
     return out
 
 
+def warn_on_collapse(diag: dict[str, Any]) -> None:
+    """Explicit CollapseWarning when a diagnostics dict shows posterior or mixture collapse."""
+    if diag["posterior_collapse"]:
+        warnings.warn(
+            f"VAE posterior collapse at step {diag.get('step')}: I(x;z) = {diag['mi']:.2f} nats, "
+            f"KL = {diag['kl']:.2f} nats, {diag['active_units']}/{diag['d_z']} active units "
+            "(z is ignored by the decoder; turn on free bits / KL annealing / aggressive phase)",
+            CollapseWarning, stacklevel=2)
+    if diag["mixture_collapse"]:
+        warnings.warn(
+            f"VAE mixture collapse at step {diag.get('step')}: usage perplexity "
+            f"{diag['usage_perplexity']:.2f} of K = {diag['n_components']}, top component share "
+            f"{diag['top_component_share']:.2f}", CollapseWarning, stacklevel=2)
+
+
 def reconstruction_matches(decoded: Sequence[str | None], targets: Sequence[str], policy: Any) -> list[bool]:
     """Per row: does the decoded string standardize to the same canonical molecule as the target?"""
     out = []
@@ -135,14 +154,31 @@ def reconstruction_accuracy(model: Any, smiles: Sequence[str], *, batch_size: in
             "accuracy_encoded": hits / n_enc if n_enc else float("nan")}
 
 
+def final_diagnostics(model: Any, smiles: Sequence[str]) -> dict[str, Any]:
+    """What ``metadata.json["final"]`` and ``molgen info`` keep about a trained VAE's latent, on (at most
+    ``diag_size``) validation molecules: active units, I(x; z) and greedy reconstruction accuracy."""
+    smiles = list(smiles)[: model.config.diag_size]
+    mu, lv = model.encode(smiles, return_logvar=True)
+    ok = ~torch.isnan(mu).any(-1)
+    if int(ok.sum()) < 2:
+        return {}
+    g = torch.Generator().manual_seed(0)
+    out: dict[str, Any] = {"active_units": active_units(mu[ok])[0], "d_z": model.d_z,
+                           "mi_nats": round(mutual_information(mu[ok], lv[ok], g), 3)}
+    if model.config.recon_size:
+        rec = reconstruction_accuracy(model, smiles[: model.config.recon_size])
+        out.update(recon_accuracy=round(rec["accuracy"], 4), recon_n=rec["n"])
+    return out
+
+
 def plot_history(history: Sequence[dict[str, Any]], path: str | Path) -> Path | None:
     """PNG of the diagnostics over training (matplotlib Agg); None when there is nothing to plot."""
     if not history:
         return None
-    import matplotlib
+    import matplotlib  # lazy: heavy optional plotting, only when a history is plotted
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: as above
 
     step = [h.get("step", i) for i, h in enumerate(history)]
     fig, ax = plt.subplots(2, 3, figsize=(13, 7))

@@ -1,7 +1,8 @@
 """``molgen train`` / :func:`molgen.train`: every training option, declared once.
 
-A YAML config (``configs/*.yaml``) holds any of these (CLI-only ones excepted); flags override it, and
-anything not an option here is a model option (``--set KEY=VALUE``, ``model_args:`` in YAML).
+A YAML config (molgen's own in ``molgen/configs/``, or a file) holds any of these (CLI-only ones excepted);
+flags override it, and anything not an option here is a model option (``--set KEY=VALUE``, ``model_args:`` in
+YAML). ``molgen.cli.main`` builds the ``molgen train`` parser from :data:`OPTIONS`.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from molgen.options.base import option
+from molgen.options.base import names, option
 from molgen.registry import ENCODERS, MODELS, PRIORS, REPRESENTATIONS
 
 BUDGET = "budget (the first one spent ends the run)"
@@ -66,7 +67,8 @@ class TrainOptions:
     init_from: str | None = option(None, "start --model diffusion (or the transformer decoder of --model vae) from "
                                          "a trained transformer (model directory or shipped name, e.g. "
                                          "moses-transformer): its representation and max_len are reused, its "
-                                         "weights copied where shapes match", metavar="DIR|NAME")
+                                         "weights copied where shapes match (with --set block_size=B: block "
+                                         "diffusion, B = 1 is the transformer)", metavar="DIR|NAME")
     model_args: dict = option({}, "model options (see `molgen models`)", cli=False)
     num_threads: int | None = option(None, "torch threads", type=int, cli=False)
     progress: bool = option(True, "progress bar (on a terminal or in a notebook)", cli=False)
@@ -74,7 +76,8 @@ class TrainOptions:
     # run-level entries: where the model goes, which config, what to resume; the component shortcuts
     out: str | None = option(None, "output model directory", required=True)
     description: str | None = option(None, "what the config is for", cli=False)
-    config: str | None = option(None, "YAML config (path or name in molgen's configs)", yaml=False)
+    config: str | None = option(None, "YAML config: a path, or the name of one of molgen's configs (e.g. "
+                                       "quickstart)", yaml=False)
     resume: str | None = option(None, "Lightning checkpoint to resume from (OUT/checkpoints/last.ckpt)", yaml=False)
     encoder: str | None = option(None, "encoder component of a model that has one (the VAE); same as --set "
                                        "encoder=NAME", choices=ENCODERS, yaml=False)
@@ -85,5 +88,12 @@ class TrainOptions:
                        repeat=True, metavar="KEY=VALUE", yaml=False)
 
 
-#: the options a run's options dict holds (what ``train(**options)`` takes besides model arguments)
-RUN_ONLY = ("config", "resume", "encoder", "prior", "set")
+OPTIONS = TrainOptions
+
+#: entries of a run / config beside the training options: the model directory, what the config is for
+RUN_ENTRIES = ("out", "description")
+#: the command line's run-level flags: ``train``'s own ``config`` / ``resume`` arguments, and shortcuts that
+#: become model arguments (``--encoder``, ``--prior``, ``--set KEY=VALUE``); never in a YAML config
+CLI_ONLY = ("config", "resume", "encoder", "prior", "set")
+#: what ``train(**options)`` and a config take as training options; any other key is a model argument
+TRAINING_OPTIONS = tuple(n for n in names(TrainOptions) if n not in RUN_ENTRIES + CLI_ONLY)

@@ -1,4 +1,5 @@
-"""String representations: SMILES (atom-level regex) and SELFIES tokenizers with a shared interface."""
+"""String representations: SMILES (atom-level regex) and SELFIES tokenizers, implementations of
+:class:`molgen.representation.Representation` with a shared tokenizer base."""
 
 from molgen.errors import OOVError, TokenizeError
 from molgen.tokenizers.base import Tokenizer, load_tokenizer

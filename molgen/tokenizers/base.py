@@ -1,4 +1,4 @@
-"""Tokenizer interface shared by the SMILES and SELFIES tokenizers.
+"""Token strings as a :class:`~molgen.representation.Representation`: the SMILES and SELFIES tokenizers' base.
 
 A tokenizer turns a (canonical) SMILES string into representation tokens and ids, and back. Its state
 is a JSON dict (vocabulary + settings), never a pickle.
@@ -18,15 +18,22 @@ SELFIES ``[O-1]`` is ``[O-]``), so one atom reads the same whatever the model's 
 
 from __future__ import annotations
 
-import json
 import re
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, ClassVar
 
+import numpy as np
+import torch
+from rdkit import Chem
+
 from molgen.errors import OOVError, TokenizeError
+from molgen.representation import BRACKET_ATOM, Representation, load_representation, token_writes
+
+__all__ = ["BRACKET_ATOM", "SPECIALS", "Tokenizer", "load_tokenizer", "token_element", "token_writes"]
 
 PAD, BOS, EOS, UNK = "<pad>", "<bos>", "<eos>", "<unk>"
 SPECIALS = (PAD, BOS, EOS, UNK)
@@ -34,35 +41,39 @@ OOV_POLICIES = ("error", "unk")
 FORMAT = "molgen-tokenizer"
 FORMAT_VERSION = 1
 
-#: a bracket atom, SMILES (``[13CH3]``, ``[C@@H]``, ``[O-]``, ``[nH]``) or SELFIES (``[=N+1]``, ``[C@H1]``,
-#: ``[/C]``): groups bond, isotope, element, chirality, hydrogens, charge. ``[Branch1]`` / ``[Ring1]`` do not match.
-BRACKET_ATOM = re.compile(r"^\[([=#/\\:~$-]*)(\d*)([A-Z][a-z]?|[a-z][a-z]?)(@*)(H\d*)?([+-]+\d*)?\]$")
+ORGANIC_TOKENS = frozenset({"B", "C", "N", "O", "S", "P", "F", "I", "Cl", "Br", "b", "c", "n", "o", "s", "p"})
+#: the element part of a SMILES or SELFIES atom token (bond prefix and isotope skipped)
+ATOM_TOKEN = re.compile(r"^\[?[=#/\\:~$-]*\d*([A-Z][a-z]?|[a-z][a-z]?)")
 
 
-def token_writes(token: str) -> frozenset[str]:
-    """Which of ``"stereo"``, ``"charge"``, ``"isotope"`` a SMILES or SELFIES token writes (the names of
-    :data:`molgen.chem.STANDARDIZATIONS`): ``[C@H]`` / ``[C@H1]`` / ``/`` / ``[/C]`` stereo, ``[O-]`` / ``[O-1]``
-    charge, ``[13CH3]`` isotope; ``C``, ``[nH]``, ``[Branch1]`` none."""
-    out = set()
-    if "/" in token or "\\" in token or "@" in token:  # a directional bond (``/``, ``[/C]``) or chirality
-        out.add("stereo")
-    m = BRACKET_ATOM.match(token)
-    if m:
-        _bond, isotope, _element, _chiral, _hs, charge = m.groups()
-        if charge:
-            out.add("charge")
-        if isotope:
-            out.add("isotope")
-    return frozenset(out)
+@lru_cache(maxsize=4096)
+def token_element(token: str) -> str | None:
+    """The element a SMILES or SELFIES token writes (``[13CH3+]`` -> C, ``[=Se]`` -> Se), else None."""
+    if token in ORGANIC_TOKENS:
+        return token.capitalize()
+    if not token.startswith("[") or token.startswith(("[Branch", "[Ring", "[=Branch", "[#Branch", "[=Ring")):
+        return None
+    m = ATOM_TOKEN.match(token)
+    if not m:
+        return None
+    sym = m.group(1)
+    table = Chem.GetPeriodicTable()
+    for cand in (sym.capitalize(), sym[0].upper()):
+        try:
+            if table.GetAtomicNumber(cand) > 0:
+                return cand
+        except RuntimeError:
+            continue
+    return None
 
 
-class Tokenizer(ABC):
-    """Representation-specific tokenization plus a vocabulary with special tokens."""
+class Tokenizer(Representation):
+    """Representation-specific tokenization plus a vocabulary with special tokens; an item is the list of
+    token ids of a molecule (no BOS / EOS), a batch ``{"ids": [B, T] BOS ... EOS PAD..., "lengths": [B]}``."""
 
     name: ClassVar[str]
+    kind = "tokens"
     representation: ClassVar[str]
-    #: what a likelihood over this representation is a probability of (see molgen.likelihood)
-    likelihood_object: ClassVar[str]
     pad_id, bos_id, eos_id, unk_id = 0, 1, 2, 3
 
     def __init__(self, vocab: Sequence[str] | None = None, oov: str = "error") -> None:
@@ -73,6 +84,7 @@ class Tokenizer(ABC):
         if vocab:
             self.itos += [t for t in vocab if t not in SPECIALS]
         self.stoi = {t: i for i, t in enumerate(self.itos)}
+        self._elements: frozenset[str] | None = None
 
     # --- representation ------------------------------------------------------------------------
     @abstractmethod
@@ -107,6 +119,7 @@ class Tokenizer(ABC):
         toks = sorted((t for t, c in counts.items() if c >= min_count), key=lambda t: (-counts[t], t))
         self.itos = list(SPECIALS) + toks
         self.stoi = {t: i for i, t in enumerate(self.itos)}
+        self._elements = None
         return self
 
     def expressible(self) -> frozenset[str]:
@@ -116,13 +129,17 @@ class Tokenizer(ABC):
         ``score(standardize="like-training")`` reads to know what the training data lacked."""
         return frozenset().union(*(token_writes(t) for t in self.itos if t not in SPECIALS))
 
-    def smiles_spelling(self, token: str) -> str:
-        """``token`` spelt as the SMILES atom it writes, for statuses and notes; SMILES tokens already are."""
-        return token
+    def known_elements(self) -> frozenset[str]:
+        """Elements written by some token of the vocabulary (what the model has seen)."""
+        if self._elements is None:
+            self._elements = frozenset(e for t in self.itos if (e := token_element(t)))
+        return self._elements
 
-    def drop_caches(self) -> None:
-        """Release per-molecule caches built while fitting (none here; ``molgen.train`` calls it)."""
-        return None
+    def sizes(self) -> dict[str, int]:
+        return {"vocab_size": self.vocab_size}
+
+    def describe(self) -> str:
+        return f"vocabulary {self.vocab_size}"
 
     def tokens_to_ids(self, tokens: Sequence[str]) -> list[int]:
         """Ids of ``tokens``; under ``oov="error"`` an :class:`OOVError` lists every unknown token."""
@@ -157,6 +174,34 @@ class Tokenizer(ABC):
         """SMILES string for ids (raw: not canonicalized, possibly invalid, possibly empty)."""
         return self.detokenize(self.ids_to_tokens(ids))
 
+    def collate(self, items: Sequence[Sequence[int]]) -> dict[str, torch.Tensor]:
+        """Pad id lists into ``{"ids": [B, T] with BOS ... EOS PAD..., "lengths": [B]}``."""
+        lengths = np.fromiter((len(x) for x in items), dtype=np.int64, count=len(items))
+        T = int(lengths.max()) + 2 if len(items) else 2
+        ids = np.full((len(items), T), self.pad_id, dtype=np.int64)
+        ids[:, 0] = self.bos_id
+        for i, x in enumerate(items):  # numpy row writes: ~10x cheaper than torch indexing per row
+            ids[i, 1:1 + len(x)] = x
+        ids[np.arange(len(items)), lengths + 1] = self.eos_id
+        return {"ids": torch.from_numpy(ids), "lengths": torch.from_numpy(lengths)}
+
+    def item_length(self, item: Sequence[int]) -> int:
+        return len(item)
+
+    def size(self, canonical_smiles: str) -> int:
+        """Number of tokens of a SMILES (no vocabulary needed)."""
+        return len(self.tokenize(canonical_smiles))
+
+    def scored_tokens(self, length: int) -> int:
+        """Symbols + EOS: the tokens a string's likelihood is the product over."""
+        return int(length) + 1
+
+    def seed_material(self, item: Sequence[int] | torch.Tensor) -> bytes:
+        """The non-pad ids of one row as the family holds it (a collated row, BOS / EOS included), written
+        as ``repr`` of the id list: what per-molecule Monte-Carlo seeds have always hashed."""
+        row = item.tolist() if torch.is_tensor(item) else item
+        return repr([int(t) for t in row if t != self.pad_id]).encode()
+
     # --- persistence ---------------------------------------------------------------------------
     def settings(self) -> dict[str, Any]:
         """Subclass settings that are part of the state (beyond vocabulary and OOV policy)."""
@@ -165,16 +210,6 @@ class Tokenizer(ABC):
     def to_dict(self) -> dict[str, Any]:
         return {"format": FORMAT, "format_version": FORMAT_VERSION, "name": self.name,
                 "vocab": self.itos, "oov": self.oov, "settings": self.settings()}
-
-    @property
-    def state_key(self) -> str:
-        """Hash of the full state, for cache keys (a changed vocabulary never reuses a stale cache)."""
-        import hashlib
-
-        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
-
-    def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), indent=1))
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Tokenizer:
@@ -190,14 +225,9 @@ class Tokenizer(ABC):
 
 
 def load_tokenizer(d: dict[str, Any] | str | Path) -> Tokenizer:
-    """Tokenizer from a state dict or a ``representation.json`` path (class chosen by the registry)."""
-    from molgen.registry import REPRESENTATIONS
-
-    if not isinstance(d, dict):
-        try:
-            d = json.loads(Path(d).read_text())
-        except (OSError, json.JSONDecodeError) as e:
-            raise ValueError(f"cannot read tokenizer state {d}: {e}") from e
-    if not isinstance(d, dict) or "name" not in d:
-        raise ValueError("tokenizer state is corrupt: no 'name'")
-    return REPRESENTATIONS.get(d["name"]).from_dict(d)
+    """Tokenizer from a state dict or a ``representation.json`` path (class chosen by the registry);
+    :func:`~molgen.representation.load_representation` that refuses a representation of another kind."""
+    rep = load_representation(d)
+    if not isinstance(rep, Tokenizer):
+        raise ValueError(f"representation {rep.name!r} is not a tokenizer")
+    return rep

@@ -13,7 +13,8 @@ import selfies as sf
 
 from molgen.errors import TokenizeError
 from molgen.registry import REPRESENTATIONS
-from molgen.tokenizers.base import BRACKET_ATOM, Tokenizer
+from molgen.representation import BRACKET_ATOM
+from molgen.tokenizers.base import Tokenizer
 
 #: atoms SMILES writes without brackets when they carry nothing but their default hydrogens
 ORGANIC_SUBSET = frozenset({"B", "C", "N", "O", "P", "S", "F", "Cl", "Br", "I"})

@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 
+from rdkit import Chem
+
 from molgen.errors import TokenizeError
 from molgen.registry import REPRESENTATIONS
 from molgen.tokenizers.base import Tokenizer
@@ -40,8 +42,6 @@ def kekule_smiles(smiles: str) -> str:
     """RDKit's SMILES of ``smiles`` written with Kekulé bonds (``C1=CC=CC=C1``, no aromatic atoms).
 
     Applied to a canonical SMILES it is a function of the molecule: one string per molecule."""
-    from rdkit import Chem
-
     mol = Chem.MolFromSmiles(smiles)
     if mol is None:
         raise TokenizeError(f"cannot parse {smiles!r} to write it in Kekulé form")

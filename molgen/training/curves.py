@@ -9,9 +9,11 @@ column the family logs (its own diagnostics: KL, active units, critic gap, ...).
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 from typing import Any
 
+import lightning as L
 import numpy as np
 import pandas as pd
 
@@ -21,20 +23,25 @@ log = logging.getLogger(__name__)
 X_COLUMNS = ("molecules_seen", "train/molecules_seen", "step")
 
 
-def curve_logger(progress: Any):
-    """A Lightning callback that logs molecules seen and the learning rate with the training metrics
-    (every ``log_every`` steps, as the family's own values), so the curves have both."""
-    import lightning as L
+class CurveLogger(L.Callback):
+    """Logs molecules seen (read from the run's :class:`~molgen.training.progress.TrainingProgress`) and
+    the learning rate with the training metrics (every ``log_every`` steps, as the family's own values),
+    so the curves have both."""
 
-    class CurveLogger(L.Callback):
-        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-            values = {"molecules_seen": float(progress.molecules)}
-            if trainer.optimizers:
-                values["lr"] = float(trainer.optimizers[0].param_groups[0]["lr"])
-            for k, v in values.items():
-                pl_module.log(k, v, on_step=True, on_epoch=False, batch_size=1)
+    def __init__(self, progress: Any) -> None:
+        self.progress = progress
 
-    return CurveLogger()
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        values = {"molecules_seen": float(self.progress.molecules)}
+        if trainer.optimizers:
+            values["lr"] = float(trainer.optimizers[0].param_groups[0]["lr"])
+        for k, v in values.items():
+            pl_module.log(k, v, on_step=True, on_epoch=False, batch_size=1)
+
+
+def curve_logger(progress: Any) -> CurveLogger:
+    """The :class:`CurveLogger` of a run's training progress."""
+    return CurveLogger(progress)
 
 
 def read_curves(log_dir: str | Path) -> pd.DataFrame:
@@ -75,11 +82,11 @@ def _order(columns: list[str]) -> list[str]:
 
 def plot_curves(df: pd.DataFrame, path: str | Path | None = None):
     """A grid of panels (one per logged quantity) against molecules seen; saved to ``path`` if given."""
-    import matplotlib
+    import matplotlib  # lazy: heavy, and only the PNG needs it
 
-    if path is not None and "ipykernel" not in __import__("sys").modules:
+    if path is not None and "ipykernel" not in sys.modules:
         matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: after the backend is chosen
 
     x = _x_column(df)
     skip = {x, *X_COLUMNS, "epoch"}

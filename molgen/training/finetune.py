@@ -16,21 +16,32 @@ guidance still works afterwards.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
+import inspect
 import json
 import logging
 import math
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from molgen.data.io import SmilesSource
-from molgen.errors import ConfigError, strict
+import numpy as np
+import pandas as pd
 
-if TYPE_CHECKING:  # pragma: no cover
-    from molgen.models.base import GenerativeModel
+from molgen.conditioning import property_table
+from molgen.data.catalog import sha256_file
+from molgen.data.io import SmilesSource, iter_table_batches, source_hash
+from molgen.errors import ConfigError, InputError, strict
+from molgen.models.base import GenerativeModel
+from molgen.options.base import defaults
+from molgen.options.finetune import POSITIONAL, FinetuneOptions
+from molgen.persistence import load_pretrained, model_config
+from molgen.pretrained import resolve_model
+from molgen.scoring import as_smiles_list, prepare_row, with_kept_columns
+from molgen.training.train import train
 
 log = logging.getLogger(__name__)
 
@@ -97,15 +108,11 @@ def _sha256_json(obj: Any) -> str:
 
 def _parent_record(model: Any, path: Path | None) -> dict[str, Any]:
     """Where the base model came from: directory, config / weights hashes, its own training data."""
-    from molgen.persistence import model_config
-
     cfg = model_config(model)
     rec: dict[str, Any] = {"path": str(path.resolve()) if path is not None else None, "model": model.name,
                            "config_sha256": _sha256_json({k: v for k, v in cfg.items() if k != "molgen_version"})}
     weights = path / "model.safetensors" if path is not None else None
     if weights is not None and weights.exists():
-        from molgen.data.catalog import sha256_file
-
         rec["weights_sha256"] = sha256_file(weights)
     meta = model.metadata or {}
     rec["data"] = {k: meta.get("data", {}).get(k) for k in ("source", "source_hash", "n_train")} if meta else None
@@ -118,9 +125,7 @@ def _parent_record(model: Any, path: Path | None) -> dict[str, Any]:
 def data_status(model: Any, smiles: Sequence[str | None]) -> tuple[list[str | None], list[str]]:
     """Row-aligned (canonical, status) of ``smiles`` under the model's policy and representation:
     ``ok`` or the ``molgen score`` status of why the model cannot represent the molecule."""
-    from molgen.scoring import _prepare
-
-    rows = [_prepare(model, s) for s in smiles]
+    rows = [prepare_row(model, s) for s in smiles]
     return [r[0] for r in rows], [r[1] for r in rows]
 
 
@@ -139,10 +144,6 @@ def _condition_values(model: Any, usable: list[str], data: SmilesSource,
     space = getattr(model, "condition_space", None)
     if space is None:
         return None
-    import numpy as np
-
-    from molgen.conditioning import property_table
-
     values = property_table(space.names, usable, data=data if isinstance(data, (str, Path)) else None,
                             smiles_col=smiles_col, policy=model.policy)
     empty = [n for j, n in enumerate(space.names) if not np.isfinite(values[:, j]).any()]
@@ -155,11 +156,6 @@ def _condition_values(model: Any, usable: list[str], data: SmilesSource,
 def _read_with_ids(data: str | Path, smiles_col: str | None) -> tuple[list[str | None], Any]:
     """Every row's raw SMILES and the file's ID column (``molgen score``'s default ``keep_cols``: an
     ID-like column of a table, the name of a ``.smi`` line; None when there is none)."""
-    import pandas as pd
-
-    from molgen.data.io import iter_table_batches
-    from molgen.errors import InputError
-
     raw: list[str | None] = []
     extras = []
     for smiles, extra in iter_table_batches(data, smiles_col, batch_size=100_000):
@@ -172,57 +168,67 @@ def _read_with_ids(data: str | Path, smiles_col: str | None) -> tuple[list[str |
 
 
 # --- finetune ------------------------------------------------------------------------------------
+def _options_signature(cls: type, positional: Sequence[str]) -> Callable[[Callable], Callable]:
+    """Give a function that takes ``**options`` the signature its options model declares (the positional
+    names first, then every other option keyword-only with its default), so :func:`~molgen.errors.strict`,
+    ``help()`` and ``inspect.signature`` see the options by name, declared once."""
+    values = defaults(cls)
+    params = [inspect.Parameter(f.name, inspect.Parameter.POSITIONAL_OR_KEYWORD if f.name in positional
+                                else inspect.Parameter.KEYWORD_ONLY,
+                                default=inspect.Parameter.empty if f.name in positional else values[f.name],
+                                annotation=f.type)
+              for f in dataclasses.fields(cls)]
+    params.sort(key=lambda p: p.kind)  # positional ones first (dataclass order within each kind)
+
+    def deco(fn: Callable) -> Callable:
+        fn.__signature__ = inspect.Signature(params, return_annotation="GenerativeModel")  # type: ignore[attr-defined]
+        return fn
+
+    return deco
+
+
 @strict
-def finetune(model: Any, data: SmilesSource, out: str | Path, *, max_epochs: int | None = None,
-             max_time: float | None = None, max_molecules: int | None = None, max_steps: int | None = None,
-             lr: float = 5e-4, warmup_steps: int = 10, batch_size: int = 32, weight_decay: float = 0.01,
-             freeze: str | Sequence[str] | None = None, smiles_col: str | None = None,
-             val_size: int = 200, val_every: int | None = None, log_every: int | None = None, seed: int = 0,
-             precision: str | None = None, accelerator: str = "auto", num_threads: int | None = None,
-             progress: bool = True, callbacks: list[Any] | None = None) -> GenerativeModel:
+@_options_signature(FinetuneOptions, POSITIONAL)
+def finetune(model: Any, data: SmilesSource, out: str | Path, **options: Any) -> GenerativeModel:
     """Fine-tune ``model`` (a model directory or a loaded model, left untouched) on ``data`` and save the
     result to ``out``; returns the fine-tuned model.
 
     Budget: ``max_epochs`` / ``max_time`` (minutes) / ``max_molecules`` / ``max_steps``, whichever is
     spent first (10 epochs if none is given). ``freeze``: parts kept fixed — ``"embeddings"``,
     ``"blocks:N"`` (the first N blocks), ``"encoder"`` / ``"prior"`` (VAE); what a model accepts is
-    listed by the error for anything else. Validation molecules are carved from ``data``.
+    listed by the error for anything else. Validation molecules are carved from ``data``. The options
+    (their defaults and help) are :class:`~molgen.options.finetune.FinetuneOptions`.
     """
-    from molgen.api import load
-    from molgen.data.io import source_hash
-    from molgen.models.base import GenerativeModel
-    from molgen.pretrained import resolve_model
-    from molgen.training.train import train
-
+    o = FinetuneOptions(model=model, data=data, out=out, **options)
     if isinstance(model, (str, Path)):
         base_dir: Path | None = resolve_model(model)  # a shipped name -> its directory (recorded as parent)
-        base = load(base_dir)
+        base = load_pretrained(base_dir)
     elif isinstance(model, GenerativeModel):
         base_dir = None
         base = copy.deepcopy(model)  # the caller's model stays as it was
     else:
         raise ConfigError(f"model must be a model directory or a loaded molgen model, got {type(model).__name__}")
     base.require("log_likelihood")  # fine-tuning maximises the model's likelihood of the new data
-    for name, v in (("max_epochs", max_epochs), ("max_steps", max_steps), ("max_molecules", max_molecules)):
+    for name in ("max_epochs", "max_steps", "max_molecules"):
+        v = getattr(o, name)
         if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
             raise ConfigError(f"{name} must be a positive integer, got {v!r}")
-    if max_time is not None and not (isinstance(max_time, (int, float)) and max_time > 0):
-        raise ConfigError(f"max_time must be a number of minutes > 0, got {max_time!r}")
-    if not (isinstance(lr, (int, float)) and lr > 0):
-        raise ConfigError(f"lr must be a number > 0, got {lr!r}")
-    if not any(v is not None for v in (max_epochs, max_time, max_molecules, max_steps)):
+    if o.max_time is not None and not (isinstance(o.max_time, (int, float)) and o.max_time > 0):
+        raise ConfigError(f"max_time must be a number of minutes > 0, got {o.max_time!r}")
+    if not (isinstance(o.lr, (int, float)) and o.lr > 0):
+        raise ConfigError(f"lr must be a number > 0, got {o.lr!r}")
+    max_epochs = o.max_epochs
+    if not any(v is not None for v in (max_epochs, o.max_time, o.max_molecules, o.max_steps)):
         max_epochs = 10
-    frozen = resolve_freeze(base, freeze)
+    frozen = resolve_freeze(base, o.freeze)
     out = Path(out)
 
     # What the base model can learn from: every row gets a status, counted and written out with the
     # input's ID column (the .smi name), as ``molgen score`` carries it.
     id_cols = None
     if isinstance(data, (str, Path)):
-        raw, id_cols = _read_with_ids(data, smiles_col)
+        raw, id_cols = _read_with_ids(data, o.smiles_col)
     else:  # a list or Series of SMILES (a DataFrame: pass its SMILES column)
-        from molgen.scoring import as_smiles_list
-
         raw = as_smiles_list(data, "data")
     canonical, status = data_status(base, raw)
     counts = Counter(s if not s.startswith("oov_token:") else "oov_token" for s in status)
@@ -234,7 +240,7 @@ def finetune(model: Any, data: SmilesSource, out: str | Path, *, max_epochs: int
     if len(usable) < 2:
         raise ValueError(f"fine-tuning data: only {len(usable)} distinct molecule(s) the base model can represent "
                          f"(of {len(raw)} rows: {dict(counts)}); need at least 2")
-    cond_values = _condition_values(base, usable, data, smiles_col)
+    cond_values = _condition_values(base, usable, data, o.smiles_col)
     parent = _parent_record(base, base_dir)  # before training changes it
     probe = usable[:NLL_PROBE]
     nll_before = _mean_nll(base, probe)
@@ -242,26 +248,23 @@ def finetune(model: Any, data: SmilesSource, out: str | Path, *, max_epochs: int
     base.train()  # a loaded model is in eval mode
     for name, p in base.named_parameters():
         p.requires_grad_(name not in frozen)
-    n_val = min(val_size, max(1, len(usable) // 10))
+    n_val = min(o.val_size, max(1, len(usable) // 10))
+    val_every, log_every = o.val_every, o.log_every
     if val_every is None:  # validate about once per epoch on a small set
-        val_every = max(1, min(500, math.ceil((len(usable) - n_val) / batch_size)))
+        val_every = max(1, min(500, math.ceil((len(usable) - n_val) / o.batch_size)))
     if log_every is None:  # curves with a few points per validation even on a small set
         log_every = max(1, min(10, val_every // 2))
     try:
-        net = train(base, data=usable, out=out, max_epochs=max_epochs, max_time=max_time,
-                    max_molecules=max_molecules, max_steps=max_steps, lr=lr, warmup_steps=warmup_steps,
-                    batch_size=batch_size, weight_decay=weight_decay, val_size=val_size, val_every=val_every,
-                    log_every=log_every, seed=seed, precision=precision, accelerator=accelerator,
-                    num_threads=num_threads, progress=progress, policy=base.policy.to_dict(),
-                    callbacks=callbacks, _condition_values=cond_values)
+        net = train(base, data=usable, out=out, max_epochs=max_epochs, max_time=o.max_time,
+                    max_molecules=o.max_molecules, max_steps=o.max_steps, lr=o.lr, warmup_steps=o.warmup_steps,
+                    batch_size=o.batch_size, weight_decay=o.weight_decay, val_size=o.val_size, val_every=val_every,
+                    log_every=log_every, seed=o.seed, precision=o.precision, accelerator=o.accelerator,
+                    num_threads=o.num_threads, progress=o.progress, policy=base.policy.to_dict(),
+                    callbacks=o.callbacks, _condition_values=cond_values)
     finally:
         for p in base.parameters():
             p.requires_grad_(True)
     net.eval()
-    import pandas as pd
-
-    from molgen.scoring import with_kept_columns
-
     # written after training: a failed run leaves no folder behind (train removes the one it created)
     rows = with_kept_columns(pd.DataFrame({"input": raw, "canonical": canonical, "status": status}), id_cols)
     rows.to_csv(out / "finetune_data.csv", index=False)
@@ -269,10 +272,10 @@ def finetune(model: Any, data: SmilesSource, out: str | Path, *, max_epochs: int
     net.metadata["finetune"] = {
         "parent": parent,
         "data": {"source": str(data) if isinstance(data, (str, Path)) else "<list>",
-                 "sha256": source_hash(data, smiles_col) if isinstance(data, (str, Path)) else source_hash(raw),
+                 "sha256": source_hash(data, o.smiles_col) if isinstance(data, (str, Path)) else source_hash(raw),
                  "rows": len(raw), "status_counts": dict(counts), "left_out": n_left,
                  "distinct_usable": len(usable), "rows_file": "finetune_data.csv"},
-        "freeze": [freeze] if isinstance(freeze, str) else (list(freeze) if freeze else []),
+        "freeze": [o.freeze] if isinstance(o.freeze, str) else (list(o.freeze) if o.freeze else []),
         "frozen_parameters": int(sum(p.numel() for n, p in net.named_parameters() if n in frozen)),
         "finetune_set_nll": {"before": nll_before, "after": nll_after, "n": len(probe),
                              "note": "in-sample: molecules of the fine-tuning set (validation NLL is in final)"},

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+import torch.distributed as dist
 from torch import Tensor, nn
 
 
@@ -83,8 +84,6 @@ def global_token_mean(total: Tensor, count: Tensor, module: Any) -> Tensor:
     world = trainer.world_size if trainer is not None else 1
     if world <= 1:
         return total / count.clamp_min(1)
-    import torch.distributed as dist
-
     n = count.detach().clone().float()
     dist.all_reduce(n)
     return total * world / n.clamp_min(1)

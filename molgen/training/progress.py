@@ -20,21 +20,57 @@ redrawn in place in a notebook without, a ``tqdm`` bar on a terminal, and off wi
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import lightning as L
+import torch
+import torch.distributed as dist
 from lightning.pytorch.callbacks.progress.progress_bar import ProgressBar
 
+from molgen.progress import progress_bar
 
-@dataclass
+
+@dataclass(frozen=True)
 class Budget:
+    """What ends a training run: the first of its limits spent — optimizer steps, minutes of training
+    (validation excluded), molecules seen (over all processes). None set: the epochs end it. The one
+    declaration of a budget: ``train``'s ``max_steps`` / ``max_time`` / ``max_molecules`` options, and the
+    benchmark's per-family budget (minutes, or molecules with a time cap)."""
+
     max_steps: int | None = None
-    max_time_s: float | None = None
+    max_time: float | None = None  # minutes
     max_molecules: int | None = None
+
+    @classmethod
+    def from_options(cls, opts: Mapping[str, Any]) -> Budget:
+        """The budget of a run's options (0 / None: not set)."""
+        return cls(max_steps=opts.get("max_steps") or None, max_time=opts.get("max_time") or None,
+                   max_molecules=opts.get("max_molecules") or None)
+
+    @property
+    def max_time_s(self) -> float | None:
+        return self.max_time * 60 if self.max_time else None
 
     def is_set(self) -> bool:
         return any(v for v in asdict(self).values())
+
+    def options(self) -> dict[str, Any]:
+        """As training options (what a config or ``train(**options)`` takes)."""
+        return asdict(self)
+
+    def text(self, per: str = "") -> str:
+        """In words, e.g. ``300,000 molecules seen per family (time cap 30 min)``; ``per``: what each run
+        is (`` per family``)."""
+        cap = f" (time cap {self.max_time:g} min)" if self.max_time else ""
+        if self.max_molecules:
+            return f"{self.max_molecules:,} molecules seen{per}{cap}"
+        if self.max_steps:
+            return f"{self.max_steps:,} optimizer steps{per}{cap}"
+        if self.max_time:
+            return f"{self.max_time:g} min of training{per}"
+        return f"the epochs{per}"
 
 
 class TrainingProgress(L.Callback):
@@ -195,8 +231,6 @@ class TrainingBar(ProgressBar):
         self._close()
         if not self._enabled:
             return
-        from molgen.progress import progress_bar
-
         # a resumed run starts where it was
         self._bar = progress_bar(total=1.0, initial=self.fraction(trainer, pl_module), desc=self.desc,
                                  bar_format=self.BAR_FORMAT)
@@ -225,9 +259,6 @@ class TrainingBar(ProgressBar):
 def _sum_over_ranks(module: L.LightningModule, n_mol: int, n_tok: int, seconds: float) -> tuple[int, int, float]:
     """Counts summed over all processes, seconds of rank zero (one collective per step): every rank
     then holds the same counters, so schedules agree and all stop at the same step."""
-    import torch
-    import torch.distributed as dist
-
     if not (dist.is_available() and dist.is_initialized()):
         return n_mol, n_tok, seconds
     t = torch.tensor([n_mol, n_tok, seconds], dtype=torch.float64, device=module.device)

@@ -27,6 +27,7 @@ import logging
 import os
 import platform
 import random
+import shutil
 import time
 import warnings
 from collections.abc import Mapping
@@ -34,70 +35,53 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import lightning as L
+import numpy as np
+import torch
 import yaml
+from lightning.fabric.utilities.rank_zero import rank_zero_only
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger
 
 from molgen.chem import DEFAULT_POLICY, Policy
+from molgen.conditioning import ConditionSpace, property_sources, property_table
+from molgen.conditioning_nn import ConditionedItems
+from molgen.configs import resolve_config
 from molgen.data import catalog
+from molgen.data.datamodule import LengthBucketSampler, MoleculeDataModule, load_canonical
 from molgen.data.io import SmilesSource, source_hash
 from molgen.errors import ConfigError
+from molgen.models.base import GenerativeModel, nested_roles
+from molgen.options.base import defaults, validate_mapping
+from molgen.options.train import TRAINING_OPTIONS, TrainOptions
+from molgen.persistence import check_writable, load_pretrained
+from molgen.pretrained import resolve_model
+from molgen.progress import interactive
+from molgen.registry import MODELS, REPRESENTATIONS
+from molgen.representation import Representation, load_representation
+from molgen.training.callbacks import ClipGradNorm, NonFiniteGuard
+from molgen.training.curves import curve_logger, write_curves
+from molgen.training.optim import OptimConfig, adamw, decay_groups
+from molgen.training.progress import Budget, TrainingBar, TrainingProgress, batch_size_of
 
 log = logging.getLogger(__name__)
-
-# Defaults of everything ``train`` accepts; a YAML config and then explicit arguments override them.
-DEFAULTS: dict[str, Any] = {
-    "model": "transformer",
-    "representation": "smiles",
-    "data": "moses",
-    "val_data": None,          # None: carved from the training data; a file is deduplicated against train
-    "smiles_col": None,
-    "subset": None,            # random subset of the training file (after reading, before dedup)
-    "val_size": 2000,          # molecules held out for validation NLL during training
-    "seed": 0,
-    "max_epochs": None,        # None: unlimited when a budget is set, else 10
-    "max_steps": None,         # budget: optimizer steps (batches)
-    "max_molecules": None,     # budget: molecules seen (over all processes); the same model on every machine
-    "max_time": None,          # budget: minutes of training (validation excluded)
-    "batch_size": 128,         # per device
-    "lr": 2e-3,
-    "weight_decay": 0.01,
-    "betas": (0.9, 0.98),
-    "warmup_steps": 100,
-    "min_lr_ratio": 0.05,
-    "grad_clip": 1.0,          # gradient-norm clipping (automatic optimisation only)
-    "val_every": 500,          # validation (and checkpoint) every N training batches
-    "log_every": 50,           # training metrics reach the CSV log every N batches
-    "max_len": None,           # None: longest training string + 10 %
-    "accelerator": "auto",
-    "devices": 1,
-    "strategy": "auto",        # "ddp" for several processes (gloo on CPU)
-    "precision": None,         # None: bf16-mixed on GPU; on CPU the faster of fp32 / bf16 (measured)
-    "policy": None,            # dict of Policy fields
-    "conditions": None,        # property names to condition on: RDKit qed / logp / sa / mw / tpsa or numeric data columns
-    "autoencoder": None,       # saved model directory for a family that holds one (the GAN's VAE)
-    "init_from": None,         # a trained transformer (directory or shipped name) to start diffusion or the VAE decoder from
-    "model_args": {},
-    "num_threads": None,
-    "progress": True,          # progress bar (on a terminal or in a notebook)
-    "n_jobs": 2,
-}
 
 PRECISION_TRIAL_SECONDS = 3.0  # total for both candidates
 
 
 def load_config(path: str | Path) -> dict[str, Any]:
-    """Read a YAML config; unknown keys are an error that lists the known ones."""
-    cfg = yaml.safe_load(Path(path).read_text()) or {}
-    if not isinstance(cfg, dict):
-        raise ConfigError(f"{path}: a config must be a mapping of option: value")
-    unknown = set(cfg) - set(DEFAULTS) - {"out", "description"}
-    if unknown:
-        raise ConfigError(f"{path}: unknown option(s) {sorted(unknown)}; known: {sorted(DEFAULTS)}")
-    return cfg
+    """Read a YAML config (a path, or the name of one of molgen's configs: ``quickstart``), checked against
+    :class:`~molgen.options.train.TrainOptions`: unknown keys, values of the wrong type or outside the choices
+    are an error that lists what is accepted."""
+    path = resolve_config(path)
+    return validate_mapping(TrainOptions, yaml.safe_load(path.read_text()) or {}, str(path))
 
 
 def resolve_options(config: str | Path | dict | None = None, **overrides: Any) -> dict[str, Any]:
-    opts = dict(DEFAULTS)
-    opts["model_args"] = {}
+    """A run's options: the :class:`~molgen.options.train.TrainOptions` defaults, then ``config`` (a YAML
+    path, a config name or a dict), then ``overrides`` (None: not given). A key that is not a training
+    option (:data:`~molgen.options.train.TRAINING_OPTIONS`) is a model argument."""
+    opts = {k: v for k, v in defaults(TrainOptions).items() if k in TRAINING_OPTIONS}
     if config is not None:
         cfg = load_config(config) if not isinstance(config, dict) else dict(config)
         opts.update({k: v for k, v in cfg.items() if k != "model_args"})
@@ -107,7 +91,7 @@ def resolve_options(config: str | Path | dict | None = None, **overrides: Any) -
             continue
         if k == "model_args":
             opts["model_args"].update(v)
-        elif k in DEFAULTS or k == "out":
+        elif k in TRAINING_OPTIONS or k == "out":
             opts[k] = v
         else:  # anything else is a model argument (d_model=..., encoder=..., prior=...)
             opts["model_args"][k] = v
@@ -136,8 +120,6 @@ def _sha256_sorted(smiles: list[str]) -> str:
 def split_data(opts: dict[str, Any], policy: Policy) -> tuple[list[str], list[str], dict[str, Any]]:
     """(train, validation, info): canonical deduplicated training molecules and a held-out validation
     set that is carved from them (or a user file deduplicated against them), recorded in ``info``."""
-    from molgen.data.datamodule import load_canonical
-
     data: SmilesSource = opts["data"]
     if isinstance(data, str) and data in catalog.ALIASES:
         data = catalog.ALIASES[data]
@@ -191,27 +173,32 @@ def _quiet_lightning() -> None:
 # --- model -------------------------------------------------------------------------------------
 def resolve_model_class(model: Any) -> type:
     """A registry name or a :class:`~molgen.models.base.GenerativeModel` subclass -> the class."""
-    from molgen.models.base import GenerativeModel
-
     if isinstance(model, type):
         if not issubclass(model, GenerativeModel):
             raise ConfigError(f"model must be a registry name or a GenerativeModel subclass, got {model!r}")
         return model
-    from molgen.registry import MODELS
-
     return MODELS.get(model)
 
 
-def load_nested(cls: type, opts: dict[str, Any]) -> dict[str, Any]:
-    """The saved models a family holds (``cls.nested``, e.g. the GAN's ``autoencoder``), loaded from the
-    directories given as the options of the same names; an error if one is missing or not wanted."""
-    from molgen.persistence import load_pretrained
-    from molgen.pretrained import resolve_model
+def nested_role_holders() -> dict[str, list[str]]:
+    """Each nested-model role a registered family declares (the training option of the same name, e.g.
+    ``autoencoder``) -> the families that hold one."""
+    holders: dict[str, list[str]] = {}
+    for family_name, family in MODELS.items():
+        for role in nested_roles(family):
+            holders.setdefault(role, []).append(family_name)
+    return holders
 
-    wanted = tuple(getattr(cls, "nested", ()))
-    if opts.get("autoencoder") and "autoencoder" not in wanted:
-        raise ConfigError(f"model {getattr(cls, 'name', cls)!r} holds no autoencoder; only a family that holds "
-                          "one (gan) takes --autoencoder")
+
+def load_nested(cls: type, opts: dict[str, Any]) -> dict[str, Any]:
+    """The saved models a family holds, by its declared roles (:class:`~molgen.models.base.NestedRole`, e.g.
+    the GAN's ``autoencoder``), loaded from the directories given as the options of the same names; an error
+    if one is missing, or if a role's option is given to a family that holds no such model."""
+    wanted = nested_roles(cls)
+    for role, names in nested_role_holders().items():
+        if opts.get(role) and role not in wanted:
+            raise ConfigError(f"model {getattr(cls, 'name', cls)!r} holds no {role}; only a family that holds "
+                              f"one ({', '.join(names)}) takes --{role}")
     missing = [n for n in wanted if not opts.get(n)]
     if missing:
         raise ConfigError(f"model {cls.name!r} holds a trained {', '.join(missing)}: give its model directory "
@@ -229,7 +216,7 @@ def build_model(cls: type, representation: Any, policy: Policy, max_len: int, mo
     except ConfigError as e:
         if "unknown option" not in str(e):
             raise
-        raise ConfigError(f"{e}; training options: {', '.join(sorted(DEFAULTS))}") from None
+        raise ConfigError(f"{e}; training options: {', '.join(sorted(TRAINING_OPTIONS))}") from None
 
 
 def _split_cache_path(kind: str, suffix: str, opts: dict[str, Any], data_info: dict[str, Any], policy: Policy,
@@ -248,11 +235,6 @@ def _conditions(cls: type, opts: dict[str, Any], smiles: list[str], data_info: d
     names = opts["conditions"]
     if not names:
         return None
-    import numpy as np
-
-    from molgen.conditioning import ConditionSpace, property_sources, property_table
-    from molgen.registry import MODELS
-
     names = [names] if isinstance(names, str) else [str(n) for n in names]
     if "condition" not in cls.config_class.field_names():
         able = [m for m in MODELS.names() if "condition" in MODELS.get(m).config_class.field_names()]
@@ -266,9 +248,7 @@ def _conditions(cls: type, opts: dict[str, Any], smiles: list[str], data_info: d
                                 policy=policy, n_jobs=opts["n_jobs"])
         log.info("condition properties %s for %d molecules in %.0f s", names, len(smiles), time.perf_counter() - t)
         path.parent.mkdir(parents=True, exist_ok=True)
-        from molgen.data.datamodule import _atomic_tmp
-
-        tmp = _atomic_tmp(path)
+        tmp = catalog.atomic_tmp(path)
         with open(tmp, "wb") as f:
             np.save(f, values)
         os.replace(tmp, path)
@@ -280,22 +260,19 @@ def _conditions(cls: type, opts: dict[str, Any], smiles: list[str], data_info: d
     return values
 
 
-def _fit_representation(opts: dict[str, Any], train_smiles: list[str], data_info: dict[str, Any], policy: Policy):
+def _fit_representation(opts: dict[str, Any], train_smiles: list[str], data_info: dict[str, Any],
+                        policy: Policy) -> Representation:
     """The representation fitted on the training molecules, cached on disk per data split: a Kekulé or
     SELFIES fit of 600k molecules takes minutes (an RDKit / selfies round trip each), a reload milliseconds."""
-    from molgen.data.datamodule import _atomic_tmp
-    from molgen.registry import REPRESENTATIONS
-    from molgen.tokenizers.base import load_tokenizer
-
     path = _split_cache_path("representations", ".json", opts, data_info, policy, opts["representation"])
     if path.exists():
         try:
-            return load_tokenizer(path)
+            return load_representation(path, opts["representation"])
         except Exception as e:  # a damaged cache entry is refitted, not trusted
             log.warning("ignoring the cached representation %s: %s", path, e)
     representation = REPRESENTATIONS.get(opts["representation"])().fit(train_smiles)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _atomic_tmp(path)
+    tmp = catalog.atomic_tmp(path)
     representation.save(tmp)
     os.replace(tmp, path)
     return representation
@@ -303,8 +280,6 @@ def _fit_representation(opts: dict[str, Any], train_smiles: list[str], data_info
 
 def _check_optim_options(cls: type, options: dict[str, Any], config: str | Path | dict | None) -> None:
     """Optimiser options the family does not read (its config has its own) are an error, not ignored."""
-    from molgen.models.base import GenerativeModel
-
     cfg = (load_config(config) if not isinstance(config, dict) else config) if config is not None else {}
     given = {k for k, v in options.items() if v is not None} | set(cfg)
     unused = sorted(k for k in GenerativeModel.optim_options if k in given and k not in cls.optim_options)
@@ -318,10 +293,6 @@ def _base_conditions(space: Any, smiles: list[str], given: Mapping[str, Any] | N
                      data_info: dict[str, Any], policy: Policy):
     """Property values [N, k] for training a conditional model further. Its condition space is kept
     (the embedding learnt its standardisation); rows without a value train unconditionally."""
-    import numpy as np
-
-    from molgen.conditioning import property_table
-
     if given is not None:
         values = np.array([given[s] for s in smiles], dtype=np.float64).reshape(len(smiles), space.k)
     else:
@@ -344,9 +315,6 @@ def _init_source(cls: type, opts: dict[str, Any], options: dict[str, Any], confi
     """The trained transformer that ``init_from`` names (a model directory or a shipped name), checked
     against the run: a family that can start from it, the same representation and ``max_len``. Fills
     ``model_args["backbone"]`` with the source's when the run sets no backbone option (same shapes)."""
-    from molgen.persistence import load_pretrained
-    from molgen.pretrained import resolve_model
-
     ref = opts["init_from"]
     if not hasattr(cls, "init_from_transformer"):
         raise ConfigError(f"init_from is for --model diffusion or vae (started from a trained transformer); "
@@ -405,11 +373,6 @@ def cpu_name() -> str:
 def _trial_rates(model: Any, batches: list[Any], budget_s: float) -> dict[str, float]:
     """Molecules/s of real training steps (``training_step`` + backward + AdamW) on a copy of the
     model, fp32 and bf16 autocast interleaved in rounds so that a noisy machine affects both alike."""
-    import torch
-
-    from molgen.training.optim import OptimConfig, adamw, decay_groups
-    from molgen.training.progress import batch_size_of
-
     m = copy.deepcopy(model).cpu().train()
     opt = adamw(decay_groups(list(m.named_parameters()), 0.0), OptimConfig(lr=1e-7))
 
@@ -446,8 +409,6 @@ def choose_precision(model: Any, dm: Any, opts: dict[str, Any], *, budget_s: flo
     """(precision, record): given; bf16-mixed on a GPU; on a CPU the faster of fp32 and bf16 autocast
     measured on real steps, cached in ``cache_dir()/precision.json`` per CPU model, torch version,
     model class, parameter count, batch size and threads."""
-    import torch
-
     if opts["precision"]:
         return str(opts["precision"]), {"how": "given"}
     acc = str(opts["accelerator"]).lower()
@@ -472,8 +433,6 @@ def choose_precision(model: Any, dm: Any, opts: dict[str, Any], *, budget_s: flo
     rec = cache.get(key)
     if rec is None:
         dm.setup("fit")
-        from molgen.data.datamodule import LengthBucketSampler
-
         items = dm.train_items
         sampler = LengthBucketSampler([dm._length(x) for x in items], opts["batch_size"], opts["seed"])
         batches = [dm.collate([items[i] for i in b]) for b, _ in zip(sampler, range(8))]
@@ -488,9 +447,7 @@ def choose_precision(model: Any, dm: Any, opts: dict[str, Any], *, budget_s: flo
                "measured": datetime.now(timezone.utc).isoformat(timespec="seconds")}
         cache[key] = rec
         try:
-            from molgen.data.datamodule import _atomic_tmp
-
-            tmp = _atomic_tmp(path)
+            tmp = catalog.atomic_tmp(path)
             tmp.write_text(json.dumps(cache, indent=1))
             os.replace(tmp, path)
         except OSError:
@@ -505,10 +462,8 @@ def choose_precision(model: Any, dm: Any, opts: dict[str, Any], *, budget_s: flo
 
 
 # --- processes ---------------------------------------------------------------------------------
-def _launch_rank() -> int:
+def launch_rank() -> int:
     """Global rank of this process as its launcher set it (0 before / without DDP)."""
-    from lightning.fabric.utilities.rank_zero import rank_zero_only
-
     return int(getattr(rank_zero_only, "rank", 0) or 0)
 
 
@@ -516,8 +471,6 @@ def _want_bar(opts: dict[str, Any]) -> bool:
     """A progress bar only where someone watches it: a terminal or a notebook (not a log file)."""
     if not opts["progress"]:
         return False
-    from molgen.progress import interactive
-
     return interactive()
 
 
@@ -531,8 +484,6 @@ def _epochs(steps: int, trainer: Any) -> float | None:
 
 def _csv_logger(out: Path, resume: Any):
     """``OUT/logs/metrics.csv``; a resumed run logs to ``OUT/logs/resume-N/`` (Lightning would delete the first)."""
-    from lightning.pytorch.loggers import CSVLogger
-
     if not resume:
         return CSVLogger(out, name="logs", version="")
     n = 1
@@ -544,8 +495,6 @@ def _csv_logger(out: Path, resume: Any):
 # --- train -------------------------------------------------------------------------------------
 def _is_model(model: Any) -> bool:
     """A model instance (fine-tuning starts from it) rather than a registry name or a class."""
-    from molgen.models.base import GenerativeModel
-
     return isinstance(model, GenerativeModel)
 
 
@@ -558,7 +507,7 @@ def train(model: Any = None, data: SmilesSource | None = None, out: str | Path |
         return _train(model, data, out, config=config, resume=resume, callbacks=callbacks, _made=made,
                       _condition_values=_condition_values, **options)
     except BaseException:
-        if made and _launch_rank() == 0:
+        if made and launch_rank() == 0:
             _discard_partial(made[0])
         raise
 
@@ -567,8 +516,6 @@ def _discard_partial(out: Path) -> None:
     """A failed run leaves no half-written model folder: one it created is removed, unless it already
     holds a training checkpoint (hours of work; the error names it for ``--resume``), which is kept in
     place without any model file."""
-    import shutil
-
     if any((out / "checkpoints").glob("*.ckpt")):
         log.warning("training failed; %s holds only its checkpoints (resume with --resume %s)", out,
                     out / "checkpoints" / "last.ckpt")
@@ -584,8 +531,9 @@ def _train(model: Any = None, data: SmilesSource | None = None, out: str | Path 
 
     ``model`` is a registry name (``"transformer"``) or a :class:`GenerativeModel` subclass, or a model
     instance to train further (its representation, ``max_len`` and weights kept: :func:`molgen.finetune`).
-    Precedence: explicit arguments > ``config`` (YAML path or dict) > :data:`DEFAULTS` (transformer on
-    the embedded MOSES data). ``options`` are the keys of :data:`DEFAULTS` (e.g. ``max_molecules=300_000``,
+    Precedence: explicit arguments > ``config`` (YAML path, a config name such as ``"quickstart"``, or a
+    dict) > the :class:`~molgen.options.train.TrainOptions` defaults (transformer on the embedded MOSES
+    data). ``options`` are the training options (e.g. ``max_molecules=300_000``,
     ``max_time=15`` minutes, ``subset=100_000``, ``representation="selfies"``); anything else is a model
     option (``d_model=256``, ``encoder="graph"``). ``callbacks`` are extra Lightning callbacks.
     ``resume`` is a Lightning checkpoint (``OUT/checkpoints/last.ckpt``): steps, molecules, seconds,
@@ -593,19 +541,10 @@ def _train(model: Any = None, data: SmilesSource | None = None, out: str | Path 
     condition space; ``_condition_values`` (canonical SMILES -> raw property row, NaN = absent) are the
     properties :func:`molgen.finetune` read for it, else they are computed / read from ``data``.
     """
-    import lightning as L
-    import torch
-    from lightning.pytorch.callbacks import ModelCheckpoint
-
-    from molgen.data.datamodule import MoleculeDataModule
-    from molgen.training.callbacks import ClipGradNorm, NonFiniteGuard
-    from molgen.training.optim import OptimConfig
-    from molgen.training.progress import Budget, TrainingBar, TrainingProgress
-
     _quiet_lightning()
     base = model if _is_model(model) else None  # fine-tuning: start from this model, not a fresh one
-    fixed = sorted(k for k, v in options.items() if v and (k not in DEFAULTS or k in (
-        "representation", "max_len", "model_args", "conditions", "autoencoder", "config", "init_from")))
+    fixed = sorted(k for k, v in options.items() if v and (k not in TRAINING_OPTIONS or k in (
+        "representation", "max_len", "model_args", "conditions", "config", "init_from") or k in nested_role_holders()))
     if base is not None and (fixed or config is not None):
         raise ConfigError(f"training an existing {base.name} model further keeps its representation and "
                           f"architecture: {', '.join(fixed or ['config'])} cannot be given")
@@ -615,11 +554,9 @@ def _train(model: Any = None, data: SmilesSource | None = None, out: str | Path 
     name = getattr(cls, "name", cls.__name__)
     _check_optim_options(cls, options, config)
     out = Path(out or opts.get("out") or f"runs/{name}-{datetime.now():%Y%m%d-%H%M%S}")
-    rank0 = _launch_rank() == 0
+    rank0 = launch_rank() == 0
     if _made is not None and not out.exists() and not resume:
         _made.append(out)  # removed again if the run fails (see train)
-    from molgen.persistence import check_writable
-
     check_writable(out)  # an unwritable folder is an error now, not after the data preparation
     if opts["num_threads"]:
         torch.set_num_threads(int(opts["num_threads"]))
@@ -642,9 +579,7 @@ def _train(model: Any = None, data: SmilesSource | None = None, out: str | Path 
         if rank0:
             representation.save(tok_path)
     elif resume and tok_path.exists():
-        from molgen.tokenizers.base import load_tokenizer
-
-        representation = load_tokenizer(tok_path)
+        representation = load_representation(tok_path)
     else:
         representation = _fit_representation(opts, train_smiles, data_info, policy)
         if rank0:
@@ -657,7 +592,7 @@ def _train(model: Any = None, data: SmilesSource | None = None, out: str | Path 
         opts["max_len"] or (next(iter(nested.values())).max_len if nested else None)
         or (source.max_len if source is not None else None))
     if max_len is None:
-        longest = max(len(representation.tokenize(s)) for s in train_smiles[:200_000])
+        longest = max(representation.size(s) for s in train_smiles[:200_000])
         max_len = int(longest * 1.1) + 1
     net = base if base is not None else build_model(cls, None if nested else representation, policy, max_len,
                                                     opts["model_args"], nested)
@@ -665,15 +600,13 @@ def _train(model: Any = None, data: SmilesSource | None = None, out: str | Path 
     data_info["prepare_seconds"] = round(time.perf_counter() - t0, 1)
     if rank0:  # weights, the checkpoint (weights + two AdamW moments) and logs must fit: checked before fit
         check_writable(out, need_bytes=20 * net.n_parameters() + 64 * 2**20)
-    log.info("model %s: %.2fM parameters, vocabulary %d, max_len %d", name, net.n_parameters() / 1e6,
-             representation.vocab_size, max_len)
+    log.info("model %s: %.2fM parameters, %s, max_len %d", name, net.n_parameters() / 1e6,
+             representation.describe(), max_len)
 
     cacheable = bool(getattr(net, "featurize_cacheable", False))
     split_key = data_info["validation"]["sha256"][:12]
     featurize, collate, length = net.featurize, net.collate, net.item_length
     if conditions is not None:  # items carry their property rows; batches gain cond / cond_present
-        from molgen.conditioning import ConditionedItems
-
         items = ConditionedItems(net, net.condition_space, train_smiles + val_smiles, conditions)
         featurize, collate, length, cacheable = items.featurize, items.collate, items.item_length, False
     dm = MoleculeDataModule(
@@ -684,17 +617,14 @@ def _train(model: Any = None, data: SmilesSource | None = None, out: str | Path 
     net.optim = OptimConfig(lr=opts["lr"], weight_decay=opts["weight_decay"], betas=tuple(opts["betas"]),
                             warmup_steps=opts["warmup_steps"], min_lr_ratio=opts["min_lr_ratio"])
 
-    budget = Budget(max_steps=opts["max_steps"] or None,
-                    max_time_s=opts["max_time"] * 60 if opts["max_time"] else None,
-                    max_molecules=opts["max_molecules"] or None)
+    budget = Budget.from_options(opts)
     progress = TrainingProgress(budget)
     ckpt = ModelCheckpoint(dirpath=out / "checkpoints", save_last=True, save_top_k=0,
                            enable_version_counter=False)  # one last.ckpt, also written by NonFiniteGuard
     precision, precision_info = choose_precision(net, dm, opts)
     max_epochs = opts["max_epochs"] if opts["max_epochs"] is not None else (-1 if budget.is_set() else 10)
     bar = _want_bar(opts)
-    from molgen.training.curves import curve_logger  # molecules seen + learning rate in the CSV log
-
+    # curve_logger: molecules seen + learning rate in the CSV log;
     # NonFiniteGuard: a NaN / inf loss stops the run naming the step; the checkpoint written after each
     # validation (when every weight is finite) is the last good one (a family's own guard replaces it)
     cbs = [progress, ckpt, curve_logger(progress), NonFiniteGuard(), *(callbacks or [])]
@@ -704,6 +634,7 @@ def _train(model: Any = None, data: SmilesSource | None = None, out: str | Path 
     # where the family clips what it wants itself); done by a callback with multi-tensor kernels.
     if getattr(net, "automatic_optimization", True) and opts["grad_clip"]:
         cbs.append(ClipGradNorm(float(opts["grad_clip"])))
+    cbs.extend(net.default_callbacks())  # the family's own (VAE safeguards, GAN latent bins), after clipping
     trainer = L.Trainer(
         accelerator=opts["accelerator"], devices=opts["devices"], strategy=opts["strategy"], precision=precision,
         max_epochs=max_epochs, max_steps=-1, callbacks=cbs, val_check_interval=opts["val_every"], check_val_every_n_epoch=None,
@@ -719,8 +650,7 @@ def _train(model: Any = None, data: SmilesSource | None = None, out: str | Path 
         warnings.filterwarnings("ignore", message=".*exists and is not empty.*")  # a re-run into the same OUT
         trainer.fit(net, datamodule=dm, ckpt_path=str(resume) if resume else None)
     fit_seconds = time.perf_counter() - t_fit
-    if hasattr(representation, "drop_caches"):
-        representation.drop_caches()
+    representation.drop_caches()
 
     net.eval()
     final: dict[str, Any] = {}
@@ -738,7 +668,7 @@ def _train(model: Any = None, data: SmilesSource | None = None, out: str | Path 
         "training": {**{k: opts[k] for k in ("seed", "subset", "batch_size", "max_time", "max_steps",
                                               "max_molecules", "max_epochs", "strategy", "conditions")},
                      **{k: opts[k] for k in ("lr", "weight_decay", "warmup_steps") if k in net.optim_options},
-                     "representation": getattr(representation, "name", opts["representation"]),  # the one used
+                     "representation": representation.name,  # the one used
                      "world_size": trainer.world_size, "global_batch_size": opts["batch_size"] * trainer.world_size,
                      "steps": progress.steps, "optimizer_steps": trainer.global_step,
                      "epochs": _epochs(progress.steps, trainer), "fit_seconds": round(fit_seconds, 1),
@@ -749,8 +679,6 @@ def _train(model: Any = None, data: SmilesSource | None = None, out: str | Path 
     }
     if trainer.is_global_zero:
         net.save_pretrained(out)
-        from molgen.training.curves import write_curves
-
         write_curves(out, Path(trainer.logger.log_dir))  # curves.csv / curves.png from the CSV log
         (out / "train_options.json").write_text(json.dumps(
             {**opts, "model": name}, indent=1, default=str))

@@ -1,6 +1,8 @@
 """What ``molgen benchmark`` writes: the comparison table (markdown, likelihood first, with the
-published MOSES rows apart), its footnotes, ``compare.{json,md}`` and the plots (a bar chart per
-metric, NLL against training time). :mod:`molgen.benchmarking` runs the rows; this module only reports.
+published MOSES rows apart), its footnotes, ``<name>.{json,md}``, the manifest and the plots (a bar chart
+per metric, NLL against training time); and the table rows from the runs (:func:`aggregate`).
+:mod:`molgen.benchmark.runner` runs the rows; this module only reports, and holds the formatting helpers
+both use.
 """
 
 from __future__ import annotations
@@ -8,21 +10,86 @@ from __future__ import annotations
 import json
 import math
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from molgen.benchmarking import (
-    _EVAL_KEYS,
-    DIFFUSION_STEPS,
-    PUBLISHED_LABEL,
-    PUBLISHED_SOURCE,
-    _jsonable,
-    _one_line,
-)
+import numpy as np
+import pandas as pd
+
+from molgen.benchmark.rows import BY_NAME, PUBLISHED_LABEL, PUBLISHED_SOURCE
+from molgen.options.benchmark import DIFFUSION_STEPS
+
+#: numeric fields of a row (per seed; mean and spread over seeds in the table)
+NUMERIC = ("nll", "nll_own", "nll_scored", "nll_unscored", "valid", "unique", "Novelty", "FCD/Test",
+           "FCDfloor/Test", "FCD/TestSF", "FCDfloor/TestSF", "SNN/Test", "Frag/Test", "Scaf/Test",
+           "SNN/TestSF", "Frag/TestSF", "Scaf/TestSF", "IntDiv", "IntDiv2", "Filters", "recall", "recall/real",
+           "coverage", "coverage/real", "n", "n_valid", "sample_molecules_per_s",
+           "sample_seconds", "train_molecules_per_s", "molecules_seen", "train_seconds", "parameters",
+           "trainable_parameters", "val_nll", "score_seconds", "evaluate_seconds")
+#: evaluator keys copied into a row as they are
+EVAL_KEYS = ("valid", "Novelty", "FCD/Test", "FCDfloor/Test", "FCD/TestSF", "FCDfloor/TestSF", "SNN/Test",
+             "Frag/Test", "Scaf/Test", "SNN/TestSF", "Frag/TestSF", "Scaf/TestSF", "IntDiv", "IntDiv2",
+             "Filters", "recall", "recall/real", "coverage", "coverage/real")
+
+
+# --- values -------------------------------------------------------------------------------------
+def one_line(e: BaseException) -> str:
+    """An exception as one line (its type and first line, at most 400 characters)."""
+    text = str(e).strip().splitlines()
+    msg = f"{type(e).__name__}: {text[0] if text else ''}".strip()
+    return msg[:400]
+
+
+def finite(v: Any) -> bool:
+    """A finite number (not a bool)."""
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(float(v))
+
+
+def jsonable(v: Any) -> Any:
+    """``v`` as JSON can hold it: paths as strings, numpy scalars as Python numbers, NaN / inf as None."""
+    if isinstance(v, dict):
+        return {str(k): jsonable(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [jsonable(x) for x in v]
+    if isinstance(v, Path):
+        return str(v)
+    if isinstance(v, np.generic):
+        v = v.item()
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return v
+
+
+def aggregate(records: list[dict[str, Any]], order: Sequence[str]) -> list[dict[str, Any]]:
+    """One row per table row: numeric fields as mean / spread (sample standard deviation) over the seeds
+    that ran, text fields as given; failed seeds listed in ``errors``."""
+    out = []
+    for name in order:
+        runs = [r for r in records if r["row"] == name]
+        ok = [r for r in runs if not r.get("error")]
+        row: dict[str, Any] = {"row": name, "family": runs[0]["family"], "label": runs[0]["label"],
+                               "seeds": [r["seed"] for r in runs], "seeds_ok": [r["seed"] for r in ok],
+                               "model_dirs": [r["model_dir"] for r in runs],
+                               "errors": [f"seed {r['seed']}: {r['error']}" for r in runs if r.get("error")]}
+        for key in ("representation", "sampler", "precision", "no_likelihood", "likelihood"):
+            vals = [r.get(key) for r in ok if r.get(key) is not None]
+            uniq = [v for i, v in enumerate(vals) if v not in vals[:i]]
+            row[key] = (uniq[0] if len(uniq) == 1 else ("; ".join(map(str, uniq)) if uniq else None))
+        if row["representation"] is None:
+            row["representation"] = runs[0]["representation"]
+        for key in NUMERIC:
+            vals = [float(r[key]) for r in ok if finite(r.get(key))]
+            row[key] = float(np.mean(vals)) if vals else None
+            row[f"{key}_sd"] = float(np.std(vals, ddof=1)) if len(vals) > 1 else None
+        row["nll_common_n"] = next((r.get("nll_common_n") for r in ok if r.get("nll_common_n")), None)
+        out.append(row)
+    return out
 
 
 # --- table --------------------------------------------------------------------------------------
-def _fmt(v: Any, sd: Any = None, digits: int = 3) -> str:
+def fmt(v: Any, sd: Any = None, digits: int = 3) -> str:
+    """A table cell: ``–`` for none, digits by magnitude, `` ± sd`` when given."""
     if v is None or (isinstance(v, float) and not math.isfinite(v)):
         return "–"
     if isinstance(v, float) and (digits == 0 or (v.is_integer() and abs(v) >= 100)):
@@ -41,19 +108,19 @@ def _fmt(v: Any, sd: Any = None, digits: int = 3) -> str:
     else:
         return str(v)
     if sd is not None and math.isfinite(sd):
-        text += f" ± {_fmt(float(sd), digits=digits)}"
+        text += f" ± {fmt(float(sd), digits=digits)}"
     return text
 
 
 def _cell(row: dict[str, Any], key: str, digits: int = 3) -> str:
-    return _fmt(row.get(key), row.get(f"{key}_sd"), digits)
+    return fmt(row.get(key), row.get(f"{key}_sd"), digits)
 
 
 def _with_real(row: dict[str, Any], key: str, real: str) -> str:
     v = _cell(row, key)
     if v == "–":
         return v
-    return f"{v} ({_fmt(row.get(real))})"
+    return f"{v} ({fmt(row.get(real))})"
 
 
 def _likelihood_text(row: dict[str, Any]) -> str:
@@ -66,6 +133,7 @@ def _likelihood_text(row: dict[str, Any]) -> str:
 
 
 def table_columns(unique_label: str) -> list[str]:
+    """The table's columns, in order (``unique_label``: the uniqueness column's name at this n)."""
     return ["row", "source", "family", "representation", "NLL (nats/mol)", "NLL kind / object",
             "own NLL [scored / unscored]", "valid", unique_label, "novelty", "FCD/Test (floor)",
             "FCD/TestSF (floor)", "SNN/Test", "Frag/Test", "Scaf/Test", "IntDiv", "Filters", "recall (real)",
@@ -88,8 +156,8 @@ def markdown_table(payload: dict[str, Any]) -> str:
                 nll = "– (no likelihood)"
             own = "–"
             if r.get("nll_own") is not None:
-                own = f"{_fmt(r['nll_own'], r.get('nll_own_sd'), 2)} [{_fmt(r.get('nll_scored'), digits=0)} / " \
-                      f"{_fmt(r.get('nll_unscored'), digits=0)}]"
+                own = f"{fmt(r['nll_own'], r.get('nll_own_sd'), 2)} [{fmt(r.get('nll_scored'), digits=0)} / " \
+                      f"{fmt(r.get('nll_unscored'), digits=0)}]"
             train_min = None if r.get("train_seconds") is None else r["train_seconds"] / 60
             train_sd = None if r.get("train_seconds_sd") is None else r["train_seconds_sd"] / 60
             cells = {"row": r["row"] + (f" (failed seeds: {'; '.join(r['errors'])})" if r["errors"] else ""),
@@ -105,19 +173,19 @@ def markdown_table(payload: dict[str, Any]) -> str:
                      "coverage (real)": _with_real(r, "coverage", "coverage/real"),
                      "sampler": r.get("sampler") or "–", "sampling mol/s": _cell(r, "sample_molecules_per_s", 1),
                      "training mol/s": _cell(r, "train_molecules_per_s", 1),
-                     "molecules seen": _fmt(None if r.get("molecules_seen") is None else int(r["molecules_seen"])),
-                     "training min": _fmt(train_min, train_sd, 2),
-                     "parameters": _fmt(None if r.get("parameters") is None else int(r["parameters"])),
+                     "molecules seen": fmt(None if r.get("molecules_seen") is None else int(r["molecules_seen"])),
+                     "training min": fmt(train_min, train_sd, 2),
+                     "parameters": fmt(None if r.get("parameters") is None else int(r["parameters"])),
                      "precision": r.get("precision") or "–"}
         lines.append("| " + " | ".join(_md(cells.get(c, "")) for c in cols) + " |")
     for p in payload["published"]["rows"]:
-        cells = {"row": p["model"], "source": PUBLISHED_LABEL, "valid": _fmt(p.get("valid")),
-                 opts["unique"]: (f"{_fmt(p['unique'])} (@10k)" if "unique" in p else ""),
-                 "novelty": _fmt(p.get("Novelty")) if "Novelty" in p else "",
-                 "FCD/Test (floor)": _fmt(p.get("FCD/Test")), "FCD/TestSF (floor)": _fmt(p.get("FCD/TestSF")),
-                 "SNN/Test": _fmt(p["SNN/Test"]) if "SNN/Test" in p else "",
-                 "Frag/Test": _fmt(p["Frag/Test"]) if "Frag/Test" in p else "",
-                 "Scaf/Test": _fmt(p["Scaf/Test"]) if "Scaf/Test" in p else ""}
+        cells = {"row": p["model"], "source": PUBLISHED_LABEL, "valid": fmt(p.get("valid")),
+                 opts["unique"]: (f"{fmt(p['unique'])} (@10k)" if "unique" in p else ""),
+                 "novelty": fmt(p.get("Novelty")) if "Novelty" in p else "",
+                 "FCD/Test (floor)": fmt(p.get("FCD/Test")), "FCD/TestSF (floor)": fmt(p.get("FCD/TestSF")),
+                 "SNN/Test": fmt(p["SNN/Test"]) if "SNN/Test" in p else "",
+                 "Frag/Test": fmt(p["Frag/Test"]) if "Frag/Test" in p else "",
+                 "Scaf/Test": fmt(p["Scaf/Test"]) if "Scaf/Test" in p else ""}
         if "valid" not in p:
             cells["valid"] = ""
         lines.append("| " + " | ".join(_md(cells.get(c, "")) for c in cols) + " |")
@@ -129,14 +197,18 @@ def _md(v: Any) -> str:
 
 
 def footnotes(payload: dict[str, Any]) -> list[str]:
+    """What the table's numbers are: budget, data and split, samples, NLL, floors, evaluation, machine."""
     opts, nll, m = payload["options"], payload["nll"], payload["machine"]
     seeds = opts["seeds"]
     ran = [r for r in payload["runs"] if r.get("n_val") is not None]
-    split = sorted({(r["n_train"], r["n_val"]) for r in ran if r["row"] != "gan"} or
+    declared = [BY_NAME[r["row"]] for r in payload["rows"] if r["row"] in BY_NAME]
+    holders = {row.name for row in declared if row.needs}  # they train on another row's model, not the split
+    split = sorted({(r["n_train"], r["n_val"]) for r in ran if r["row"] not in holders} or
                    {(r["n_train"], r["n_val"]) for r in ran})
     split_text = ("; ".join(f"{a:,} training / {b:,} validation molecules" for a, b in split) if split
                   else f"{opts['val_size']} validation molecules requested")
-    diffusion = any(r["family"] == "diffusion" for r in payload["rows"])
+    diffusion = any(row.diffusion_steps for row in declared)
+    row_notes = [row.note for row in declared if row.note]
     steps = DIFFUSION_STEPS[opts["diffusion_steps"]]
     notes = [
         f"Budget: {opts['budget']} (training wall clock, validation excluded; the configs' other caps removed)"
@@ -147,8 +219,7 @@ def footnotes(payload: dict[str, Any]) -> list[str]:
         f"{opts['val_size']}, at most a tenth of the data): {split_text}, "
         + ("one split for all rows. " if len(seeds) == 1 else
            "one split per seed, the same for all rows (a seed draws the subset, the split and the weights). ")
-        + ("The GAN trains on the latents of the vae row's model (reused frozen): its budget and training time "
-           "are its own, the VAE's are not counted." if any(r["row"] == "gan" for r in payload["rows"]) else ""),
+        + " ".join(row_notes),
         f"Samples: n = {opts['n']} per row at temperature 1 (sampler column: how each model drew them"
         + (f"; masked diffusion with the ancestral sampler at T = {'N' if steps == 1 else f'N/{steps}'} steps, N "
            "the canvas length" if diffusion else "")
@@ -193,7 +264,7 @@ def write_outputs(payload: dict[str, Any], *, out: Path, results: Path, name: st
         try:
             files["plots"] = [str(p) for p in write_plots(payload, results, name)]
         except Exception as e:  # plots are a convenience: never lose the table over them
-            payload.setdefault("notes", []).append(f"plots failed: {_one_line(e)}")
+            payload.setdefault("notes", []).append(f"plots failed: {one_line(e)}")
     payload["files"] = files
     md = [f"# molgen benchmark: every family, same data, same budget ({payload['options']['budget']})", "",
           markdown_table(payload), ""]
@@ -201,15 +272,15 @@ def write_outputs(payload: dict[str, Any], *, out: Path, results: Path, name: st
     if files["plots"]:
         md += ["", "Plots: " + ", ".join(f"`{Path(p).name}`" for p in files["plots"])]
     Path(files["markdown"]).write_text("\n".join(md) + "\n")
-    Path(files["json"]).write_text(json.dumps(_jsonable(payload), indent=1, default=str) + "\n")
+    Path(files["json"]).write_text(json.dumps(jsonable(payload), indent=1, default=str) + "\n")
     manifest = {"command": payload.get("command"), "results": files["json"], "options": payload["options"],
                 "rows": [{"row": r["row"], "seed": r["seed"], "model_dir": r["model_dir"], "error": r["error"],
                           "trained": r.get("trained"), "autoencoder": r.get("autoencoder"),
-                          "metrics": {k: r.get(k) for k in ("nll", "nll_own", "likelihood", *_EVAL_KEYS, "unique",
+                          "metrics": {k: r.get(k) for k in ("nll", "nll_own", "likelihood", *EVAL_KEYS, "unique",
                                                             "n", "n_valid", "sampler", "molecules_seen",
                                                             "train_seconds", "parameters", "precision")}}
                          for r in payload["runs"]]}
-    Path(files["manifest"]).write_text(json.dumps(_jsonable(manifest), indent=1, default=str) + "\n")
+    Path(files["manifest"]).write_text(json.dumps(jsonable(manifest), indent=1, default=str) + "\n")
     return files
 
 
@@ -234,12 +305,13 @@ PLOT_METRICS = (
 )
 
 
-def _pyplot():
-    import matplotlib
+def _pyplot() -> Any:
+    """matplotlib's pyplot (Agg outside a notebook)."""
+    import matplotlib  # lazy: optional and heavy, only when plots are written
 
     if "ipykernel" not in sys.modules:
         matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: as above
 
     return plt
 
@@ -289,8 +361,6 @@ def write_plots(payload: dict[str, Any], results: Path, name: str) -> list[Path]
 def _plot_nll_vs_time(plt: Any, payload: dict[str, Any], results: Path, name: str) -> Path | None:
     """Validation NLL logged during training (``curves.csv``: molecules seen, converted to minutes at the
     run's mean training rate) as a line, the test NLL at the end of training as a star, per row."""
-    import pandas as pd
-
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
     drawn = 0
     colors = plt.rcParams["axes.prop_cycle"].by_key().get("color", ["C0"])

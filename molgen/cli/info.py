@@ -1,4 +1,4 @@
-"""``molgen models`` and ``molgen info``: what is registered, what a model directory holds."""
+"""``molgen info MODEL``: what a model directory holds, as a readable summary (or every field as JSON)."""
 
 from __future__ import annotations
 
@@ -8,47 +8,12 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-
-def add_models_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--json", action="store_true", help="machine-readable output")
-
-
-def run_models(args: argparse.Namespace) -> int:
-    if args.json:  # the full rows (config options too): imports every family
-        from molgen.api import list_components, list_models
-
-        print(json.dumps({"models": list_models(), "components": list_components()}, indent=1))
-        return 0
-    from molgen.cli.models_table import MODELS_TABLE
-    from molgen.registry import BACKBONES, ENCODERS, MODELS, PRIORS, REPRESENTATIONS
-
-    rows = MODELS_TABLE
-    if sorted(r["name"] for r in rows) != MODELS.declared_names():  # a family the table misses: ask them
-        from molgen.cli.models_table import current_table
-
-        rows = current_table()
-    components = {reg.category: reg.declared_names() for reg in (REPRESENTATIONS, ENCODERS, PRIORS, BACKBONES)}
-    print(f"{'model':<14}{'likelihood (nats/molecule)':<28}{'capabilities':<40}description")
-    for r in rows:
-        print(f"{r['name']:<14}{r['likelihood_kind'] or 'none':<28}{', '.join(r['capabilities']):<40}"
-              f"{r['description']}")
-    # written out: molgen.likelihood.OBJECTS would import torch, and listing models must not
-    print("\nlikelihood object: the canonical string of the model's representation "
-          "(canonical-smiles / canonical-kekule-smiles / canonical-selfies)")
-    for category, names in components.items():
-        print(f"{category + 's:':<17}{', '.join(names)}")
-    return 0
+from molgen.persistence import load_pretrained, model_config
+from molgen.pretrained import resolve_model
 
 
-def add_info_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model", help="model directory or pretrained model name (molgen pretrained)")
-    p.add_argument("--json", action="store_true", help="every field (config, metadata) as JSON instead of the summary")
-
-
-def run_info(args: argparse.Namespace) -> int:
-    from molgen.persistence import load_pretrained, model_config
-    from molgen.pretrained import resolve_model
-
+def run(args: argparse.Namespace) -> int:
+    """Load the model and print its summary (or, with ``--json``, every field)."""
     path = resolve_model(args.model)
     model = load_pretrained(path)
     cfg = model_config(model)
