@@ -34,7 +34,7 @@ from molgen.fragments.completion import TemplateCompletion
 from molgen.fragments.constraints import Constraint, contains_fragments, parse_constraint
 from molgen.fragments.infilling import Infilling
 from molgen.fragments.strategy import Strategy
-from molgen.models.results import SampleResult, canonical_rows
+from molgen.models.results import SampleResult, canonical_rows, check_sample_arguments
 from molgen.progress import progress_bar
 
 #: draws per row for a row that is valid but lacks the fragments (1: never redrawn; a redraw also draws
@@ -91,12 +91,7 @@ def constrained_sample(model, n: int, *, scaffold: str | None = None, linker: st
     """
     constraint = parse_constraint(scaffold=scaffold, linker=linker, extend=extend)
     model.require("sample")
-    if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 0:
-        raise ConfigError(f"n must be an integer >= 0, got {n!r}")
-    if not isinstance(temperature, (int, float)) or not temperature > 0:
-        raise ConfigError(f"temperature must be a number > 0, got {temperature!r}")
-    if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
-        raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
+    check_sample_arguments(n, temperature, batch_size)
     if not isinstance(attempts, int) or attempts < 1:
         raise ConfigError(f"attempts must be an integer >= 1, got {attempts!r}")
     strategy = strategy_for(model, constraint, rooting=rooting, options=options)

@@ -40,7 +40,7 @@ from molgen.errors import CapabilityError, ConfigError, check_choice, strict
 from molgen.fragments import constrained_sample
 from molgen.likelihood import LikelihoodLabel
 from molgen.models.config import ModelConfig
-from molgen.models.results import SampleResult, canonical_rows
+from molgen.models.results import SampleResult, canonical_rows, check_sample_arguments
 from molgen.persistence import load_pretrained, save_pretrained
 from molgen.progress import progress_bar
 from molgen.rowrandom import RowRandom
@@ -253,12 +253,7 @@ class GenerativeModel(L.LightningModule):
         (shards, :mod:`molgen.sharding`). ``scaffold`` / ``linker`` / ``extend``: fragment-constrained
         generation (:func:`molgen.fragments.constrained_sample`)."""
         self.require("sample")
-        if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 0:
-            raise ConfigError(f"n must be an integer >= 0, got {n!r}")
-        if not isinstance(temperature, (int, float)) or not temperature > 0:
-            raise ConfigError(f"temperature must be a number > 0 (argmax is a different sampler), got {temperature!r}")
-        if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
-            raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
+        check_sample_arguments(n, temperature, batch_size)
         if not isinstance(start, (int, np.integer)) or isinstance(start, bool) or start < 0:
             raise ConfigError(f"start must be an integer >= 0 (the index of the first molecule), got {start!r}")
         if scaffold is not None or linker is not None or extend is not None:

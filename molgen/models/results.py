@@ -12,7 +12,7 @@ from molgen.chem import Policy, mol_to_smiles, standardize
 from molgen.conditioning import condition_text
 from molgen.data.io import row_ids
 from molgen.drawing import draw
-from molgen.errors import strict
+from molgen.errors import ConfigError, strict
 from molgen.filtering import filter_molecules
 from molgen.likelihood import LikelihoodLabel
 
@@ -99,3 +99,14 @@ def canonical_rows(raw: list[Any], policy: Policy) -> tuple[list[str], list[str 
         smiles.append(s)
         canonical.append(standardize(s, policy)[0] if s else None)
     return smiles, canonical
+
+
+def check_sample_arguments(n: Any, temperature: Any, batch_size: Any) -> None:
+    """The argument checks every sampler shares (``GenerativeModel.sample``, fragment-constrained
+    sampling): a ConfigError that says what is accepted."""
+    if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 0:
+        raise ConfigError(f"n must be an integer >= 0, got {n!r}")
+    if not isinstance(temperature, (int, float)) or not temperature > 0:
+        raise ConfigError(f"temperature must be a number > 0 (argmax is a different sampler), got {temperature!r}")
+    if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
+        raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
