@@ -196,6 +196,51 @@ def test_kv_cache_block_sampler_draws_from_the_model(tiny_tok, b):
     assert m.last_sample_stats["nfe_per_row"] <= N_TINY and m.last_sample_stats["steps_per_block"] == b
 
 
+@pytest.mark.parametrize("b", [None, 1, 2, 3, N_TINY])
+def test_left_to_right_sampler_draws_from_its_exact_likelihood(tiny_tok, b):
+    """``left-to-right`` reveals the first free position per call: a proper distribution whose exact
+    log-likelihood (kind ``exact-ltr[-bB]``, b passes) the samples follow; b = 1 it is the block model's
+    exact autoregressive likelihood. MDLM (b = None) too."""
+    m = _scrambled(_build(tiny_tok, block_size=b, sampler="left-to-right"))
+    tail = "" if b is None else f"-b{b}"
+    assert m.likelihood_label().kind == f"exact-ltr{tail}"  # the default follows the configured sampler
+    assert m.likelihood_label("elbo").kind == f"elbo-16{tail}"
+    x = _batch(m, ALL_STRINGS)
+    with torch.no_grad():
+        ltr = m.log_likelihood(x).numpy()
+    assert np.exp(ltr).sum() == pytest.approx(1.0, abs=1e-5)
+    assert np.exp(ltr).max() < 0.6
+    if b == 1:
+        np.testing.assert_allclose(ltr, block_exact_log_p(m, ALL_STRINGS), rtol=0, atol=1e-5)
+    elif b is not None:  # another order than the random one the bound describes: a different distribution
+        assert np.abs(ltr - block_exact_log_p(m, ALL_STRINGS)).max() > 1e-3
+    n = 4000
+    counts = Counter(m.sample(n, seed=0).smiles)
+    p = np.exp(ltr.astype(np.float64))
+    probs = dict(zip(ALL_STRINGS, p / p.sum()))
+    assert set(counts) <= set(ALL_STRINGS) and _chi2(counts, probs, n) > 0.01
+    assert 0.5 * sum(abs(counts[s] / n - probs[s]) for s in ALL_STRINGS) < 0.05
+    scored = m.score(["CCO", "OCO"])
+    assert (scored.likelihood_kind == f"exact-ltr{tail}").all()
+    np.testing.assert_allclose(scored.log_likelihood.to_numpy(), ltr[[ALL_STRINGS.index("CCO"),
+                                                                    ALL_STRINGS.index("OCO")]], atol=1e-5)
+
+
+@pytest.mark.parametrize("b", [None, 3])
+def test_confidence_sampler_reveals_the_most_confident_position_first(tiny_tok, b):
+    m = _scrambled(_build(tiny_tok, block_size=b, sampler="confidence"))
+    masked = torch.tensor([[True, False, True, True]])
+    logp = torch.log_softmax(torch.tensor([[[0.0, 5.0], [9.0, 0.0], [0.0, 1.0], [3.0, 0.0]]]), -1)
+    assert int(m._next_position(masked, logp, torch.rand(1, 4))) == 0  # the free one with the top probability
+    m.set_sampling(sampler="left-to-right")
+    assert int(m._next_position(masked, logp, torch.rand(1, 4))) == 0
+    m.set_sampling(sampler="confidence")
+    res = m.sample(300, seed=0)
+    assert set(res.smiles) <= set(ALL_STRINGS) and len(set(res.smiles)) > 3  # drawn, not the mode
+    assert m.sample(100, seed=0, batch_size=7).smiles == res.smiles[:100]
+    assert m.likelihood_label().kind == ("elbo-16" if b is None else "elbo-16-b3")  # no tractable likelihood
+
+
 @pytest.mark.parametrize("b", [1, 3])
 def test_fused_cache_path_gives_the_uncached_log_probs(smiles_tokenizer, tiny_train_smiles, b):
     from molgen.nn.transformer import KVCache

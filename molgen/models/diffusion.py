@@ -143,7 +143,7 @@ from molgen.conditioning import validate_condition_fields
 from molgen.conditioning_nn import Conditioner, guided_log_probs
 from molgen.errors import CapabilityError, ConfigError, check_choice, strict
 from molgen.likelihood import resolve_k_kind, row_rand, row_seeds
-from molgen.models.autoregressive import StringDecoding
+from molgen.models.autoregressive import Constrain, StringDecoding
 from molgen.models.base import GenerativeModel
 from molgen.models.config import ModelConfig
 from molgen.models.init_from import copy_transformer_weights
@@ -155,7 +155,8 @@ from molgen.training.progress import log_due
 
 __all__ = ["DiffusionConfig", "DiffusionModel"]
 
-SAMPLERS = ("ancestral", "exact")
+SAMPLERS = ("ancestral", "exact", "left-to-right", "confidence")
+ONE_POSITION_SAMPLERS = ("exact", "left-to-right", "confidence")  # one free position revealed per network call
 
 
 def _is_count(v: Any) -> bool:
@@ -171,7 +172,8 @@ class DiffusionConfig(ModelConfig):
     COMPONENTS = ("backbone",)
 
     backbone: dict[str, Any] = field(default_factory=lambda: {"name": "transformer", "args": {}})
-    sampler: str = "ancestral"          # ancestral (MDLM, sampling_steps steps) | exact (T -> infinity)
+    sampler: str = "ancestral"          # ancestral (MDLM, sampling_steps steps) | exact (T -> infinity) |
+                                        # left-to-right | confidence (one position per call, chosen by order)
     sampling_steps: int | None = None   # None: the canvas length N = max_len + 1 (MDLM only)
     elbo_samples: int = 16              # mask draws per molecule in score() (kind elbo-K)
     val_elbo_samples: int = 4           # ... in validation during training
@@ -419,27 +421,55 @@ class DiffusionModel(GenerativeModel):
     # --- likelihood ----------------------------------------------------------------------------
     @classmethod
     def likelihood_kind(cls, config: ModelConfig, kind: str | None = None) -> str:
+        """``elbo-K`` (MDLM) / ``elbo-K-bB`` (block models): the bound on the random-order model;
+        ``exact-ltr`` / ``exact-ltr-bB``: the exact log-likelihood of the left-to-right sampler. The
+        default follows the configured sampler (``left-to-right``: the exact one)."""
         b = getattr(config, "block_size", None)
-        if b is None:
-            return resolve_k_kind(kind, prefix="elbo", default_k=config.elbo_samples, family="masked diffusion",
-                                  unit="mask draws")
+        tail = "" if b is None else f"-b{b}"
+        if kind is None and config.sampler == "left-to-right":
+            kind = "exact-ltr"
         base = kind
-        if isinstance(kind, str):
-            head, sep, tail = kind.rpartition("-b")
-            if sep and tail.isdigit() and int(tail) == b:
-                base = head
+        if isinstance(kind, str) and tail and kind.endswith(tail):
+            base = kind[:-len(tail)]
+        if base == "exact-ltr":
+            return base + tail
+        family = "masked diffusion" if b is None else f"block diffusion (block size {b})"
         try:
-            return resolve_k_kind(base, prefix="elbo", default_k=config.elbo_samples, family="block diffusion",
-                                  unit="mask draws") + f"-b{b}"
+            return resolve_k_kind(base, prefix="elbo", default_k=config.elbo_samples, family=family,
+                                  unit="mask draws") + tail
         except ConfigError:
-            raise ConfigError(f"block diffusion (block size {b}) reports kind 'elbo' (K = {config.elbo_samples} "
-                              f"mask draws), 'elbo-K' or 'elbo-K-b{b}' (K >= 1); got {kind!r}") from None
+            raise ConfigError(f"{family} reports kind 'elbo' (K = {config.elbo_samples} mask draws), 'elbo-K'"
+                              f"{f' or {chr(39)}elbo-K{tail}{chr(39)}' if tail else ''} (K >= 1), or 'exact-ltr'"
+                              f"{f' / {chr(39)}exact-ltr{tail}{chr(39)}' if tail else ''} (the left-to-right sampler's exact "
+                              f"log-likelihood); got {kind!r}") from None
 
     def log_likelihood(self, batch: dict[str, Any], *, kind: str | None = None) -> Tensor:
-        """[B] ELBO on log p(string) in nats, K stratified mask draws per molecule (kind ``elbo-K``,
-        ``elbo-K-bB`` for block models)."""
+        """[B] in nats: the ELBO on log p(string), K stratified mask draws per molecule (kind
+        ``elbo-K``, ``elbo-K-bB`` for block models), or the left-to-right sampler's exact log q(string)
+        (``exact-ltr[-bB]``, :meth:`left_to_right_log_likelihood`)."""
         kind = self.likelihood_kind(self.config, kind)
-        return self.elbo(batch, int(kind.split("-")[1]), self._offset(batch, batch["ids"].shape[0]))
+        offset = self._offset(batch, batch["ids"].shape[0])
+        if kind.startswith("exact-ltr"):
+            return self.left_to_right_log_likelihood(batch, offset)
+        return self.elbo(batch, int(kind.split("-")[1]), offset)
+
+    def left_to_right_log_likelihood(self, batch: dict[str, Any], offset: Tensor | None = None) -> Tensor:
+        """[B] log q(x) of the ``left-to-right`` sampler, exactly: sum over canvas positions l of
+        log p_theta(x_l | the positions before l revealed, l and later masked), inside each block for
+        block models (b forward passes; MDLM: N). Every canvas decodes to one string and the canvas
+        rule forces ``<eos>`` after the first, so this is log q(string). No Monte Carlo."""
+        x = batch["ids"]
+        B, N = x.shape
+        b = self.block_size or N
+        within = torch.arange(N, device=x.device) % b  # position inside its block
+        total = torch.zeros(B, dtype=torch.float32, device=x.device)
+        for i in range(b):
+            z = x.masked_fill((within >= i).expand(B, N), self.mask_id)
+            logp = (self._block_log_probs(z, x, offset) if self.block_size is not None
+                    else self._log_probs(z, offset))
+            tok = logp.gather(-1, x.unsqueeze(-1)).squeeze(-1)
+            total += tok[:, within == i].sum(-1)
+        return total
 
     def elbo(self, batch: dict[str, Any], k: int, offset: Tensor | None = None, chunk_rows: int = 4096) -> Tensor:
         """[B] ELBO estimate (2) with ``k`` draws per molecule, noise seeded by each molecule's tokens."""
@@ -575,6 +605,13 @@ class DiffusionModel(GenerativeModel):
         return int(self._sampling_override.get("steps") or self.config.sampling_steps or self.canvas_len)
 
     @property
+    def writes_in_order(self) -> bool:
+        """True when sampling reveals the canvas positions left to right, one per network call (sampler
+        ``left-to-right``), as an autoregressive model writes: a ``constrain`` hook (fragment template
+        completion) can then edit each position's log-probs before its draw, as for the transformer."""
+        return self.sampler == "left-to-right"
+
+    @property
     def sampler(self) -> str:
         return str(self._sampling_override.get("sampler") or self.config.sampler)
 
@@ -590,23 +627,25 @@ class DiffusionModel(GenerativeModel):
                          constrain=None, canvas: Tensor | None = None) -> Tensor:
         """[n, N] sampled canvases (what :meth:`_sample` decodes); ``canvas`` as in :meth:`_sample`,
         whose fixed positions come back unchanged. Sets ``last_sample_stats``."""
-        if constrain is not None:
-            raise CapabilityError("diffusion cannot sample under a token constraint; it infills a canvas instead "
-                                  "(_sample(..., canvas=[n, N] with the mask id at free positions))")
+        if constrain is not None and (not self.writes_in_order or canvas is not None):
+            raise CapabilityError(f"diffusion samples under a token constraint only with sampler 'left-to-right' "
+                                  f"and no canvas (this model samples with {self.sampler!r}: "
+                                  f"set_sampling(sampler='left-to-right')); otherwise it infills a canvas "
+                                  f"(_sample(..., canvas=[n, N] with the mask id at free positions))")
         if len(rng) != n:
             raise ValueError(f"{len(rng)} random streams for {n} rows")
         z = self._start_canvas(n, canvas)
         if self.block_size is not None:
             group_lp, m = self._group_denoiser(n, condition, guidance)
-            z, calls = self._sample_blocks(z, rng, group_lp, m, temperature)
+            z, calls = self._sample_blocks(z, rng, group_lp, m, temperature, constrain)
             self.last_sample_stats = {"sampler": self.sampler, "block_size": self.block_size,
-                                      "steps_per_block": self.block_size if self.sampler == "exact"
+                                      "steps_per_block": self.block_size if self.sampler in ONE_POSITION_SAMPLERS
                                       else self.sampling_steps, "rows": n, "network_calls": calls,
                                       "network_rows": calls * n, "nfe_per_row": float(calls if n else 0)}
             return z
         denoise = self._denoiser(n, condition, guidance, temperature)
-        if self.sampler == "exact":
-            z, nfe = self._sample_exact(z, rng, denoise)
+        if self.sampler in ONE_POSITION_SAMPLERS:
+            z, nfe = self._sample_exact(z, rng, denoise, constrain)
         else:
             z, nfe = self._sample_ancestral(z, self.sampling_steps, rng, denoise)
         self.last_sample_stats = {"sampler": self.sampler, "steps": self.sampling_steps if self.sampler
@@ -691,11 +730,26 @@ class DiffusionModel(GenerativeModel):
             stale |= rows
         return z, network_rows
 
+    def _next_position(self, masked: Tensor, logp: Tensor, u: Tensor) -> Tensor:
+        """[m] the free position each row reveals next (one-position samplers; rows without a free
+        position get 0, which the callers ignore): ``exact`` a uniformly random one (the uniforms
+        ``u`` [m, P]), ``left-to-right`` the first, ``confidence`` the one whose predictive
+        distribution ``logp`` [m, P, V] has the largest top probability (MaskGIT / GenMol order; the
+        token is still drawn from it at the temperature)."""
+        if self.sampler == "exact":
+            scores = u
+        elif self.sampler == "left-to-right":
+            scores = -torch.arange(masked.shape[1], device=masked.device, dtype=torch.float).expand(masked.shape)
+        else:
+            scores = logp.max(-1).values
+        return scores.masked_fill(~masked, float("-inf")).argmax(1)
+
     @torch.no_grad()
-    def _sample_exact(self, z: Tensor, rng: RowRandom,
-                      denoise: Callable[[Tensor, Tensor], Tensor]) -> tuple[Tensor, int]:
-        """The T -> infinity limit: one uniformly random masked position revealed per network call
-        (step k: the position from stream 2k, the token from 2k + 1)."""
+    def _sample_exact(self, z: Tensor, rng: RowRandom, denoise: Callable[[Tensor, Tensor], Tensor],
+                      constrain: Constrain | None = None) -> tuple[Tensor, int]:
+        """One masked position revealed per network call, chosen by :meth:`_next_position` (``exact``:
+        uniformly at random, the T -> infinity limit; step k: the position from stream 2k, the token
+        from 2k + 1)."""
         N = z.shape[1]
         network_rows = 0
         for k in range(N):
@@ -703,11 +757,13 @@ class DiffusionModel(GenerativeModel):
             rows = masked.any(1).nonzero().squeeze(1)  # rows with a free position left
             if rows.numel() == 0:
                 break
-            scores = rng.uniform(2 * k, N).to(z.device).masked_fill(~masked, -1.0)
-            pos = scores.argmax(1)[rows]
             logp = denoise(z[rows], rows)
+            pos = self._next_position(masked[rows], logp, rng.uniform(2 * k, N).to(z.device)[rows])
             u = rng.uniform(2 * k + 1, 1).to(z.device)[rows, 0]
-            z[rows, pos] = self._inverse_cdf(logp[torch.arange(len(rows), device=z.device), pos], u)
+            lp = logp[torch.arange(len(rows), device=z.device), pos]
+            if constrain is not None:  # left to right, no canvas: every row writes position k now
+                lp = self._constrained(constrain, z, k, lp)
+            z[rows, pos] = self._inverse_cdf(lp, u)
             network_rows += int(rows.numel())
         return z, network_rows
 
@@ -756,12 +812,19 @@ class DiffusionModel(GenerativeModel):
         return guided, 2 * n
 
     @torch.no_grad()
+    def _constrained(self, constrain: Constrain, z: Tensor, t: int, lp: Tensor) -> Tensor:
+        """``constrain(t, previous token, log p [n, V])`` for canvas position ``t``, which every row writes
+        now (the previous token: BOS at t = 0), as the autoregressive sampler calls it."""
+        prev = z[:, t - 1] if t > 0 else torch.full_like(z[:, 0], self.tokenizer.bos_id)
+        return constrain(t, prev, lp)
+
     def _sample_blocks(self, z: Tensor, rng: RowRandom, group_lp: Callable[[KVCache, Tensor, int, int], Tensor],
-                       m: int, temperature: float) -> tuple[Tensor, int]:
-        """Block by block through the KV cache, ``sampling_steps`` ancestral steps per block (or the
-        exact sampler); (canvases, network calls). See the module docstring for the random streams."""
+                       m: int, temperature: float, constrain: Constrain | None = None) -> tuple[Tensor, int]:
+        """Block by block through the KV cache, ``sampling_steps`` ancestral steps per block (or a
+        one-position sampler); (canvases, network calls). ``constrain`` (left to right only) edits each
+        position's log-probs before its draw. See the module docstring for the random streams."""
         N = z.shape[1]
-        exact = self.sampler == "exact"
+        exact = self.sampler in ONE_POSITION_SAMPLERS
         eos = self.tokenizer.eos_id
         cache = KVCache(self.net.cfg, m, z.device, next(self.parameters()).dtype)
         calls = 0
@@ -775,10 +838,12 @@ class DiffusionModel(GenerativeModel):
                     break
                 if not exact and s == steps - 1:  # the last step reveals every free position (p = 1)
                     reveal = masked
-                elif exact:  # one uniformly random free position per row
-                    u = rng.uniform(N * (s + 1) + j, bj).to(z.device)
-                    pick = u.masked_fill(~masked, -1.0).argmax(1, keepdim=True)
-                    reveal = torch.zeros_like(masked).scatter_(1, pick, True) & masked
+                elif exact:  # one free position per row, by the sampler's order
+                    if lp is None:
+                        lp = group_lp(cache, z, lo, hi)
+                        calls += 1
+                    pick = self._next_position(masked, lp, rng.uniform(N * (s + 1) + j, bj).to(z.device))
+                    reveal = torch.zeros_like(masked).scatter_(1, pick[:, None], True) & masked
                 else:  # MDLM: each free position with probability (t - s) / t = 1 / (steps - s)
                     reveal = masked & (rng.uniform(N * (s + 1) + j, bj).to(z.device) < 1.0 / (steps - s))
                 if not bool(reveal.any()):
@@ -788,7 +853,11 @@ class DiffusionModel(GenerativeModel):
                     calls += 1
                 rows, cols = reveal.nonzero(as_tuple=True)
                 tok_u = rng.uniform(j, bj).to(z.device)[rows, cols]
-                z[rows, lo + cols] = self._inverse_cdf(lp[rows, cols], tok_u, temperature)
+                draw = lp
+                if constrain is not None:  # left to right, no canvas: every row writes position lo + s now
+                    draw = lp.clone()
+                    draw[:, s] = self._constrained(constrain, z, lo + s, lp[:, s])
+                z[rows, lo + cols] = self._inverse_cdf(draw[rows, cols], tok_u, temperature)
                 if bj > 1:  # the group changed (b = 1: the group is x_lo alone, which did not)
                     lp = None
             if bool((z[:, :hi] == eos).any(1).all()):  # every row has ended: <eos> is forced after it
