@@ -197,6 +197,12 @@ HEADLINE = ("valid", "unique@1000", "unique@10000", "FCD/Test", "FCD/TestSF", "S
             "IntDiv", "IntDiv2", "Filters", "Novelty", "guacamol/KL", "guacamol/FCD")
 
 
+def _val_nll(final: dict[str, Any]) -> str:
+    """The validation NLL with its own kind (a model may report another kind than it validated with)."""
+    kind = (final.get("likelihood") or {}).get("kind")
+    return _num(final.get("val_nll_nats_per_molecule")) + (f" ({kind})" if kind else "")
+
+
 def _metrics_text(rep: dict[str, Any] | None, label: dict[str, str] | None, meta: dict[str, Any]) -> list[str]:
     lines = []
     final = meta.get("final") or {}
@@ -206,7 +212,7 @@ def _metrics_text(rep: dict[str, Any] | None, label: dict[str, str] | None, meta
     if rep is None:
         if label is not None:
             lines.append(f"- **Likelihood** ({label['kind']}, object {label['object']}, unit {label['unit']}): "
-                         f"validation NLL {_num(final.get('val_nll_nats_per_molecule'))} "
+                         f"validation NLL {_val_nll(final)} "
                          f"({label['unit']}, {_num(final.get('val_n'))} validation molecules).")
         lines.append("- Not evaluated: no evaluation.json was shipped with this model.")
         return lines
@@ -220,16 +226,16 @@ def _metrics_text(rep: dict[str, Any] | None, label: dict[str, str] | None, meta
             lines.append(f"- **NLL/Test {_num(bench['nll_own'], '.2f')} {lab['unit']}** — kind **{lab['kind']}**, "
                          f"object **{lab['object']}**, unit **{lab['unit']}**; {bench.get('nll_scored', '?')} test "
                          f"molecules scored by `molgen benchmark`, {bench.get('nll_unscored', '?')} unscored. "
-                         f"Validation NLL {_num(final.get('val_nll_nats_per_molecule'))}.")
+                         f"Validation NLL {_val_nll(final)}.")
         elif nll is None:
             lines.append(f"- **Likelihood** ({lab['kind']}, object {lab['object']}, unit {lab['unit']}): "
                          f"NLL/Test not in the report (evaluated without the model); validation NLL "
-                         f"{_num(final.get('val_nll_nats_per_molecule'))} {lab['unit']}.")
+                         f"{_val_nll(final)} {lab['unit']}.")
         else:
             lines.append(f"- **NLL/Test {_num(nll, '.2f')} {lab['unit']}** — kind **{lab['kind']}**, object "
                          f"**{lab['object']}**, unit **{lab['unit']}**; {m.get('NLL/Test/n_scored', '?')} test "
                          f"molecules scored, {m.get('NLL/Test/n_unscored', '?')} unscored. "
-                         f"Validation NLL {_num(final.get('val_nll_nats_per_molecule'))}.")
+                         f"Validation NLL {_val_nll(final)}.")
     refs = ", ".join(f"{k}: {v.get('name')} (n {v.get('n')})" for k, v in (rep.get("references") or {}).items())
     lines.append(f"- Samples: {rep.get('n_requested', '?')} requested, {rep.get('n_valid', '?')} valid; "
                  f"references {refs or '?'}; train set for novelty: {rep.get('train') or 'none'}.")

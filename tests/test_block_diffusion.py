@@ -406,3 +406,23 @@ def test_init_from_via_the_cli_records_metadata_copies_weights_and_round_trips(s
         molgen.train("transformer", data=tiny_train_smiles, out=tmp_path / "x3", init_from=str(saved), max_steps=1,
                      progress=False, precision="32-true")
     assert not (tmp_path / "x1").exists() and not (tmp_path / "x2").exists()
+
+
+def test_left_to_right_block_one_completes_fragment_templates_as_the_transformer(block1, trained_transformer):
+    """A diffusion model that writes left to right takes the transformer's template completion: with the
+    transformer's weights (b = 1) it draws the transformer's constrained molecules, row for row."""
+    from molgen.fragments.completion import TemplateCompletion
+    from molgen.fragments.constraints import parse_constraint
+    from molgen.fragments.sampling import strategy_for
+
+    m = block1.set_sampling(sampler="left-to-right")
+    try:
+        assert isinstance(strategy_for(m, parse_constraint(scaffold="c1ccccc1")), TemplateCompletion)
+        a = trained_transformer.eval().sample(24, scaffold="c1ccccc1", seed=5)
+        b = m.sample(24, scaffold="c1ccccc1", seed=5)
+        assert b.smiles == a.smiles and b.sampler == a.sampler
+        assert list(b.to_frame().contains_fragments) == list(a.to_frame().contains_fragments)
+    finally:
+        m.set_sampling()
+    with pytest.raises(CapabilityError, match="left-to-right"):
+        m._sample(2, temperature=1.0, rng=RowRandom(0, range(2)), constrain=lambda t, prev, lp: lp)

@@ -47,9 +47,11 @@ def transformer():
 
 @pytest.fixture(scope="module")
 def diffusion():
+    """The shipped SELFIES MDLM: canvas infilling (the shipped moses-diffusion samples left to right and
+    completes templates as the transformer does)."""
     import molgen
 
-    return molgen.load("moses-diffusion")
+    return molgen.load("moses-mdlm-selfies")
 
 
 # --- parsing and errors ------------------------------------------------------------------------

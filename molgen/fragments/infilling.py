@@ -32,7 +32,7 @@ from molgen.rowrandom import RowRandom
 
 #: infilling a bare scaffold ("any free hydrogen"): each H-bearing atom gets a branch with this probability
 #: (the tail at the end is always offered; in SELFIES only atoms outside a ring the scaffold closes later).
-#: Measured on moses-diffusion (SELFIES), 10 MOSES scaffolds x 10: uniqueness 0.50 / 0.67 / 0.74 at
+#: Measured on moses-mdlm-selfies (then shipped as moses-diffusion), 10 MOSES scaffolds x 10: uniqueness 0.50 / 0.67 / 0.74 at
 #: probability 0 / 0.25 / 0.5, every valid row containing the scaffold (after redraws)
 SITE_PROBABILITY = 0.5
 
@@ -60,7 +60,7 @@ class Infilling(Strategy):
         stream; a template too long for the canvas falls back to one-token spans."""
         c, b = self.constraint, self.builder
         u = row_uniforms(seed, rows, attempt, 4 + 64)
-        # a masked head: measured on moses-diffusion (SELFIES) it loses the scaffold on 21-33% of first draws
+        # a masked head: measured on moses-mdlm-selfies it loses the scaffold on 21-33% of first draws
         # (an atom with no valence left ends the derivation before the scaffold), so off by default
         head = self.options.get("head", False) and c.kind == "scaffold"
         p_site = self.options.get("site_probability", SITE_PROBABILITY)

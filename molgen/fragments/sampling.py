@@ -39,7 +39,7 @@ from molgen.progress import progress_bar
 
 #: draws per row for a row that is valid but lacks the fragments (1: never redrawn; a redraw also draws
 #: the writing of the template). Measured: SELFIES infilling keeps a linker on ~50-60% of first draws
-#: (moses-diffusion, 20 pairs x 8), so 8 draws left 4 of 500 benchmark rows without one
+#: (moses-mdlm-selfies, 20 pairs x 8), so 8 draws left 4 of 500 benchmark rows without one
 DEFAULT_ATTEMPTS = 16
 
 
