@@ -180,11 +180,33 @@ def _data_text(meta: dict[str, Any]) -> tuple[str, str]:
     return text, licence
 
 
+def _init_text(meta: dict[str, Any]) -> list[str]:
+    """A line saying which model the weights started from (its own training is not in the budget above)."""
+    init = meta.get("init_from") or {}
+    if not init:
+        return []
+    final = init.get("final") or {}
+    return [f"- Initialised from `{init.get('source', '?')}` ({init.get('model', '?')}; its final validation NLL "
+            f"{_num(final.get('val_nll_nats_per_molecule'))}, kind {(final.get('likelihood') or {}).get('kind', '?')}): "
+            f"weights copied where shapes match ({(init.get('counts') or {}).get('copied', '?')} copied); that "
+            "model's own training is not counted in the molecules seen above."]
+
+
+def _diffusion_sampler_text(c: dict[str, Any]) -> str:
+    sampler, b = c.get("sampler", "ancestral"), c.get("block_size")
+    where = f"block diffusion (b = {b}), block by block through the KV cache; inside a block " if b else "masked diffusion: "
+    if sampler == "ancestral":
+        steps = (c.get("steps_per_block") or b) if b else (c.get("sampling_steps") or "N = max_len + 1 (the canvas length)")
+        return where + f"MDLM ancestral sampling in {steps} steps{' per block' if b else ''}"
+    order = {"exact": "a uniformly random free position", "left-to-right": "the first free position",
+             "confidence": "the free position with the largest top probability"}.get(sampler, sampler)
+    return where + f"one position per network call, {order} (sampler `{sampler}`)"
+
+
 def _sampler_text(cfg: dict[str, Any], check: dict[str, Any]) -> str:
     c = cfg.get("config") or {}
     family = cfg.get("model")
-    extra = {"diffusion": f"masked-diffusion sampler `{c.get('sampler', 'ancestral')}` in "
-                          f"{c.get('sampling_steps') or 'N = max_len + 1 (the canvas length)'} steps",
+    extra = {"diffusion": _diffusion_sampler_text(c),
              "flow": "one pass: z ~ N(0, I), inverse flow, tokens sampled from p(x | v), cut at the first <eos>",
              "vae": "z from the prior, the decoder sampled token by token",
              "gan": f"z = G(eps) decoded by {c.get('decode', 'sampling')} the VAE decoder",
@@ -286,6 +308,7 @@ def model_card(name: str, cfg: dict[str, Any], meta: dict[str, Any], check: dict
         f"{_num(tr.get('epochs'))} epochs, batch {_num(tr.get('global_batch_size') or tr.get('batch_size'))}); "
         f"budget asked: max_molecules {_num(tr.get('max_molecules'))}, max_time {_num(tr.get('max_time'))} min, "
         f"max_steps {_num(tr.get('max_steps'))}.",
+        *_init_text(meta),
         f"- Training time: {_num(tr.get('train_seconds'))} s ({_num(tr.get('molecules_per_s'))} molecules/s), "
         f"precision {tr.get('precision', '?')}, {tr.get('world_size', 1)} process(es).",
         f"- Machine: {_machine(meta, machine)}.",

@@ -225,6 +225,12 @@ class GenerativeModel(L.LightningModule):
             raise CapabilityError(
                 f"model {self.name!r} does not support {capability!r}; it supports {sorted(self.capabilities)}")
 
+    @property
+    def sampler_name(self) -> str:
+        """How ``sample`` draws at temperature 1, as recorded with every sample (``SampleResult.sampler``):
+        ``ancestral`` (x ~ p(x), token by token or in one pass) unless a family says otherwise."""
+        return "ancestral"
+
     def likelihood_label(self, kind: str | None = None) -> LikelihoodLabel | None:
         """What ``score`` / ``log_likelihood(kind=...)`` report: kind, object, unit (None: no likelihood)."""
         if "log_likelihood" not in self.capabilities:
@@ -287,7 +293,7 @@ class GenerativeModel(L.LightningModule):
         smiles, canonical = canonical_rows(raw, self.policy)
         ll = torch.cat(lls).numpy() if lls and sum(len(x) for x in lls) == n else None
         label = self.likelihood_label() if ll is not None else None
-        sampler = "ancestral" if temperature == 1.0 else f"ancestral-T{temperature:g}"
+        sampler = self.sampler_name if temperature == 1.0 else f"{self.sampler_name}-T{temperature:g}"
         info: dict[str, Any] = {"model": self.name}
         if start:
             info["start"] = int(start)

@@ -623,6 +623,12 @@ class DiffusionModel(GenerativeModel):
         return int(self._sampling_override.get("steps") or self.config.sampling_steps or self.canvas_len)
 
     @property
+    def sampler_name(self) -> str:
+        """The diffusion sampler in use (``ancestral``, ``exact``, ``left-to-right``, ``confidence``):
+        each samples another distribution, so every sample records which."""
+        return self.sampler
+
+    @property
     def writes_in_order(self) -> bool:
         """True when sampling reveals the canvas positions left to right, one per network call (sampler
         ``left-to-right``), as an autoregressive model writes: a ``constrain`` hook (fragment template
