@@ -19,7 +19,9 @@ NLL; one setting >= 1.5x the transformer's sampling speed with validity >= 0.85.
     python benchmarks/block_diffusion.py [--blocks 1 2 4 8 16 N] [--init scratch transformer]
         [--molecules 300000] [--threads 1] [--n 1000] [--nll-n 1000] [--out runs/bench-block]
 
-Writes ``benchmarks/results/block_diffusion.{json,md}`` (``--name`` to change).
+Writes ``benchmarks/results/block_diffusion.{json,md}`` (``--name`` to change). The samplers inside a block
+(random order, left to right, confidence) and the exact left-to-right likelihood are compared on trained
+runs by ``benchmarks/block_diffusion_eval.py`` (``results/block_diffusion_recipe.md``, README's table).
 """
 
 from __future__ import annotations

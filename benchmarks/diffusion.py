@@ -17,7 +17,9 @@ N/4 steps keep validity within 0.05 of N steps and sample >= 3x faster. Misses a
     python benchmarks/diffusion.py [--representations smiles selfies] [--molecules 300000]
         [--max-time 15] [--threads 1] [--transformer DIR] [--out runs/bench-diffusion] [--n 1000]
 
-Writes ``benchmarks/results/diffusion.{json,md}`` (``--name`` to change).
+Writes ``benchmarks/results/diffusion.{json,md}`` (``--name`` to change). Block diffusion (block size x
+initialisation x sampler, issue 20): ``benchmarks/block_diffusion.py`` trains the rows,
+``benchmarks/block_diffusion_eval.py`` writes the table (``results/block_diffusion_recipe.md``).
 """
 
 from __future__ import annotations

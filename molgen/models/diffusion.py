@@ -71,7 +71,7 @@ and it is the default kind of a model configured with that sampler. It also writ
 order, so fragment template completion (``molgen.fragments``) drives it through a ``constrain``
 hook as it drives the transformer. Measured at the quick-start budget (b = 2 initialised from the
 transformer, ``benchmarks/results/block_diffusion_recipe.md``): validity 0.93 left to right, 0.41
-random order, 0.55 by confidence.
+random order, 0.53 by confidence.
 
 Random numbers come from the per-row streams of :class:`~molgen.rowrandom.RowRandom` (``rng``): at
 ancestral step k (0-based) the unmasking coins are stream 2k and the token draws stream 2k + 1, one
