@@ -36,8 +36,13 @@ TINY_CONDITION = {"names": ["qed", "logp"], "mean": [0.7, 2.5], "std": [0.1, 1.0
 FAMILIES = MODELS.names() + [f"{n}+cond" for n in MODELS.names()
                              if "condition" in MODELS.get(n).config_class.field_names()]
 #: configurations of one family that take other code paths: "<name>+<variant>[+cond]"
-VARIANTS = {"block": {"block_size": 4}}  # block diffusion (KV-cache sampler, exact-over-blocks bound)
-FAMILIES += ["diffusion+block", "diffusion+block+cond"]
+VARIANTS = {"block": {"block_size": 4},  # block diffusion (KV-cache sampler, exact-over-blocks bound)
+            "block1": {"block_size": 1},  # the transformer's computation
+            "blockN": {"block_size": 61},  # one block: the whole canvas (max_len 60)
+            "block2ltr": {"block_size": 2, "sampler": "left-to-right"},  # the recipe: exact-ltr-b2 likelihood
+            "ltr": {"sampler": "left-to-right"}}  # MDLM sampled left to right: exact-ltr likelihood
+FAMILIES += ["diffusion+block", "diffusion+block+cond", "diffusion+block1", "diffusion+blockN", "diffusion+block2ltr",
+             "diffusion+block2ltr+cond", "diffusion+ltr"]
 
 
 @pytest.fixture(params=FAMILIES)
@@ -59,11 +64,11 @@ def test_conditional_models_sample_score_and_label_guidance(model, tiny_train_sm
         pytest.skip("not conditional")
     c = {"qed": 0.8}
     plain = model.sample(6, seed=4, condition=c)
-    assert plain.info["condition"] == c and plain.sampler == "ancestral"
+    assert plain.info["condition"] == c and plain.sampler == model.sampler_name
     # guidance 0 is the conditional model itself: the same draws under one seed
     assert model.sample(6, seed=4, condition=c, guidance=0).smiles == plain.smiles
     guided = model.sample(6, seed=4, condition=c, guidance=2.0)
-    assert guided.sampler == "ancestral+cfg-w2" and guided.log_likelihood is None  # no tractable likelihood
+    assert guided.sampler == f"{model.sampler_name}+cfg-w2" and guided.log_likelihood is None  # no tractable likelihood
     assert guided.info["guidance"] == 2.0
     with pytest.raises(ConfigError, match="conditioned on qed, logp"):
         model.sample(2, condition={"mw": 300})
@@ -89,7 +94,8 @@ def test_sample_returns_n_strings_and_records_its_seed(model):
     res = model.sample(17, seed=3, batch_size=5)
     assert len(res.smiles) == len(res.canonical) == len(res.valid) == 17
     assert all(isinstance(s, str) for s in res.smiles)
-    assert res.seed == 3 and res.temperature == 1.0 and res.sampler == "ancestral"
+    assert res.seed == 3 and res.temperature == 1.0 and res.sampler == model.sampler_name
+    assert model.sampler_name == (model.config.sampler if model.name == "diffusion" else "ancestral")
     unseeded = model.sample(4)
     assert isinstance(unseeded.seed, int)
     assert model.sample(4, seed=unseeded.seed).smiles == unseeded.smiles  # the recorded seed reproduces

@@ -59,7 +59,7 @@ random masked position is revealed at a time. ``sampler="exact"`` samples that l
 network calls per row; with the cache, the same as T = infinity). T = N ancestral is close to it
 (tests measure both against a tiny training distribution). Sampled canvases that break the canvas
 rule (possible when two positions are drawn in one step) are decoded by the stated rule: the tokens
-before the first ``<eos>``. Samples come without log p.
+before the first ``<eos>``. Samples come without log p (the left-to-right sampler excepted, below).
 
 Two more one-position samplers choose *which* free position to reveal by another rule, the token
 still drawn from p_theta(x_l | z) at the temperature: ``left-to-right`` (the first free position)
@@ -67,9 +67,10 @@ and ``confidence`` (the free position with the largest top probability, GenMol's
 Each defines its own distribution over strings; the ELBO describes the random order only.
 ``left-to-right`` has an exact, tractable likelihood, kind ``exact-ltr`` (``exact-ltr-bB``): log q(x)
 = sum_l log p_theta(x_l | x_<l revealed, the rest masked), b network passes per molecule (MDLM: N),
-and it is the default kind of a model configured with that sampler. It also writes positions in
-order, so fragment template completion (``molgen.fragments``) drives it through a ``constrain``
-hook as it drives the transformer. Measured at the quick-start budget (b = 2 initialised from the
+and it is the default kind of a model configured with that sampler; its samples come with it (as
+the transformer's, tested equal to ``score``). It also writes positions in order, so fragment
+template completion (``molgen.fragments``) drives it through a ``constrain`` hook as it drives the
+transformer. Measured at the quick-start budget (b = 2 initialised from the
 transformer, ``benchmarks/results/block_diffusion_recipe.md``): validity 0.93 left to right, 0.41
 random order, 0.53 by confidence.
 
@@ -640,17 +641,28 @@ class DiffusionModel(GenerativeModel):
         return str(self._sampling_override.get("sampler") or self.config.sampler)
 
     def _sample(self, n: int, *, temperature: float, rng: RowRandom, condition=None, guidance=None,
-                constrain=None, canvas: Tensor | None = None) -> tuple[list[str], None]:
-        """``n`` strings (no log p: only a bound is tractable). ``canvas``: [n, N] initial canvases for
-        infilling (free positions = the mask id V, fixed ones a token id; see the module docstring)."""
-        return self.decode(self._sample_canvases(n, temperature=temperature, rng=rng, condition=condition,
-                                                 guidance=guidance, constrain=constrain, canvas=canvas)), None
+                constrain=None, canvas: Tensor | None = None) -> tuple[list[str], Tensor | None]:
+        """``n`` strings and, for the ``left-to-right`` sampler at temperature 1 without guidance or a
+        canvas, their exact log q (kind ``exact-ltr``; under ``constrain`` the unconstrained model's, as
+        the transformer); otherwise no log p (only a bound is tractable). ``canvas``: [n, N] initial
+        canvases for infilling (free positions = the mask id V, fixed ones a token id)."""
+        z, ll = self._draw(n, temperature=temperature, rng=rng, condition=condition, guidance=guidance,
+                           constrain=constrain, canvas=canvas)
+        own = self.writes_in_order and temperature == 1.0 and not guidance and canvas is None
+        return self.decode(z), ll if own else None
 
-    @torch.no_grad()
     def _sample_canvases(self, n: int, *, temperature: float, rng: RowRandom, condition=None, guidance=None,
                          constrain=None, canvas: Tensor | None = None) -> Tensor:
         """[n, N] sampled canvases (what :meth:`_sample` decodes); ``canvas`` as in :meth:`_sample`,
         whose fixed positions come back unchanged. Sets ``last_sample_stats``."""
+        return self._draw(n, temperature=temperature, rng=rng, condition=condition, guidance=guidance,
+                          constrain=constrain, canvas=canvas)[0]
+
+    @torch.no_grad()
+    def _draw(self, n: int, *, temperature: float, rng: RowRandom, condition=None, guidance=None,
+              constrain=None, canvas: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """([n, N] canvases, [n] float64 sum of the drawn tokens' log p_theta at temperature 1 (the
+        ancestral sampler: zeros)). Sets ``last_sample_stats``."""
         if constrain is not None and (not self.writes_in_order or canvas is not None):
             raise CapabilityError(f"diffusion samples under a token constraint only with sampler 'left-to-right' "
                                   f"and no canvas (this model samples with {self.sampler!r}: "
@@ -661,21 +673,22 @@ class DiffusionModel(GenerativeModel):
         z = self._start_canvas(n, canvas)
         if self.block_size is not None:
             group_lp, m = self._group_denoiser(n, condition, guidance)
-            z, calls = self._sample_blocks(z, rng, group_lp, m, temperature, constrain)
+            z, calls, ll = self._sample_blocks(z, rng, group_lp, m, temperature, constrain)
             self.last_sample_stats = {"sampler": self.sampler, "block_size": self.block_size,
                                       "steps_per_block": self.block_size if self.sampler in ONE_POSITION_SAMPLERS
                                       else self.sampling_steps, "rows": n, "network_calls": calls,
                                       "network_rows": calls * n, "nfe_per_row": float(calls if n else 0)}
-            return z
+            return z, ll
         denoise = self._denoiser(n, condition, guidance, temperature)
+        ll = torch.zeros(n, dtype=torch.float64, device=z.device)
         if self.sampler in ONE_POSITION_SAMPLERS:
-            z, nfe = self._sample_exact(z, rng, denoise, constrain)
+            z, nfe, ll = self._sample_exact(z, rng, denoise, constrain)
         else:
             z, nfe = self._sample_ancestral(z, self.sampling_steps, rng, denoise)
         self.last_sample_stats = {"sampler": self.sampler, "steps": self.sampling_steps if self.sampler
                                   == "ancestral" else self.canvas_len, "rows": n, "network_rows": nfe,
                                   "nfe_per_row": nfe / max(n, 1)}
-        return z
+        return z, ll
 
     def _start_canvas(self, n: int, canvas: Tensor | None) -> Tensor:
         """The initial canvases: all ``<mask>``, or a checked copy of ``canvas``."""
@@ -770,12 +783,13 @@ class DiffusionModel(GenerativeModel):
 
     @torch.no_grad()
     def _sample_exact(self, z: Tensor, rng: RowRandom, denoise: Callable[[Tensor, Tensor], Tensor],
-                      constrain: Constrain | None = None) -> tuple[Tensor, int]:
+                      constrain: Constrain | None = None) -> tuple[Tensor, int, Tensor]:
         """One masked position revealed per network call, chosen by :meth:`_next_position` (``exact``:
         uniformly at random, the T -> infinity limit; step k: the position from stream 2k, the token
-        from 2k + 1)."""
+        from 2k + 1); (canvases, network rows, [n] sum of the drawn tokens' log-probs)."""
         N = z.shape[1]
         network_rows = 0
+        ll = torch.zeros(z.shape[0], dtype=torch.float64, device=z.device)
         for k in range(N):
             masked = z == self.mask_id
             rows = masked.any(1).nonzero().squeeze(1)  # rows with a free position left
@@ -785,11 +799,12 @@ class DiffusionModel(GenerativeModel):
             pos = self._next_position(masked[rows], logp, rng.uniform(2 * k, N).to(z.device)[rows])
             u = rng.uniform(2 * k + 1, 1).to(z.device)[rows, 0]
             lp = logp[torch.arange(len(rows), device=z.device), pos]
-            if constrain is not None:  # left to right, no canvas: every row writes position k now
-                lp = self._constrained(constrain, z, k, lp)
-            z[rows, pos] = self._inverse_cdf(lp, u)
+            draw = lp if constrain is None else self._constrained(constrain, z, k, lp)  # left to right: position k
+            tok = self._inverse_cdf(draw, u)
+            z[rows, pos] = tok
+            ll[rows] += lp.gather(-1, tok[:, None]).squeeze(-1).double()
             network_rows += int(rows.numel())
-        return z, network_rows
+        return z, network_rows, ll
 
     # --- block diffusion: sampling with the KV cache -------------------------------------------
     def _group_mask(self, t0: int, lo: int, hi: int, device) -> Tensor:
@@ -846,8 +861,11 @@ class DiffusionModel(GenerativeModel):
                        m: int, temperature: float, constrain: Constrain | None = None) -> tuple[Tensor, int]:
         """Block by block through the KV cache, ``sampling_steps`` ancestral steps per block (or a
         one-position sampler); (canvases, network calls). ``constrain`` (left to right only) edits each
-        position's log-probs before its draw. See the module docstring for the random streams."""
+        position's log-probs before its draw. Returns (canvases, network calls, [n] sum of the drawn
+        tokens' log-probs at temperature 1, before ``constrain``). See the module docstring for the
+        random streams."""
         N = z.shape[1]
+        ll = torch.zeros(z.shape[0], dtype=torch.float64, device=z.device)
         exact = self.sampler in ONE_POSITION_SAMPLERS
         eos = self.tokenizer.eos_id
         cache = KVCache(self.net.cfg, m, z.device, next(self.parameters()).dtype)
@@ -881,11 +899,13 @@ class DiffusionModel(GenerativeModel):
                 if constrain is not None:  # left to right, no canvas: every row writes position lo + s now
                     draw = lp.clone()
                     draw[:, s] = self._constrained(constrain, z, lo + s, lp[:, s])
-                z[rows, lo + cols] = self._inverse_cdf(draw[rows, cols], tok_u, temperature)
+                tok = self._inverse_cdf(draw[rows, cols], tok_u, temperature)
+                z[rows, lo + cols] = tok
+                ll.index_add_(0, rows, lp[rows, cols].gather(-1, tok[:, None]).squeeze(-1).double())
                 if bj > 1:  # the group changed (b = 1: the group is x_lo alone, which did not)
                     lp = None
             if bool((z[:, :hi] == eos).any(1).all()):  # every row has ended: <eos> is forced after it
                 rest = z[:, hi:]
                 rest.masked_fill_(rest == self.mask_id, eos)
                 break
-        return z, calls
+        return z, calls, ll
