@@ -426,3 +426,16 @@ def test_left_to_right_block_one_completes_fragment_templates_as_the_transformer
         m.set_sampling()
     with pytest.raises(CapabilityError, match="left-to-right"):
         m._sample(2, temperature=1.0, rng=RowRandom(0, range(2)), constrain=lambda t, prev, lp: lp)
+
+
+def test_samples_carry_log_q_only_under_its_own_label(tiny_tok):
+    """A model configured left to right returns exact-ltr log q with its samples; one switched to it by
+    set_sampling keeps its elbo label, so its samples carry none (no mislabelled numbers)."""
+    m = _scrambled(_build(tiny_tok, block_size=2, sampler="left-to-right"))
+    res = m.sample(30, seed=1)
+    assert res.likelihood.kind == "exact-ltr-b2" and res.log_likelihood is not None
+    x = _batch(m, res.smiles)
+    with torch.no_grad():
+        np.testing.assert_allclose(res.log_likelihood, m.log_likelihood(x).numpy(), atol=1e-4)
+    other = _scrambled(_build(tiny_tok, block_size=2)).set_sampling(sampler="left-to-right")
+    assert other.sample(5, seed=1).log_likelihood is None and other.likelihood_label().kind == "elbo-16-b2"

@@ -32,7 +32,7 @@ from molgen.rowrandom import RowRandom
 
 #: infilling a bare scaffold ("any free hydrogen"): each H-bearing atom gets a branch with this probability
 #: (the tail at the end is always offered; in SELFIES only atoms outside a ring the scaffold closes later).
-#: Measured on moses-mdlm-selfies (then shipped as moses-diffusion), 10 MOSES scaffolds x 10: uniqueness 0.50 / 0.67 / 0.74 at
+#: Measured on moses-mdlm-selfies (the SELFIES MDLM), 10 MOSES scaffolds x 10: uniqueness 0.50 / 0.67 / 0.74 at
 #: probability 0 / 0.25 / 0.5, every valid row containing the scaffold (after redraws)
 SITE_PROBABILITY = 0.5
 

@@ -642,13 +642,15 @@ class DiffusionModel(GenerativeModel):
 
     def _sample(self, n: int, *, temperature: float, rng: RowRandom, condition=None, guidance=None,
                 constrain=None, canvas: Tensor | None = None) -> tuple[list[str], Tensor | None]:
-        """``n`` strings and, for the ``left-to-right`` sampler at temperature 1 without guidance or a
-        canvas, their exact log q (kind ``exact-ltr``; under ``constrain`` the unconstrained model's, as
-        the transformer); otherwise no log p (only a bound is tractable). ``canvas``: [n, N] initial
+        """``n`` strings and, for a model configured (and sampling) ``left-to-right`` at temperature 1
+        without guidance or a canvas, their exact log q (its default kind ``exact-ltr``; under
+        ``constrain`` the unconstrained model's, as the transformer); otherwise no log p. ``canvas``: [n, N] initial
         canvases for infilling (free positions = the mask id V, fixed ones a token id)."""
         z, ll = self._draw(n, temperature=temperature, rng=rng, condition=condition, guidance=guidance,
                            constrain=constrain, canvas=canvas)
-        own = self.writes_in_order and temperature == 1.0 and not guidance and canvas is None
+        # labelled by the model's default kind: returned only when that is exact-ltr (the configured sampler)
+        own = (self.writes_in_order and self.config.sampler == "left-to-right" and temperature == 1.0
+               and not guidance and canvas is None)
         return self.decode(z), ll if own else None
 
     def _sample_canvases(self, n: int, *, temperature: float, rng: RowRandom, condition=None, guidance=None,
