@@ -11,7 +11,7 @@ import pprint
 from typing import Any
 
 MODELS_TABLE: list[dict[str, Any]] = [
-    {'name': 'diffusion', 'capabilities': ['log_likelihood', 'sample'], 'likelihood_kind': 'elbo-16', 'description': 'MDLM: absorbing <mask> noise, alpha_t = 1 - t, bidirectional backbone, SUBS, per-molecule ELBO.'},
+    {'name': 'diffusion', 'capabilities': ['log_likelihood', 'sample'], 'likelihood_kind': 'elbo-16', 'description': 'MDLM or block diffusion: absorbing <mask> noise, SUBS; per-molecule ELBO or exact left-to-right log q.'},
     {'name': 'flow', 'capabilities': ['log_likelihood', 'sample'], 'likelihood_kind': 'iw-16', 'description': 'Categorical normalizing flow over padded token strings (see the module docstring).'},
     {'name': 'gan', 'capabilities': ['sample'], 'likelihood_kind': None, 'description': 'WGAN-GP on the standardised latent means of a nested, frozen molgen VAE; decodes with its decoder.'},
     {'name': 'transformer', 'capabilities': ['log_likelihood', 'sample'], 'likelihood_kind': 'exact', 'description': 'GPT-style model: pre-LN, GELU, causal SDPA, tied embeddings, BOS/EOS, pad excluded from loss.'},

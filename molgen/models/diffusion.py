@@ -225,7 +225,7 @@ class DiffusionConfig(ModelConfig):
 
 @MODELS.register("diffusion")
 class DiffusionModel(GenerativeModel):
-    """MDLM: absorbing <mask> noise, alpha_t = 1 - t, bidirectional backbone, SUBS, per-molecule ELBO."""
+    """MDLM or block diffusion: absorbing <mask> noise, SUBS; per-molecule ELBO or exact left-to-right log q."""
 
     name = "diffusion"
     capabilities = frozenset({"sample", "log_likelihood"})
