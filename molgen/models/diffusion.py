@@ -644,8 +644,9 @@ class DiffusionModel(GenerativeModel):
                 constrain=None, canvas: Tensor | None = None) -> tuple[list[str], Tensor | None]:
         """``n`` strings and, for a model configured (and sampling) ``left-to-right`` at temperature 1
         without guidance or a canvas, their exact log q (its default kind ``exact-ltr``; under
-        ``constrain`` the unconstrained model's, as the transformer); otherwise no log p. ``canvas``: [n, N] initial
-        canvases for infilling (free positions = the mask id V, fixed ones a token id)."""
+        ``constrain`` the unconstrained model's, as the transformer); otherwise no log p.
+        ``canvas``: [n, N] initial canvases for infilling (free positions = the mask id V, fixed ones a
+        token id)."""
         z, ll = self._draw(n, temperature=temperature, rng=rng, condition=condition, guidance=guidance,
                            constrain=constrain, canvas=canvas)
         # labelled by the model's default kind: returned only when that is exact-ltr (the configured sampler)
@@ -860,29 +861,29 @@ class DiffusionModel(GenerativeModel):
         return constrain(t, prev, lp)
 
     def _sample_blocks(self, z: Tensor, rng: RowRandom, group_lp: Callable[[KVCache, Tensor, int, int], Tensor],
-                       m: int, temperature: float, constrain: Constrain | None = None) -> tuple[Tensor, int]:
+                       m: int, temperature: float, constrain: Constrain | None = None
+                       ) -> tuple[Tensor, int, Tensor]:
         """Block by block through the KV cache, ``sampling_steps`` ancestral steps per block (or a
-        one-position sampler); (canvases, network calls). ``constrain`` (left to right only) edits each
-        position's log-probs before its draw. Returns (canvases, network calls, [n] sum of the drawn
-        tokens' log-probs at temperature 1, before ``constrain``). See the module docstring for the
-        random streams."""
+        one-position sampler); ``constrain`` (left to right only) edits each position's log-probs before
+        its draw. Returns (canvases, network calls, [n] sum of the drawn tokens' log-probs at
+        temperature 1, before ``constrain``). See the module docstring for the random streams."""
         N = z.shape[1]
         ll = torch.zeros(z.shape[0], dtype=torch.float64, device=z.device)
-        exact = self.sampler in ONE_POSITION_SAMPLERS
+        one_position = self.sampler in ONE_POSITION_SAMPLERS
         eos = self.tokenizer.eos_id
         cache = KVCache(self.net.cfg, m, z.device, next(self.parameters()).dtype)
         calls = 0
         for j, (lo, hi) in enumerate(self.blocks):
             bj = hi - lo
-            steps = bj if exact else self.sampling_steps
+            steps = bj if one_position else self.sampling_steps
             lp = None  # the group's log-probs, valid until a position of the block is revealed
             for s in range(steps):
                 masked = z[:, lo:hi] == self.mask_id
                 if not bool(masked.any()):
                     break
-                if not exact and s == steps - 1:  # the last step reveals every free position (p = 1)
+                if not one_position and s == steps - 1:  # the last step reveals every free position (p = 1)
                     reveal = masked
-                elif exact:  # one free position per row, by the sampler's order
+                elif one_position:  # one free position per row, by the sampler's order
                     if lp is None:
                         lp = group_lp(cache, z, lo, hi)
                         calls += 1
