@@ -273,7 +273,7 @@ def test_infilling_keeps_the_fixed_tokens_for_mdlm_and_block_diffusion(kekule_to
 def test_other_families_refuse_naming_those_that_can():
     for name in ("vae", "flow", "gan"):
         with pytest.raises(CapabilityError, match=r"Families that can: transformer .*diffusion"):
-            strategy_for(SimpleNamespace(name=name), parse_constraint(scaffold="c1ccccc1"))
+            strategy_for(SimpleNamespace(name=name, writes_in_order=False), parse_constraint(scaffold="c1ccccc1"))
 
 
 def test_the_vae_refuses_through_sample():

@@ -65,9 +65,8 @@ OPTIONS = {"head": "template completion: a head span before the scaffold (True /
 def strategy_for(model, constraint: Constraint, *, rooting: str = "canonical",
                  options: dict[str, Any] | None = None) -> Strategy:
     check_options("constrained_sample options", options or {}, OPTIONS)
-    cls = STRATEGIES.get(model.name)
-    if getattr(model, "writes_in_order", False):  # a diffusion model sampling left to right completes templates
-        cls = TemplateCompletion
+    # a model that writes in order (the transformer, diffusion sampled left to right) completes templates
+    cls = TemplateCompletion if model.writes_in_order else STRATEGIES.get(model.name)
     if cls is None:
         reason = REFUSALS.get(model.name, "its sampler has no token-level constraint or infilling hook")
         raise CapabilityError(f"model {model.name!r} cannot generate under a fragment constraint: {reason}. "

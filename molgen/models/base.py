@@ -226,6 +226,13 @@ class GenerativeModel(L.LightningModule):
                 f"model {self.name!r} does not support {capability!r}; it supports {sorted(self.capabilities)}")
 
     @property
+    def writes_in_order(self) -> bool:
+        """True when ``_sample`` writes the string left to right, one position per step, and so accepts a
+        ``constrain`` hook that edits each position's log-probs before its draw (fragment template
+        completion). False unless a family says otherwise."""
+        return False
+
+    @property
     def sampler_name(self) -> str:
         """How ``sample`` draws at temperature 1, as recorded with every sample (``SampleResult.sampler``):
         ``ancestral`` (x ~ p(x), token by token or in one pass) unless a family says otherwise."""

@@ -130,6 +130,11 @@ class TransformerModel(GenerativeModel):
         self.log("val/nll", -ll.mean(), prog_bar=True, batch_size=ll.shape[0], sync_dist=True)
 
     # --- sampling ------------------------------------------------------------------------------
+    @property
+    def writes_in_order(self) -> bool:
+        """Token by token with the KV cache: ``_sample`` takes ``constrain``."""
+        return True
+
     def _sample(self, n: int, *, temperature: float, rng: RowRandom, condition=None, guidance=None,
                 constrain: Constrain | None = None, use_cache: bool = True) -> tuple[list[str], Tensor | None]:
         """Ancestral sampling; token t of row i from ``rng``'s stream t of row i. ``constrain`` edits the
